@@ -1,0 +1,150 @@
+/**
+ * The only reader of `process.env`. Everything is validated once at start; a bad configuration
+ * lists every bad key and the process exits (see main.ts).
+ */
+
+export interface Config {
+  /** `postgres://…` selects a real server; unset → embedded PGlite in `dataDir`. */
+  databaseUrl: string | undefined;
+  /** Embedded database and generated secrets live here. Default `./.settle`. */
+  dataDir: string;
+  /** Default 8080. */
+  port: number;
+  /** Default `127.0.0.1`. */
+  host: string;
+  /** Bearer token for `/v1/admin/*`. Unset → generated and kept in the data directory. */
+  adminKey: string | undefined;
+  /** 32 bytes as 64 hex chars or base64. Unset → generated and kept in the data directory. */
+  encryptionKey: Buffer | undefined;
+  /** pino level. Default `info`. */
+  logLevel: string;
+  /** Maximum request body in bytes. Default 65536 (64 KiB). */
+  bodyLimit: number;
+  /** `pg` pool size. Default 20. */
+  dbPoolSize: number;
+  /** How long stored idempotent responses are kept. Default 24 hours. */
+  idempotencyRetentionHours: number;
+  /** An in-flight idempotency key whose owner has not finished after this long is presumed dead
+   *  (crashed process) and may be taken over by a retry. Default 30000 ms. */
+  idempotencyLockMs: number;
+  /** Requests per second per API key (token bucket, burst = 2×). 0 disables. Default 100. */
+  rateLimitPerSecond: number;
+  /** Redis URL for a rate limit shared across processes. Unset → per-process memory. */
+  redisUrl: string | undefined;
+  /** Outbound webhook retry delays in seconds (before jitter); after the last one the delivery
+   *  is marked failed. Default: 1m 5m 30m 2h 5h 10h 10h 12h 12h 12h (≈ 3 days in all). */
+  webhookRetrySchedule: number[];
+  /** Timeout for one outbound webhook POST. Default 10000 ms. */
+  webhookTimeoutMs: number;
+  /** Timeout for one call to a PSP over HTTP. Default 10000 ms. */
+  connectorTimeoutMs: number;
+  /** Refund sync backoff: first delay and cap, in ms. Defaults 1000 and 300000. */
+  refundSyncBaseMs: number;
+  refundSyncMaxMs: number;
+  /** How often background workers poll when idle. Default 500 ms. */
+  workerPollMs: number;
+  /** Run the background workers (outbox, refund sync, inbound webhooks, cleanup) in this process.
+   *  Default true. */
+  workersEnabled: boolean;
+  /** Allow live-mode webhook endpoints on loopback/private addresses (never in production).
+   *  Default false. */
+  allowPrivateWebhookUrls: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+export function loadConfig(env: Env = process.env): Readonly<Config> {
+  const problems: string[] = [];
+
+  const int = (key: string, def: number, min: number, max: number): number => {
+    const raw = env[key];
+    if (raw === undefined || raw === '') return def;
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${key} must be an integer from ${min} to ${max} (got "${raw}")`);
+      return def;
+    }
+    return Number(raw);
+  };
+  const bool = (key: string, def: boolean): boolean => {
+    const raw = env[key];
+    if (raw === undefined || raw === '') return def;
+    if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+    problems.push(`${key} must be true or false (got "${raw}")`);
+    return def;
+  };
+
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must start with postgres:// or postgresql://');
+  }
+
+  let encryptionKey: Buffer | undefined;
+  if (env.SETTLE_ENCRYPTION_KEY) {
+    encryptionKey = parseKey(env.SETTLE_ENCRYPTION_KEY);
+    if (!encryptionKey) {
+      problems.push('SETTLE_ENCRYPTION_KEY must be 32 bytes, as 64 hex characters or base64');
+    }
+  }
+
+  const adminKey = env.SETTLE_ADMIN_KEY || undefined;
+  if (adminKey !== undefined && adminKey.length < 24) {
+    problems.push('SETTLE_ADMIN_KEY must be at least 24 characters');
+  }
+
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+  const logLevel = (env.LOG_LEVEL || 'info').toLowerCase();
+  if (!levels.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${levels.join(', ')}`);
+
+  let webhookRetrySchedule = [60, 300, 1800, 7200, 18000, 36000, 36000, 43200, 43200, 43200];
+  if (env.WEBHOOK_RETRY_SCHEDULE) {
+    const parts = env.WEBHOOK_RETRY_SCHEDULE.split(',').map((s) => s.trim());
+    if (parts.length === 0 || parts.some((p) => !/^\d+(\.\d+)?$/.test(p))) {
+      problems.push('WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, e.g. "60,300,1800"');
+    } else {
+      webhookRetrySchedule = parts.map(Number);
+    }
+  }
+
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must start with redis://');
+
+  const config: Config = {
+    databaseUrl,
+    dataDir: env.SETTLE_DATA_DIR || './.settle',
+    port: int('PORT', 8080, 0, 65535),
+    host: env.HOST || '127.0.0.1',
+    adminKey,
+    encryptionKey,
+    logLevel,
+    bodyLimit: int('SETTLE_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    dbPoolSize: int('SETTLE_DB_POOL_SIZE', 20, 1, 500),
+    idempotencyRetentionHours: int('SETTLE_IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
+    idempotencyLockMs: int('SETTLE_IDEMPOTENCY_LOCK_MS', 30_000, 100, 3_600_000),
+    rateLimitPerSecond: int('SETTLE_RATE_LIMIT_PER_SECOND', 100, 0, 1_000_000),
+    redisUrl,
+    webhookRetrySchedule,
+    webhookTimeoutMs: int('SETTLE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+    connectorTimeoutMs: int('SETTLE_CONNECTOR_TIMEOUT_MS', 10_000, 50, 120_000),
+    refundSyncBaseMs: int('SETTLE_REFUND_SYNC_BASE_MS', 1000, 10, 3_600_000),
+    refundSyncMaxMs: int('SETTLE_REFUND_SYNC_MAX_MS', 300_000, 10, 86_400_000),
+    workerPollMs: int('SETTLE_WORKER_POLL_MS', 500, 10, 60_000),
+    workersEnabled: bool('SETTLE_WORKERS', true),
+    allowPrivateWebhookUrls: bool('SETTLE_ALLOW_PRIVATE_WEBHOOK_URLS', false),
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+function parseKey(raw: string): Buffer | undefined {
+  if (/^[0-9a-fA-F]{64}$/.test(raw)) return Buffer.from(raw, 'hex');
+  const b = Buffer.from(raw, 'base64');
+  return b.length === 32 ? b : undefined;
+}

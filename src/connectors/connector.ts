@@ -1,0 +1,138 @@
+/**
+ * The PSP interface. Every adapter (sandbox today, stripe and others later) implements it.
+ *
+ * Outcomes are three-valued on purpose. A call either returns a definite answer (success,
+ * pending, or a definite rejection), or throws `ConnectorUnknownOutcomeError` when the gateway
+ * cannot know what happened at the PSP (timeout, 5xx, dropped connection). Callers must treat the
+ * unknown outcome as "maybe done" and retry with the same idempotency key, never as a failure.
+ */
+
+/** What an adapter knows about the connector account it is acting for. */
+export interface ConnectorContext {
+  accountId: string;
+  shortId: string;
+  testMode: boolean;
+  /** Non-secret per-account settings, e.g. the sandbox's `base_url` and `pending_delay_ms`. */
+  settings: Record<string, unknown>;
+  /** Decrypted credentials; never logged. */
+  credentials: Record<string, unknown>;
+  /** The secret that signs this account's inbound webhooks; never logged. */
+  webhookSecret: string;
+}
+
+export interface AuthorizeRequest {
+  amount: number;
+  currency: string;
+  paymentMethod: string;
+  /** true → authorize and capture in one step (capture_method automatic). */
+  capture: boolean;
+  /** Deterministic per payment; the PSP does the work at most once per key. */
+  idempotencyKey: string;
+  /** The gateway's payment id, stored by the PSP as the merchant reference. */
+  reference: string;
+}
+
+export type AuthorizeResult =
+  | { outcome: 'authorized' | 'captured'; connectorRef: string }
+  | { outcome: 'declined'; connectorRef?: string; code: string; message: string };
+
+export interface CaptureRequest {
+  connectorRef: string;
+  amount: number;
+  currency: string;
+  idempotencyKey: string;
+}
+
+export type ActionResult =
+  | { outcome: 'succeeded'; connectorRef?: string }
+  | { outcome: 'rejected'; code: string; message: string };
+
+export interface CancelRequest {
+  connectorRef: string;
+  idempotencyKey: string;
+}
+
+export interface RefundRequest {
+  /** The payment's reference at the PSP. */
+  paymentRef: string;
+  amount: number;
+  currency: string;
+  reason?: string | null;
+  /** `settle_<refund id>`: the same on every retry of the same refund. */
+  idempotencyKey: string;
+  /** The gateway's refund id, echoed back by the PSP in its webhooks (how they converge). */
+  reference: string;
+}
+
+export type RefundResult =
+  | { status: 'succeeded' | 'pending'; connectorRef: string }
+  | { status: 'failed'; connectorRef?: string; code: string; message: string };
+
+export interface RefundStatusRequest {
+  /** Known once the PSP has answered at least once. */
+  connectorRef?: string | null;
+  paymentRef: string;
+  idempotencyKey: string;
+}
+
+/** A refund as the PSP reports it in a webhook. */
+export interface ConnectorRefundReport {
+  connectorRef: string;
+  amount: number;
+  status: 'succeeded' | 'pending' | 'failed';
+  /** The gateway's refund id when the refund was made through the gateway; absent for refunds
+   *  made in the PSP's own dashboard. */
+  reference?: string | null;
+  failureCode?: string | null;
+  failureMessage?: string | null;
+}
+
+export type ConnectorEvent =
+  | {
+      id: string;
+      type: 'payment.refunded';
+      paymentRef: string;
+      /** Cumulative amount refunded at the PSP for this payment. */
+      amountRefunded: number;
+      refunds: ConnectorRefundReport[];
+    }
+  | {
+      id: string;
+      type: 'refund.updated';
+      paymentRef?: string | null;
+      refund: ConnectorRefundReport;
+    };
+
+export interface InboundWebhook {
+  rawBody: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface Connector {
+  readonly name: string;
+  authorize(ctx: ConnectorContext, req: AuthorizeRequest): Promise<AuthorizeResult>;
+  capture(ctx: ConnectorContext, req: CaptureRequest): Promise<ActionResult>;
+  cancel(ctx: ConnectorContext, req: CancelRequest): Promise<ActionResult>;
+  refund(ctx: ConnectorContext, req: RefundRequest): Promise<RefundResult>;
+  /** Asks the PSP where a refund stands (the sync worker's status query). Throws
+   *  `ConnectorUnknownOutcomeError` when the PSP cannot be asked; returns `failed` with code
+   *  `refund_not_found` when the PSP has no refund under that key. */
+  refundStatus(ctx: ConnectorContext, req: RefundStatusRequest): Promise<RefundResult>;
+  /** Checks the connector's own signature scheme (with `ctx.webhookSecret`), including the
+   *  timestamp tolerance. */
+  verifyWebhook(ctx: ConnectorContext, webhook: InboundWebhook): boolean;
+  /** Parses a verified body; throws on a body it cannot understand. */
+  parseWebhook(rawBody: string): ConnectorEvent;
+}
+
+/** The PSP may or may not have acted: retry with the same idempotency key or ask for the status. */
+export class ConnectorUnknownOutcomeError extends Error {
+  constructor(message: string, override readonly cause?: unknown) {
+    super(message);
+    this.name = 'ConnectorUnknownOutcomeError';
+  }
+}
+
+export type ConnectorRegistry = ReadonlyMap<string, Connector>;
+
+export const SUPPORTED_CONNECTORS = ['sandbox'] as const;

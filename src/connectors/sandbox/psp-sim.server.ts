@@ -1,0 +1,532 @@
+/**
+ * psp-sim: the sandbox PSP behind a real HTTP server, with fault injection, so the gateway can be
+ * tested against timeouts, 5xx, lost responses and late/duplicated/reordered webhooks over a real
+ * network. The HTTP API is documented in docs/psp-sim.md.
+ *
+ * The PSP API (`/v1/*`) is what the gateway's sandbox connector calls; the operator API
+ * (`/_sim/*`) is what tests and humans use to play the merchant's dashboard, the bank, and the
+ * network. Faults apply only to the PSP API.
+ */
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { ActionResult, AuthorizeResult, RefundResult } from '../connector.js';
+import { createLogger } from '../../lib/logger.js';
+import { SandboxPsp, SandboxPspError } from './sandbox-psp.js';
+import { SimFaultState, simFaultsSchema, type SimFaultsInput, type SimOp } from './psp-sim.faults.js';
+import { SimWebhookDispatcher } from './psp-sim.webhooks.js';
+
+export interface PspSimOptions {
+  /** The PSP state the server exposes. Default a new `SandboxPsp`. */
+  psp?: SandboxPsp;
+  /** A logger instance, or true for Fastify's default logger. Default false (silent). */
+  logger?: FastifyBaseLogger | boolean;
+  /** HTTP client for webhooks. Default the global `fetch`. */
+  fetch?: typeof fetch;
+}
+
+export interface PspSimHandle {
+  /** `http://host:port`, without a trailing slash. */
+  url: string;
+  app: FastifyInstance;
+  psp: SandboxPsp;
+  close(): Promise<void>;
+}
+
+/** Default port of `settle psp-sim`. */
+export const DEFAULT_PSP_SIM_PORT = 4100;
+export const DEFAULT_PSP_SIM_HOST = '127.0.0.1';
+
+/** HTTP status for each definite refusal; anything unlisted is a 400. */
+const STATUS_BY_CODE: Record<string, number> = {
+  card_declined: 402,
+  invalid_payment_method: 402,
+  invalid_api_key: 401,
+  payment_not_found: 404,
+  refund_not_found: 404,
+  route_not_found: 404,
+  payment_already_captured: 409,
+  payment_canceled: 409,
+  payment_declined: 409,
+  payment_not_refundable: 409,
+  refund_failed: 409,
+};
+
+interface SimReply {
+  status: number;
+  body: unknown;
+}
+
+const errorReply = (code: string, message: string, extra: Record<string, unknown> = {}): SimReply => ({
+  status: STATUS_BY_CODE[code] ?? 400,
+  body: { error: { code, message, ...extra } },
+});
+
+const amountSchema = { type: 'integer', minimum: 1, maximum: 999_999_999_999 } as const;
+const nullableString = { anyOf: [{ type: 'string', maxLength: 500 }, { type: 'null' }] } as const;
+const refParams = { type: 'object', required: ['ref'], properties: { ref: { type: 'string', minLength: 1 } } } as const;
+
+export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
+  const psp = opts.psp ?? new SandboxPsp();
+  const app = Fastify({
+    ...(typeof opts.logger === 'object' ? { loggerInstance: opts.logger } : { logger: opts.logger ?? false }),
+    // Held ("timeout") connections are not idle, so close must destroy every socket itself.
+    forceCloseConnections: true,
+    // Strict bodies: an unknown field is an error, and nothing is silently coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  });
+
+  const faults = new SimFaultState();
+  const webhooks = new SimWebhookDispatcher({ faults: () => faults.current.webhook, logger: app.log, fetch: opts.fetch });
+  const unsubscribe = psp.onEvent((event, accountId) => webhooks.dispatch(accountId, event));
+  const closing = new AbortController();
+  const heldSockets = new Set<Socket>();
+
+  app.addHook('preClose', async () => {
+    closing.abort();
+    webhooks.close();
+    unsubscribe();
+    for (const socket of heldSockets) socket.destroy();
+  });
+
+  // An empty body with `Content-Type: application/json` is "no body", not a 400 (e.g. cancel).
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(Object.assign(new Error('body is not valid JSON'), { statusCode: 400 }), undefined);
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError, _request, reply) => {
+    if (err instanceof SandboxPspError) return send(reply, errorReply(err.code, err.message));
+    if (err.validation || (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)) {
+      return reply.code(err.statusCode ?? 400).send({ error: { code: 'invalid_request', message: err.message } });
+    }
+    if (closing.signal.aborted) return reply.code(503).send({ error: { code: 'shutting_down', message: 'psp-sim is closing' } });
+    app.log.error({ err }, 'psp-sim internal error');
+    return reply.code(500).send({ error: { code: 'internal_error', message: 'Internal error in psp-sim.' } });
+  });
+  app.setNotFoundHandler((request, reply) =>
+    send(reply, errorReply('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`)),
+  );
+
+  /**
+   * Runs one PSP API operation under the fault configuration: latency, then maybe never answer,
+   * answer 500 without applying, or apply and drop the response.
+   */
+  async function faulted(op: SimOp, request: FastifyRequest, reply: FastifyReply, apply: () => SimReply): Promise<unknown> {
+    const decision = faults.decide(op);
+    const latency = faults.targets(op) ? faults.current.latency_ms : 0;
+    if (latency > 0) await sleep(latency, undefined, { signal: closing.signal });
+
+    if (decision === 'timeout') {
+      // Never answer; the socket is released when the client gives up or the server closes.
+      reply.hijack();
+      const socket = request.raw.socket;
+      heldSockets.add(socket);
+      socket.once('close', () => heldSockets.delete(socket));
+      return undefined;
+    }
+    if (decision === 'error') return send(reply, { status: 500, body: { error: { code: 'sim_injected_error', message: 'Injected failure; the operation was not applied.' } } });
+
+    const result = apply();
+    if (decision === 'drop') {
+      // Applied, then the answer is lost: the client sees a reset connection and cannot know.
+      reply.hijack();
+      request.raw.socket.destroy();
+      return undefined;
+    }
+    return send(reply, result);
+  }
+
+  // ------------------------------------------------------------------------------ PSP API (/v1)
+
+  app.register(async (api) => {
+    api.addHook('onRequest', async (request, reply) => {
+      if (!/^Bearer sk_\S+$/.test(request.headers.authorization ?? '')) {
+        return send(reply, errorReply('invalid_api_key', 'Missing or invalid API key (expected "Authorization: Bearer sk_…").'));
+      }
+      if (request.method === 'POST' && !idempotencyKey(request)) {
+        return send(reply, errorReply('idempotency_key_required', 'The Idempotency-Key header is required.'));
+      }
+    });
+
+    api.post<{
+      Body: { amount: number; currency: string; payment_method: string; capture: boolean; reference: string | null };
+    }>(
+      '/v1/payments',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['amount', 'currency', 'payment_method'],
+            properties: {
+              amount: amountSchema,
+              currency: { type: 'string', pattern: '^[A-Za-z]{3}$' },
+              payment_method: { type: 'string', minLength: 1, maxLength: 100 },
+              capture: { type: 'boolean', default: true },
+              reference: nullableString,
+            },
+          },
+        },
+      },
+      (request, reply) =>
+        faulted('authorize', request, reply, () => {
+          const b = request.body;
+          const result = psp.authorize({
+            amount: b.amount,
+            currency: b.currency,
+            paymentMethod: b.payment_method,
+            capture: b.capture,
+            reference: b.reference ?? null,
+            idempotencyKey: idempotencyKey(request),
+            accountId: account(request),
+          });
+          return authorizeReply(psp, result);
+        }),
+    );
+
+    api.post<{ Params: { ref: string }; Body: { amount?: number; currency?: string } | undefined }>(
+      '/v1/payments/:ref/capture',
+      {
+        schema: {
+          params: refParams,
+          body: {
+            type: ['object', 'null'],
+            additionalProperties: false,
+            properties: { amount: amountSchema, currency: { type: 'string', pattern: '^[A-Za-z]{3}$' } },
+          },
+        },
+      },
+      (request, reply) =>
+        faulted('capture', request, reply, () => {
+          const { ref } = request.params;
+          const result = psp.capture({
+            connectorRef: ref,
+            // No amount → capture everything authorized.
+            amount: request.body?.amount ?? psp.ensurePayment(ref, account(request))?.amount ?? 0,
+            currency: request.body?.currency,
+            idempotencyKey: idempotencyKey(request),
+            accountId: account(request),
+          });
+          return actionReply(psp, result);
+        }),
+    );
+
+    api.post<{ Params: { ref: string } }>(
+      '/v1/payments/:ref/cancel',
+      { schema: { params: refParams, body: { type: ['object', 'null'], additionalProperties: false, properties: {} } } },
+      (request, reply) =>
+        faulted('cancel', request, reply, () =>
+          actionReply(
+            psp,
+            psp.cancel({ connectorRef: request.params.ref, idempotencyKey: idempotencyKey(request), accountId: account(request) }),
+          ),
+        ),
+    );
+
+    api.post<{
+      Body: {
+        payment_ref: string;
+        amount: number;
+        currency?: string;
+        reason?: string | null;
+        reference?: string | null;
+        pending_delay_ms?: number;
+      };
+    }>(
+      '/v1/refunds',
+      {
+        schema: {
+          body: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['payment_ref', 'amount'],
+            properties: {
+              payment_ref: { type: 'string', minLength: 1 },
+              amount: amountSchema,
+              currency: { type: 'string', pattern: '^[A-Za-z]{3}$' },
+              reason: nullableString,
+              reference: nullableString,
+              pending_delay_ms: { type: 'integer', minimum: 0, maximum: 3_600_000 },
+            },
+          },
+        },
+      },
+      (request, reply) =>
+        faulted('refund', request, reply, () => {
+          const b = request.body;
+          const result = psp.refund({
+            paymentRef: b.payment_ref,
+            amount: b.amount,
+            currency: b.currency,
+            reason: b.reason ?? null,
+            reference: b.reference ?? null,
+            idempotencyKey: idempotencyKey(request),
+            accountId: account(request),
+            pendingDelayMs: faults.current.pending_delay_ms ?? b.pending_delay_ms,
+            forcePending: faults.current.force_pending,
+          });
+          return refundReply(psp, result);
+        }),
+    );
+
+    const statusQuery = {
+      type: 'object',
+      properties: { idempotency_key: { type: 'string', minLength: 1 }, payment_ref: { type: 'string', minLength: 1 } },
+    } as const;
+
+    api.get<{ Querystring: { idempotency_key?: string; payment_ref?: string } }>(
+      '/v1/refunds',
+      { schema: { querystring: { ...statusQuery, required: ['idempotency_key', 'payment_ref'] } } },
+      (request, reply) =>
+        faulted('refund_status', request, reply, () => {
+          const { idempotency_key: key = '', payment_ref: paymentRef = '' } = request.query;
+          return refundReply(psp, psp.refundStatus({ paymentRef, idempotencyKey: key, accountId: account(request) }));
+        }),
+    );
+
+    api.get<{ Params: { ref: string }; Querystring: { idempotency_key?: string; payment_ref?: string } }>(
+      '/v1/refunds/:ref',
+      { schema: { params: refParams, querystring: statusQuery } },
+      (request, reply) =>
+        faulted('refund_status', request, reply, () => {
+          const { ref } = request.params;
+          const { idempotency_key: key, payment_ref: paymentRef } = request.query;
+          // With key and payment, the same lookup as the in-process connector (ref, then key).
+          if (key && paymentRef) {
+            return refundReply(psp, psp.refundStatus({ connectorRef: ref, paymentRef, idempotencyKey: key, accountId: account(request) }));
+          }
+          const view = psp.refundView(ref);
+          if (!view || (paymentRef && view.payment_ref !== paymentRef)) return errorReply('refund_not_found', `No such refund: ${ref}.`);
+          return { status: 200, body: view };
+        }),
+    );
+  });
+
+  // ------------------------------------------------------------------------- operator API (/_sim)
+
+  app.get('/_sim/healthz', async () => ({ ok: true }));
+
+  app.put<{ Params: { accountId: string }; Body: { url: string; secret: string } }>(
+    '/_sim/accounts/:accountId/webhook',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url', 'secret'],
+          properties: { url: { type: 'string', pattern: '^https?://' }, secret: { type: 'string', minLength: 1 } },
+        },
+      },
+    },
+    async (request) => {
+      const { url, secret } = request.body;
+      try {
+        new URL(url);
+      } catch {
+        throw new SandboxPspError('invalid_request', `Not a URL: ${url}.`);
+      }
+      webhooks.setTarget(request.params.accountId, { url, secret });
+      return { account_id: request.params.accountId, url };
+    },
+  );
+
+  app.delete<{ Params: { accountId: string } }>('/_sim/accounts/:accountId/webhook', async (request) => ({
+    account_id: request.params.accountId,
+    deleted: webhooks.deleteTarget(request.params.accountId),
+  }));
+
+  app.get('/_sim/faults', async () => faults.current);
+  app.put<{ Body: SimFaultsInput }>('/_sim/faults', { schema: { body: simFaultsSchema } }, async (request) =>
+    faults.set(request.body ?? {}),
+  );
+  app.delete('/_sim/faults', async () => faults.reset());
+
+  app.post<{ Params: { ref: string }; Body: { amount?: number } | undefined }>(
+    '/_sim/payments/:ref/refunds',
+    {
+      schema: {
+        params: refParams,
+        body: { type: ['object', 'null'], additionalProperties: false, properties: { amount: amountSchema } },
+      },
+    },
+    async (request, reply) => {
+      const refund = psp.dashboardRefund(request.params.ref, request.body?.amount, {
+        pendingDelayMs: faults.current.pending_delay_ms ?? undefined,
+        forcePending: faults.current.force_pending,
+      });
+      return reply.code(201).send(refund);
+    },
+  );
+
+  app.post<{ Params: { ref: string }; Body: { code?: string; message?: string } | undefined }>(
+    '/_sim/refunds/:ref/fail',
+    {
+      schema: {
+        params: refParams,
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: { code: { type: 'string', minLength: 1, maxLength: 100 }, message: { type: 'string', maxLength: 500 } },
+        },
+      },
+    },
+    async (request) => psp.failRefund(request.params.ref, request.body?.code, request.body?.message),
+  );
+
+  app.post<{ Params: { ref: string } }>('/_sim/refunds/:ref/complete', { schema: { params: refParams } }, async (request) =>
+    psp.completeRefund(request.params.ref),
+  );
+
+  app.post<{ Body: { payment_ref?: string } | undefined }>(
+    '/_sim/refunds/settle_pending',
+    {
+      schema: {
+        body: { type: ['object', 'null'], additionalProperties: false, properties: { payment_ref: { type: 'string', minLength: 1 } } },
+      },
+    },
+    async (request) => ({ settled: psp.settlePending(request.body?.payment_ref) }),
+  );
+
+  app.get<{ Params: { ref: string } }>('/_sim/payments/:ref', { schema: { params: refParams } }, async (request) =>
+    psp.totals(request.params.ref),
+  );
+
+  app.get('/_sim/stats', async () => psp.stats());
+
+  app.post('/_sim/webhooks/flush', async () => ({ released: webhooks.flush() }));
+
+  app.get<{ Querystring: { account_id?: string; payment_ref?: string; type?: string } }>('/_sim/events', async (request) => ({
+    data: webhooks.list({
+      accountId: request.query.account_id,
+      paymentRef: request.query.payment_ref,
+      type: request.query.type,
+    }),
+  }));
+
+  return app;
+}
+
+/** Builds the sim and listens. `port` defaults to 4100 (0 = a free port), `host` to 127.0.0.1. */
+export async function startPspSim(
+  opts: { port?: number; host?: string } & PspSimOptions = {},
+): Promise<PspSimHandle> {
+  const psp = opts.psp ?? new SandboxPsp();
+  const app = buildPspSim({ ...opts, psp });
+  const host = opts.host ?? DEFAULT_PSP_SIM_HOST;
+  await app.listen({ port: opts.port ?? DEFAULT_PSP_SIM_PORT, host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : opts.port ?? DEFAULT_PSP_SIM_PORT;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    url,
+    app,
+    psp,
+    close: async () => {
+      await app.close();
+      psp.dispose();
+    },
+  };
+}
+
+/**
+ * Entry point of `settle psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn]`: starts the
+ * sim, prints one line `psp-sim listening on <url>` to stdout (logs go to stderr), and closes on
+ * SIGTERM/SIGINT, then exits.
+ */
+export async function runPspSim(argv: string[]): Promise<PspSimHandle> {
+  const args = parseArgs(argv);
+  const logger = createLogger(args.logLevel, process.stderr).child({ component: 'psp-sim' });
+  const handle = await startPspSim({ port: args.port, host: args.host, logger });
+  process.stdout.write(`psp-sim listening on ${handle.url}\n`);
+
+  let stopping = false;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'psp-sim closing');
+    handle.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'psp-sim close failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+  return handle;
+}
+
+function parseArgs(argv: string[]): { port: number; host: string; logLevel: string } {
+  const out = { port: DEFAULT_PSP_SIM_PORT, host: DEFAULT_PSP_SIM_HOST, logLevel: 'warn' };
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined || v === '') throw new Error(`psp-sim: ${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--port': {
+        const raw = value();
+        const port = Number(raw);
+        if (!/^\d+$/.test(raw) || port > 65535) throw new Error(`psp-sim: --port must be 0-65535, got ${raw}`);
+        out.port = port;
+        break;
+      }
+      case '--host':
+        out.host = value();
+        break;
+      case '--log-level':
+        out.logLevel = value();
+        break;
+      default:
+        throw new Error(`psp-sim: unknown argument ${arg} (usage: psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn])`);
+    }
+  }
+  return out;
+}
+
+// --------------------------------------------------------------------------------------- replies
+
+function idempotencyKey(request: FastifyRequest): string {
+  const value = request.headers['idempotency-key'];
+  return typeof value === 'string' ? value.trim() : '';
+}
+
+function account(request: FastifyRequest): string {
+  const value = request.headers['sandbox-account'];
+  return typeof value === 'string' ? value : '';
+}
+
+function send(reply: FastifyReply, r: SimReply): FastifyReply {
+  return reply.code(r.status).send(r.body);
+}
+
+function authorizeReply(psp: SandboxPsp, result: AuthorizeResult): SimReply {
+  if (result.outcome === 'declined') {
+    return errorReply(result.code, result.message, result.connectorRef ? { payment_ref: result.connectorRef } : {});
+  }
+  return { status: 200, body: psp.paymentView(result.connectorRef) };
+}
+
+function actionReply(psp: SandboxPsp, result: ActionResult): SimReply {
+  if (result.outcome === 'rejected') return errorReply(result.code, result.message);
+  return { status: 200, body: result.connectorRef ? psp.paymentView(result.connectorRef) : {} };
+}
+
+/** A refund that exists is answered as a refund object (even a failed one); a refusal as an error. */
+function refundReply(psp: SandboxPsp, result: RefundResult): SimReply {
+  const view = result.connectorRef ? psp.refundView(result.connectorRef) : undefined;
+  if (view) return { status: 200, body: view };
+  if (result.status === 'failed') return errorReply(result.code, result.message);
+  return errorReply('refund_not_found', 'The refund disappeared.');
+}

@@ -1,0 +1,197 @@
+/**
+ * Webhook delivery for the psp-sim: signs each PSP event with the account's secret and POSTs it
+ * to the account's registered URL, with the webhook faults (delay, duplicates, reordering) applied.
+ * Kept simple on purpose — it is a test tool — but it is real HTTP with retries, so the gateway's
+ * inbound endpoint is exercised exactly as a PSP would exercise it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyBaseLogger } from 'fastify';
+import { signSandboxWebhook, SANDBOX_SIGNATURE_HEADER } from './sandbox-signature.js';
+import type { SandboxWebhookEvent } from './sandbox-webhook.js';
+import type { SimWebhookFaults } from './psp-sim.faults.js';
+
+export interface SimWebhookTarget {
+  url: string;
+  secret: string;
+}
+
+export type SimEventStatus = 'scheduled' | 'held' | 'delivered' | 'failed' | 'no_target' | 'disabled';
+
+/** An event as `GET /_sim/events` shows it. */
+export interface SimEventRecord {
+  event: SandboxWebhookEvent;
+  account_id: string;
+  status: SimEventStatus;
+  /** HTTP attempts made, copies and retries included. */
+  attempts: number;
+  /** Attempts answered with a 2xx (2 for a delivered duplicate). */
+  deliveries: number;
+  last_error: string | null;
+}
+
+export interface SimWebhookDispatcherOptions {
+  /** The live webhook faults (read at each event). */
+  faults: () => SimWebhookFaults;
+  logger: FastifyBaseLogger;
+  /** Default the global `fetch`. */
+  fetch?: typeof fetch;
+  /** Attempts per copy of an event before giving up. Default 4. */
+  maxAttempts?: number;
+  /** Wait before the first retry, doubled for each further one. Default 100 ms. */
+  backoffMs?: number;
+  /** Timeout of one attempt. Default 5000 ms. */
+  attemptTimeoutMs?: number;
+  /** With `reorder`, a batch is sent (reversed) once it has this many events. Default 3. */
+  reorderBatchSize?: number;
+  /** With `reorder`, a smaller batch is sent (reversed) after this long. Default 250 ms. */
+  reorderHoldMs?: number;
+  /** Events kept for `GET /_sim/events`; the oldest are dropped beyond. Default 10000. */
+  maxEvents?: number;
+}
+
+interface Entry {
+  record: SimEventRecord;
+  rawBody: string;
+  copies: number;
+  delayMs: number;
+}
+
+export class SimWebhookDispatcher {
+  private readonly targets = new Map<string, SimWebhookTarget>();
+  private readonly entries: Entry[] = [];
+  private held: Entry[] = [];
+  private holdTimer: NodeJS.Timeout | undefined;
+  private readonly stop = new AbortController();
+  private readonly doFetch: typeof fetch;
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
+  private readonly attemptTimeoutMs: number;
+  private readonly reorderBatchSize: number;
+  private readonly reorderHoldMs: number;
+  private readonly maxEvents: number;
+
+  constructor(private readonly opts: SimWebhookDispatcherOptions) {
+    this.doFetch = opts.fetch ?? fetch;
+    this.maxAttempts = opts.maxAttempts ?? 4;
+    this.backoffMs = opts.backoffMs ?? 100;
+    this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 5000;
+    this.reorderBatchSize = opts.reorderBatchSize ?? 3;
+    this.reorderHoldMs = opts.reorderHoldMs ?? 250;
+    this.maxEvents = opts.maxEvents ?? 10_000;
+  }
+
+  setTarget(accountId: string, target: SimWebhookTarget): void {
+    this.targets.set(accountId, target);
+  }
+
+  deleteTarget(accountId: string): boolean {
+    return this.targets.delete(accountId);
+  }
+
+  dispatch(accountId: string, event: SandboxWebhookEvent): void {
+    const faults = this.opts.faults();
+    const entry: Entry = {
+      record: { event, account_id: accountId, status: 'scheduled', attempts: 0, deliveries: 0, last_error: null },
+      rawBody: JSON.stringify(event),
+      copies: faults.duplicate ? 2 : 1,
+      delayMs: faults.delay_ms,
+    };
+    this.entries.push(entry);
+    if (this.entries.length > this.maxEvents) this.entries.splice(0, this.entries.length - this.maxEvents);
+
+    if (!faults.enabled) entry.record.status = 'disabled';
+    else if (!this.targets.has(accountId)) entry.record.status = 'no_target';
+    else if (faults.reorder) this.hold(entry);
+    else void this.sendLater([entry]);
+  }
+
+  /** Sends every held (reorder) event now, reversed. Returns how many were released. */
+  flush(): number {
+    const batch = this.held;
+    this.held = [];
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    if (batch.length > 0) void this.sendLater(batch.reverse());
+    return batch.length;
+  }
+
+  list(filter: { accountId?: string; paymentRef?: string; type?: string } = {}): SimEventRecord[] {
+    return this.entries
+      .map((e) => e.record)
+      .filter(
+        (r) =>
+          (filter.accountId === undefined || r.account_id === filter.accountId) &&
+          (filter.paymentRef === undefined || r.event.data.payment_ref === filter.paymentRef) &&
+          (filter.type === undefined || r.event.type === filter.type),
+      );
+  }
+
+  /** Stops every timer and in-flight delivery (server close). */
+  close(): void {
+    this.stop.abort();
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+  }
+
+  private hold(entry: Entry): void {
+    entry.record.status = 'held';
+    this.held.push(entry);
+    if (this.held.length >= this.reorderBatchSize) this.flush();
+    else this.holdTimer ??= setTimeout(() => this.flush(), this.reorderHoldMs);
+  }
+
+  /** Sends a batch one event at a time (so the order the receiver sees is the batch order). */
+  private async sendLater(batch: Entry[]): Promise<void> {
+    for (const entry of batch) entry.record.status = 'scheduled';
+    try {
+      const delayMs = Math.max(...batch.map((e) => e.delayMs));
+      if (delayMs > 0) await sleep(delayMs, undefined, { signal: this.stop.signal });
+      for (const entry of batch) {
+        let delivered = true;
+        for (let copy = 0; copy < entry.copies; copy += 1) delivered = (await this.deliverCopy(entry)) && delivered;
+        entry.record.status = delivered ? 'delivered' : 'failed';
+      }
+    } catch (err) {
+      if (!this.stop.signal.aborted) this.opts.logger.error({ err }, 'psp-sim webhook delivery crashed');
+    }
+  }
+
+  private async deliverCopy(entry: Entry): Promise<boolean> {
+    const { record } = entry;
+    for (let attempt = 1; attempt <= this.maxAttempts; attempt += 1) {
+      // Looked up on each attempt so re-registering a target redirects retries too.
+      const target = this.targets.get(record.account_id);
+      if (!target) {
+        record.last_error = 'no webhook target registered';
+        return false;
+      }
+      record.attempts += 1;
+      try {
+        const res = await this.doFetch(target.url, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'settle-psp-sim',
+            [SANDBOX_SIGNATURE_HEADER]: signSandboxWebhook(target.secret, entry.rawBody),
+          },
+          body: entry.rawBody,
+          signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.attemptTimeoutMs)]),
+        });
+        await res.arrayBuffer(); // drain, so the connection can be reused
+        if (res.ok) {
+          record.deliveries += 1;
+          return true;
+        }
+        record.last_error = `HTTP ${res.status}`;
+      } catch (err) {
+        if (this.stop.signal.aborted) throw err;
+        record.last_error = err instanceof Error ? err.message : String(err);
+      }
+      this.opts.logger.warn({ event_id: record.event.id, attempt, error: record.last_error }, 'psp-sim webhook attempt failed');
+      if (attempt < this.maxAttempts) {
+        await sleep(this.backoffMs * 2 ** (attempt - 1), undefined, { signal: this.stop.signal });
+      }
+    }
+    return false;
+  }
+}

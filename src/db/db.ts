@@ -1,0 +1,52 @@
+/**
+ * One database handle over two backends that speak the same SQL: `pg` for a real PostgreSQL
+ * server, PGlite (PostgreSQL compiled to WASM) in-process. Transactions are opened here and only
+ * here, and handed to callers as an explicit `Tx` parameter.
+ */
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+}
+
+/** A handle inside an open transaction. */
+export type Tx = Queryable;
+
+export interface Db extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `fn` in a READ COMMITTED transaction; retried on deadlock or serialization failure. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Runs a script of several statements (migrations). */
+  exec(sql: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** SQLSTATEs after which the whole transaction may safely be run again. */
+export const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+
+/** int8 → number, refusing anything past 2^53 rather than silently rounding money. */
+export function parseInt8(value: string | number | bigint): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n)) throw new Error(`int8 value ${String(value)} exceeds the safe integer range`);
+  return n;
+}
+
+export function sqlState(err: unknown): string | undefined {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export async function withRetry<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await run();
+    } catch (err) {
+      const state = sqlState(err);
+      if (i >= attempts || !state || !RETRYABLE_SQLSTATES.has(state)) throw err;
+      await new Promise((r) => setTimeout(r, Math.random() * 10 * i));
+    }
+  }
+}

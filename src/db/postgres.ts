@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { parseInt8, sqlState, withRetry, type Db, type QueryResult, type Tx } from './db.js';
+
+pg.types.setTypeParser(pg.types.builtins.INT8, parseInt8);
+
+export interface PostgresOptions {
+  connectionString: string;
+  /** Pool size. Default 20. */
+  max?: number;
+  /** Reported to the server as application_name. Default `settle`. */
+  applicationName?: string;
+  /** Run data statements as named prepared statements (parsed and planned once per connection).
+   *  Default true. */
+  prepare?: boolean;
+}
+
+/** Statements worth preparing: data statements, not DDL or transaction control. */
+const PREPARABLE = /^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b/i;
+/** Distinct statement texts prepared per process; past this, statements run unnamed. The gateway
+ *  issues a few dozen; the cap only guards against a caller that builds SQL without bound. */
+const MAX_PREPARED = 1000;
+const names = new Map<string, string>();
+
+/**
+ * The prepared-statement name of a statement text (stable across connections and processes), or
+ * undefined when it runs unnamed.
+ */
+export function preparedName(sql: string): string | undefined {
+  let name = names.get(sql);
+  if (name === undefined) {
+    if (names.size >= MAX_PREPARED || !PREPARABLE.test(sql)) return undefined;
+    name = `settle_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+    names.set(sql, name);
+  }
+  return name;
+}
+
+/**
+ * A prepared `SELECT *` refuses to run once its table gained a column (a migration applied by a
+ * newer process meanwhile). The connection is dropped and the work retried on a fresh one, which
+ * prepares the statement again.
+ */
+function isStalePlan(err: unknown): boolean {
+  return sqlState(err) === '0A000' && /cached plan must not change result type/.test(String((err as Error).message));
+}
+
+export function createPostgresDb(opts: PostgresOptions): Db {
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max: opts.max ?? 20,
+    application_name: opts.applicationName ?? 'settle',
+    connectionTimeoutMillis: 10_000,
+  });
+  // A backend that dies while idle in the pool (server restart, pg_terminate_backend) surfaces
+  // here; the pool drops the client and the next query gets a fresh connection.
+  pool.on('error', () => {});
+  // A fresh connection can report its backend's death in the same socket read as its
+  // ReadyForQuery: pg-pool hands the client out and drops its idle listener synchronously, and
+  // the caller's own listener (checkout) is only attached after `await pool.connect()` resumes —
+  // in between, an 'error' event with no listener kills the process. A listener for the life of
+  // every client closes that gap; a client that failed is not queryable, its next query rejects
+  // and it is discarded on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const prepare = opts.prepare ?? true;
+
+  const run = async <T>(client: pg.PoolClient, sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> => {
+    const name = prepare ? preparedName(sql) : undefined;
+    const r = name
+      ? await client.query({ name, text: sql, values: params as unknown[] })
+      : await client.query(sql, params as unknown[]);
+    return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+  };
+
+  /**
+   * A pooled connection for the caller's own use. While it is checked out, a connection that dies
+   * (server restart, pg_terminate_backend) reports an 'error' on the client: without a listener
+   * that would crash the process, so it is noted here and the connection is dropped on release.
+   */
+  const checkout = async () => {
+    const client = await pool.connect();
+    let dead: Error | undefined;
+    const onError = (err: Error) => {
+      dead = err;
+    };
+    client.on('error', onError);
+    return {
+      client,
+      release(err?: Error | boolean) {
+        client.removeListener('error', onError);
+        client.release(err || dead);
+      },
+    };
+  };
+
+  const query = async <T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> => {
+    for (let attempt = 1; ; attempt++) {
+      const c = await checkout();
+      try {
+        const r = await run<T>(c.client, sql, params);
+        c.release();
+        return r;
+      } catch (err) {
+        // as pg's pool.query does: a connection that saw an error is not reused
+        c.release(err as Error);
+        if (!isStalePlan(err) || attempt > 1) throw err;
+      }
+    }
+  };
+
+  return {
+    kind: 'postgres',
+    query,
+    async exec(sql) {
+      await pool.query(sql);
+    },
+    transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      let staleRetried = false;
+      const attempt = async (): Promise<T> => {
+        const c = await checkout();
+        let broken = false;
+        try {
+          await c.client.query('BEGIN');
+          const tx: Tx = { query: <R>(sql: string, params?: readonly unknown[]) => run<R>(c.client, sql, params) };
+          const result = await fn(tx);
+          await c.client.query('COMMIT');
+          return result;
+        } catch (err) {
+          try {
+            await c.client.query('ROLLBACK');
+          } catch {
+            broken = true;
+          }
+          if (isStalePlan(err)) broken = true;
+          throw err;
+        } finally {
+          c.release(broken);
+        }
+      };
+      return withRetry(async () => {
+        try {
+          return await attempt();
+        } catch (err) {
+          if (!isStalePlan(err) || staleRetried) throw err;
+          staleRetried = true;
+          return attempt();
+        }
+      });
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}

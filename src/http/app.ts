@@ -1,0 +1,267 @@
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from '../config.js';
+import type { Db } from '../db/db.js';
+import { migrationsApplied } from '../db/migrate.js';
+import { newId } from '../lib/ids.js';
+import type { Logger } from '../lib/logger.js';
+import { requestHash, validateKey, type IdempotencyScope } from '../modules/idempotency/idempotency.service.js';
+import type { AuthContext } from '../modules/merchants/merchants.service.js';
+import type { Services } from '../services.js';
+import { AppError, errorBody, invalidParam, isStorableStatus } from './errors.js';
+import { registerRoutes } from './routes.js';
+import { findUnstorableText, validatorCompiler } from './validation.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    auth?: AuthContext;
+    idem?: IdempotencyScope;
+    /** The body exactly as received (inbound webhook signatures are computed over it). */
+    rawBody?: string;
+    startedAt: bigint;
+  }
+  interface FastifyContextConfig {
+    /** Who may call the route. Default `merchant`. */
+    auth?: 'merchant' | 'admin' | 'none';
+    /** Feature switch checked right after authentication (403 feature_disabled when off). */
+    feature?: string;
+  }
+}
+
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  logger: Logger;
+  services: Services;
+  adminKey: string;
+  /** Shared rate-limit store across processes, when configured. */
+  redis?: Redis;
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, services, logger } = deps;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // one line per request is written by our onResponse hook, with the route and status
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'request_id' }),
+    genReqId: () => newId('req'),
+    requestIdHeader: false,
+    bodyLimit: config.bodyLimit,
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
+    return503OnClosing: true,
+    // malformed percent-encoding, over-long path parameters: same envelope and Request-Id as every error
+    frameworkErrors: (err, req, reply) => {
+      reply.header('Request-Id', req.id);
+      return sendError(err, req, reply);
+    },
+  }) as unknown as FastifyInstance;
+  app.setValidatorCompiler(validatorCompiler);
+  app.decorateRequest('auth', undefined);
+  app.decorateRequest('idem', undefined);
+  app.decorateRequest('rawBody', undefined);
+  app.decorateRequest('startedAt', 0n);
+
+  // ---- body parsing: JSON only; an empty body (or none) is no body; no Content-Type is JSON
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+    const text = body as string;
+    req.rawBody = text;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new AppError('invalid_json', 'The request body is not valid JSON.') as unknown as Error, undefined);
+    }
+  });
+
+  // ---- metrics
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Counter({ name: 'settle_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const latency = new Histogram({
+    name: 'settle_http_request_duration_seconds',
+    help: 'HTTP request latency',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  services.metrics.register(registry);
+
+  app.addHook('onRequest', async (req, reply) => {
+    req.startedAt = process.hrtime.bigint();
+    reply.header('Request-Id', req.id);
+    const mode = req.routeOptions.config?.auth ?? (req.routeOptions.url?.startsWith('/v1/') ? 'merchant' : 'none');
+    if (mode === 'merchant') {
+      req.auth = await services.merchants.authenticate(bearer(req));
+    } else if (mode === 'admin') {
+      if (!services.admin.check(bearer(req))) throw new AppError('invalid_api_key', 'Invalid admin key.');
+    }
+  });
+
+  if (config.rateLimitPerSecond > 0) {
+    await app.register(rateLimit, {
+      global: true,
+      hook: 'preParsing',
+      max: config.rateLimitPerSecond,
+      timeWindow: 1000,
+      redis: deps.redis,
+      nameSpace: 'settle-rl:',
+      skipOnError: true,
+      allowList: (req) => req.auth === undefined,
+      keyGenerator: (req) => req.auth?.keyPrefix ?? req.ip,
+      errorResponseBuilder: (_req, ctx) =>
+        new AppError('rate_limited', `Too many requests: at most ${ctx.max} per second per API key.`, {
+          headers: { 'Retry-After': String(Math.max(1, Math.ceil(ctx.ttl / 1000))) },
+        }),
+    });
+  }
+
+  // kill switch: right after authentication, before the body is even validated
+  app.addHook('preValidation', async (req) => {
+    const feature = req.routeOptions.config?.feature;
+    if (feature && req.auth && !(await services.features.isEnabled(feature, req.auth.merchantId))) {
+      throw new AppError('feature_disabled', `The ${feature} feature is disabled for this account.`);
+    }
+  });
+
+  // PostgreSQL cannot store U+0000 (text, jsonb) nor an unpaired surrogate (jsonb): refuse them
+  // here, naming the parameter, rather than fail inside SQL with a 500
+  app.addHook('preValidation', async (req) => {
+    for (const [part, value] of [['params', req.params], ['query', req.query], ['body', req.body]] as const) {
+      const param = findUnstorableText(value);
+      if (param !== undefined) {
+        throw invalidParam(param || part, `Invalid ${param || part}: text must not contain U+0000 or unpaired surrogates.`);
+      }
+    }
+  });
+
+  // ---- idempotency: claimed after authentication and validation, stored when the response is sent
+  app.addHook('preHandler', async (req, reply) => {
+    if (req.method !== 'POST' || !req.auth) return;
+    const key =
+      validateKey(req.headers['idempotency-key'], 'Idempotency-Key') ??
+      validateKey(req.headers['x-idempotency-key'], 'X-Idempotency-Key');
+    if (key === undefined) return;
+    const path = req.url.split('?')[0];
+    const scope = { merchantId: req.auth.merchantId, testMode: req.auth.testMode, key };
+    const begun = await services.idempotency.begin(scope, req.method, path, requestHash(req.method, req.url, req.body));
+    if (begun.kind === 'replay') {
+      const { status, body, headers } = begun.response;
+      for (const [h, v] of Object.entries(headers)) reply.header(h, v);
+      reply.header('Idempotent-Replayed', 'true');
+      return reply.code(status).type('application/json; charset=utf-8').send(body);
+    }
+    req.idem = begun.scope;
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    const scope = req.idem;
+    if (!scope) return payload;
+    req.idem = undefined;
+    if (isStorableStatus(reply.statusCode) && typeof payload === 'string') {
+      try {
+        await services.idempotency.complete(scope, { status: reply.statusCode, body: payload, headers: {} });
+      } catch (err) {
+        // An answer its key cannot replay must not look final: a retry would re-run the request
+        // and could answer differently. The client gets a 500 and retries with the same key once
+        // the lease ends; the work resumes where it stopped (a refund is found by its key).
+        req.log.error({ err, request_id: req.id }, 'could not store the idempotent response');
+        reply.code(500).type('application/json; charset=utf-8');
+        return JSON.stringify(errorBody(new AppError('internal_error',
+          'An unexpected error occurred. It has been logged; quote the request_id when reporting it.'), req.id));
+      }
+    } else {
+      // a key not released stays in flight until its lease ends; a retry then takes it over
+      await services.idempotency.release(scope).catch((err) => req.log.error({ err, request_id: req.id }, 'could not release the idempotency key'));
+    }
+    return payload;
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const seconds = Number(process.hrtime.bigint() - req.startedAt) / 1e9;
+    requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    latency.observe({ method: req.method, route }, seconds);
+    if (reply.statusCode >= 500) {
+      req.log.warn({ request_id: req.id, method: req.method, route, status: reply.statusCode }, 'request failed');
+    } else {
+      req.log.debug({ request_id: req.id, method: req.method, route, status: reply.statusCode, ms: seconds * 1000 }, 'request');
+    }
+  });
+
+  // ---- errors: one envelope for everything
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => sendError(err, req, reply));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(new AppError('not_found', `Unrecognized request URL (${req.method} ${req.url.split('?')[0]}).`), req, reply),
+  );
+
+  // ---- OpenAPI generated from the route schemas
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Settle API',
+        version: '1.0.0',
+        description: 'Payments and refunds done right. Authenticate with `Authorization: Bearer sk_test_…`.',
+      },
+      components: {
+        securitySchemes: {
+          secretKey: { type: 'http', scheme: 'bearer', description: 'A merchant secret key, sk_test_… or sk_live_…' },
+          adminKey: { type: 'http', scheme: 'bearer', description: 'SETTLE_ADMIN_KEY' },
+        },
+      },
+      security: [{ secretKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+
+  // ---- operations
+  app.get('/healthz', { config: { auth: 'none' }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { auth: 'none' }, schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await deps.db.query('SELECT 1');
+      if (!(await migrationsApplied(deps.db))) return reply.code(503).send({ status: 'migrations_pending' });
+      return { status: 'ready', database: deps.db.kind };
+    } catch {
+      return reply.code(503).send({ status: 'database_unreachable' });
+    }
+  });
+  app.get('/metrics', { config: { auth: 'none' }, schema: { hide: true } }, async (_req, reply) => {
+    await services.metrics.refresh();
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+  app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
+
+  await registerRoutes(app, services);
+  return app;
+}
+
+function bearer(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
+  return m ? m[1] : undefined;
+}
+
+function sendError(raw: Error & { statusCode?: number; code?: string }, req: FastifyRequest, reply: FastifyReply) {
+  let err: AppError;
+  if (raw instanceof AppError) {
+    err = raw;
+  } else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    err = new AppError('payload_too_large', 'The request body is too large.');
+  } else if (raw.statusCode === 503 && raw.code === 'FST_ERR_REP_ALREADY_SENT') {
+    err = new AppError('service_unavailable', 'The server is shutting down.');
+  } else if (raw.statusCode && raw.statusCode >= 400 && raw.statusCode < 500) {
+    // Fastify's own client errors (malformed URL, bad Content-Length, …)
+    err = new AppError('invalid_param', 'The request is malformed.', { param: 'request' });
+  } else {
+    req.log.error({ err: raw, request_id: req.id }, 'unhandled error');
+    err = new AppError('internal_error', 'An unexpected error occurred. It has been logged; quote the request_id when reporting it.');
+  }
+  if (err.headers) for (const [h, v] of Object.entries(err.headers)) reply.header(h, v);
+  return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, req.id));
+}

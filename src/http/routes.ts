@@ -1,0 +1,18 @@
+import type { FastifyInstance } from 'fastify';
+import { connectorAccountsRoutes } from '../modules/connector-accounts/connector-accounts.routes.js';
+import { inboundRoutes } from '../modules/inbound/inbound.routes.js';
+import { ledgerRoutes } from '../modules/ledger/ledger.routes.js';
+import { adminRoutes } from '../modules/merchants/admin.routes.js';
+import { paymentsRoutes } from '../modules/payments/payments.routes.js';
+import { refundsRoutes } from '../modules/refunds/refunds.routes.js';
+import { webhooksRoutes } from '../modules/webhooks/webhooks.routes.js';
+import type { Services } from '../services.js';
+
+export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
+  // Response schemas document the objects in the OpenAPI document; serialization stays plain
+  // JSON.stringify so a schema can never silently drop a field of a response.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  for (const routes of [adminRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes]) {
+    await routes(app, services);
+  }
+}

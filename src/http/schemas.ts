@@ -1,0 +1,64 @@
+/** Shared JSON schemas; they validate input and generate the OpenAPI document. */
+import { MAX_AMOUNT } from '../lib/money.js';
+
+export const amountSchema = { type: 'integer', minimum: 1, maximum: MAX_AMOUNT } as const;
+
+export const currencySchema = {
+  type: 'string',
+  minLength: 3,
+  maxLength: 3,
+  description: 'ISO 4217 code, case-insensitive on input, upper case on output.',
+} as const;
+
+export const metadataSchema = {
+  type: 'object',
+  maxProperties: 20,
+  propertyNames: { minLength: 1, maxLength: 40 },
+  additionalProperties: { type: 'string', maxLength: 500 },
+  description: 'Up to 20 keys of 1–40 characters; values are strings of at most 500 characters.',
+} as const;
+
+export const listQuerySchema = {
+  limit: { type: 'integer', minimum: 1, maximum: 100, default: 10 },
+  cursor: { type: 'string', maxLength: 200 },
+} as const;
+
+export const idParam = (description: string) =>
+  ({
+    type: 'object',
+    required: ['id'],
+    properties: { id: { type: 'string', minLength: 1, maxLength: 100, description } },
+  }) as const;
+
+export const deletedSchema = {
+  type: 'object',
+  properties: { id: { type: 'string' }, object: { type: 'string' }, deleted: { type: 'boolean' } },
+} as const;
+
+export const errorResponseSchema = {
+  type: 'object',
+  description: 'The error envelope (contract section 2).',
+  properties: {
+    error: {
+      type: 'object',
+      properties: {
+        type: { type: 'string' },
+        code: { type: 'string' },
+        message: { type: 'string' },
+        param: { type: 'string' },
+        request_id: { type: 'string' },
+      },
+    },
+  },
+} as const;
+
+export const listOf = (item: object) =>
+  ({
+    type: 'object',
+    properties: {
+      object: { type: 'string', enum: ['list'] },
+      data: { type: 'array', items: item },
+      has_more: { type: 'boolean' },
+      next_cursor: { type: ['string', 'null'] },
+    },
+  }) as const;

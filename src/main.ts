@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { createRuntime, seedDemoMerchant } from './bootstrap.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { runPspSim } from './connectors/sandbox/psp-sim.server.js';
+import { migrate } from './db/migrate.js';
+import { openDb } from './db/open.js';
+import { buildApp } from './http/app.js';
+import { createLogger } from './lib/logger.js';
+import { verifyLedger } from './modules/ledger/ledger.verify.js';
+import { WorkerRunner } from './workers/runner.js';
+
+const USAGE = `Usage: settle <command>
+
+Commands:
+  serve                      Run the gateway (HTTP API and background workers)
+  migrate                    Apply database migrations and exit
+  ledger verify              Check every ledger invariant; exits 1 on any violation
+  merchants create --name N  Create a merchant and print its secret keys (shown once)
+  psp-sim [--port P] [--host H]  Run the sandbox PSP simulator as an HTTP service
+
+Configuration is read from the environment; see README.md.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === 'psp-sim') {
+    await runPspSim(rest);
+    return -1; // keeps running
+  }
+  if (!command || command === '--help' || command === 'help') {
+    console.log(USAGE);
+    return command ? 0 : 2;
+  }
+
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 78; // EX_CONFIG
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+
+  switch (command) {
+    case 'serve':
+      return serve(config, logger);
+    case 'migrate': {
+      const db = await openDb(config);
+      const applied = await migrate(db);
+      await db.close();
+      console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+      return 0;
+    }
+    case 'ledger': {
+      if (rest[0] !== 'verify') break;
+      const db = await openDb(config);
+      await migrate(db);
+      const { checked, violations } = await verifyLedger(db);
+      await db.close();
+      console.log(`checked ${checked.transactions} ledger transactions, ${checked.entries} entries, ${checked.payments} payments, ${checked.refunds} refunds`);
+      for (const v of violations) console.log(`VIOLATION ${v.check}: ${v.detail}`);
+      console.log(violations.length === 0 ? 'ledger verify: OK (0 violations)' : `ledger verify: FAILED (${violations.length} violations)`);
+      return violations.length === 0 ? 0 : 1;
+    }
+    case 'merchants': {
+      if (rest[0] !== 'create') break;
+      const { values } = parseArgs({ args: rest.slice(1), options: { name: { type: 'string' } } });
+      if (!values.name) {
+        console.error('merchants create needs --name');
+        return 2;
+      }
+      const rt = await createRuntime(config, logger);
+      const { merchant, keys } = await rt.services.merchants.create(values.name);
+      await rt.db.close();
+      console.log(JSON.stringify({ id: merchant.id, name: merchant.name, api_keys: keys }, null, 2));
+      return 0;
+    }
+  }
+  console.error(`unknown command: ${argv.join(' ')}\n\n${USAGE}`);
+  return 2;
+}
+
+async function serve(config: Config, logger: ReturnType<typeof createLogger>): Promise<number> {
+  const rt = await createRuntime(config, logger);
+  const demo = await seedDemoMerchant(rt.services);
+  // a rate limit shared by every gateway process when Redis is configured; per process otherwise
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 }) : undefined;
+  redis?.on('error', (err) => logger.warn({ err: err.message }, 'redis unavailable; rate limiting fails open'));
+  const app = await buildApp({ config, db: rt.db, logger, services: rt.services, adminKey: rt.secrets.adminKey, redis });
+  const workers = config.workersEnabled ? WorkerRunner.forGateway(config, rt.db, rt.services, logger) : undefined;
+  const address = await app.listen({ port: config.port, host: config.host });
+  workers?.start();
+
+  const base = address.replace('[::1]', 'localhost');
+  const lines = [
+    '',
+    `Settle is running at ${base} (database: ${rt.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'})`,
+    `  API reference: ${base}/docs`,
+  ];
+  if (rt.secrets.generated.adminKey) lines.push(`  Admin key (generated, kept in ${config.dataDir}/admin.key): ${rt.secrets.adminKey}`);
+  if (demo) {
+    lines.push(
+      `  Demo merchant ${demo.merchantId} with a sandbox connector account (${demo.testAccountShortId})`,
+      `  Test secret key (shown once): ${demo.testKey}`,
+      `  Live secret key (shown once): ${demo.liveKey}`,
+      '',
+      'Try it:',
+      `  curl -s ${base}/v1/payments -H "Authorization: Bearer ${demo.testKey}" \\`,
+      `    -H "Content-Type: application/json" -d '{"amount": 5000, "currency": "USD", "payment_method": "pm_card_visa"}'`,
+      `  curl -s ${base}/v1/payments/<pay_id>/refunds -X POST -H "Authorization: Bearer ${demo.testKey}" \\`,
+      `    -H "Idempotency-Key: $(uuidgen || date +%s%N)" -H "Content-Type: application/json" -d '{"amount": 1500}'`,
+    );
+  }
+  // printed on stdout, not through the logger: secrets are never logged
+  console.log(lines.join('\n') + '\n');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await app.close();
+    await workers?.stop();
+    await rt.services.webhooks.close();
+    redis?.disconnect();
+    await rt.db.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,149 @@
+import type { ConnectorContext, ConnectorRegistry, Connector } from '../../connectors/connector.js';
+import type { Db, Queryable } from '../../db/db.js';
+import { AppError, invalidParam } from '../../http/errors.js';
+import { decodeCursor, toPage } from '../../http/pagination.js';
+import type { SecretBox } from '../../lib/crypto.js';
+import { newConnectorShortId, newUuid, randomString } from '../../lib/ids.js';
+import type { AuthContext } from '../merchants/merchants.service.js';
+import { connectorAccountsRepository as repo, type ConnectorAccountRow } from './connector-accounts.repository.js';
+
+export interface CreateConnectorAccountInput {
+  connector: string;
+  name?: string;
+  credentials?: Record<string, string>;
+  settings?: Record<string, unknown>;
+  default?: boolean;
+}
+
+export function renderConnectorAccount(row: ConnectorAccountRow) {
+  return {
+    object: 'connector_account' as const,
+    id: row.id,
+    short_id: row.short_id,
+    connector: row.connector,
+    name: row.name,
+    status: row.status,
+    is_default: row.is_default,
+    test_mode: row.test_mode,
+    settings: row.settings,
+    webhook_path: `/v1/connectors/${row.connector}/webhooks/${row.id}`,
+    created_at: row.created_at.toISOString(),
+    deleted_at: row.deleted_at ? row.deleted_at.toISOString() : null,
+  };
+}
+
+export class ConnectorAccountsService {
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+    private readonly connectors: ConnectorRegistry,
+  ) {}
+
+  async create(auth: AuthContext, input: CreateConnectorAccountInput) {
+    if (!this.connectors.has(input.connector)) {
+      throw invalidParam('connector', `Unknown connector "${input.connector}"; supported: ${[...this.connectors.keys()].join(', ')}.`);
+    }
+    const settings = input.settings ?? {};
+    validateSettings(input.connector, settings);
+    const id = newUuid();
+    const credentials = { ...(input.credentials ?? {}) };
+    // The PSP signs its webhooks with this secret: the merchant's own (as issued by the PSP) when
+    // given, otherwise one we generate and show once.
+    const webhookSecret = credentials.webhook_secret ?? `whsec_${randomString(32)}`;
+    delete credentials.webhook_secret;
+
+    const row = await this.db.transaction(async (tx) => {
+      // serialize account changes of one merchant: "the first account becomes the default" and
+      // "one default" must hold under concurrent creates
+      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR UPDATE', [auth.merchantId]);
+      const makeDefault = input.default === true || !(await repo.hasDefault(tx, auth.merchantId, auth.testMode));
+      if (makeDefault) await repo.clearDefault(tx, auth.merchantId, auth.testMode);
+      return repo.insert(tx, {
+        id,
+        short_id: newConnectorShortId(),
+        merchant_id: auth.merchantId,
+        test_mode: auth.testMode,
+        connector: input.connector,
+        name: input.name ?? null,
+        status: 'active',
+        is_default: makeDefault,
+        settings,
+        credentials_sealed: Object.keys(credentials).length ? this.box.seal(JSON.stringify(credentials), id) : null,
+        webhook_secret_sealed: this.box.seal(webhookSecret, id),
+      });
+    });
+    return { ...renderConnectorAccount(row), webhook_secret: webhookSecret };
+  }
+
+  async retrieve(auth: AuthContext, idOrShortId: string, db: Queryable = this.db): Promise<ConnectorAccountRow> {
+    const row = await repo.find(db, auth.merchantId, auth.testMode, idOrShortId);
+    if (!row) throw new AppError('connector_account_not_found', `No such connector account: ${idOrShortId}.`, { param: 'id' });
+    return row;
+  }
+
+  async list(auth: AuthContext, limit: number, cursor?: string) {
+    const rows = await repo.list(this.db, auth.merchantId, auth.testMode, limit, decodeCursor(cursor));
+    return toPage(rows, limit, renderConnectorAccount);
+  }
+
+  async makeDefault(auth: AuthContext, idOrShortId: string) {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR UPDATE', [auth.merchantId]);
+      const row = await repo.find(tx, auth.merchantId, auth.testMode, idOrShortId, true);
+      if (!row) throw new AppError('connector_account_not_found', `No such connector account: ${idOrShortId}.`, { param: 'id' });
+      if (row.status !== 'active') {
+        throw new AppError('connector_account_inactive', 'An inactive connector account cannot become the default.', { param: 'id' });
+      }
+      await repo.clearDefault(tx, auth.merchantId, auth.testMode);
+      return renderConnectorAccount(await repo.setDefault(tx, row.id));
+    });
+  }
+
+  async remove(auth: AuthContext, idOrShortId: string, hard: boolean) {
+    return this.db.transaction(async (tx) => {
+      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR UPDATE', [auth.merchantId]);
+      const row = await repo.find(tx, auth.merchantId, auth.testMode, idOrShortId, true);
+      if (!row) throw new AppError('connector_account_not_found', `No such connector account: ${idOrShortId}.`, { param: 'id' });
+      if (hard) {
+        await repo.hardDelete(tx, row.id);
+        return { id: row.id, short_id: row.short_id, object: 'connector_account' as const, deleted: true as const };
+      }
+      return renderConnectorAccount(await repo.softDelete(tx, row.id));
+    });
+  }
+
+  connectorFor(row: Pick<ConnectorAccountRow, 'connector'>): Connector {
+    const connector = this.connectors.get(row.connector);
+    if (!connector) throw new Error(`connector ${row.connector} is not registered`);
+    return connector;
+  }
+
+  /** Decrypts what an adapter needs to act for this account. */
+  contextFor(row: ConnectorAccountRow): ConnectorContext {
+    return {
+      accountId: row.id,
+      shortId: row.short_id,
+      testMode: row.test_mode,
+      settings: row.settings,
+      credentials: row.credentials_sealed ? (JSON.parse(this.box.open(row.credentials_sealed, row.id)) as Record<string, unknown>) : {},
+      webhookSecret: this.box.open(row.webhook_secret_sealed, row.id),
+    };
+  }
+}
+
+function validateSettings(connector: string, settings: Record<string, unknown>): void {
+  if (connector !== 'sandbox') return;
+  for (const [key, value] of Object.entries(settings)) {
+    if (key === 'base_url') {
+      if (typeof value !== 'string' || !/^https?:\/\/[^\s]+$/.test(value)) {
+        throw invalidParam('settings.base_url', 'settings.base_url must be an http(s) URL of a psp-sim server.');
+      }
+    } else if (key === 'pending_delay_ms') {
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) > 86_400_000) {
+        throw invalidParam('settings.pending_delay_ms', 'settings.pending_delay_ms must be an integer from 0 to 86400000.');
+      }
+    } else {
+      throw invalidParam(`settings.${key}`, `Unknown sandbox setting: ${key}.`);
+    }
+  }
+}

@@ -1,0 +1,133 @@
+import type { Db } from '../../db/db.js';
+import { AppError, invalidParam } from '../../http/errors.js';
+import { sha256Hex } from '../../lib/crypto.js';
+
+/** 1–255 printable ASCII characters (contract section 3). */
+const KEY_RE = /^[\x20-\x7e]{1,255}$/;
+
+export interface IdempotencyScope {
+  merchantId: string;
+  testMode: boolean;
+  key: string;
+}
+
+export interface StoredResponse {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+export type BeginResult =
+  | { kind: 'proceed'; scope: IdempotencyScope; recovered: boolean }
+  | { kind: 'replay'; response: StoredResponse };
+
+export function validateKey(raw: string | string[] | undefined, header: string): string | undefined {
+  if (raw === undefined) return undefined;
+  const key = Array.isArray(raw) ? raw[0] : raw;
+  if (key === undefined || !KEY_RE.test(key)) {
+    throw invalidParam(header, `${header} must be 1 to 255 printable ASCII characters.`);
+  }
+  return key;
+}
+
+/** JSON with object keys sorted: two bodies that mean the same hash the same. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const keys = Object.keys(value as object).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
+}
+
+export function requestHash(method: string, path: string, body: unknown): string {
+  return sha256Hex(`${method}\n${path}\n${body === undefined ? '' : canonicalJson(body)}`);
+}
+
+/**
+ * Idempotency keys in the database (scope: merchant + mode). A key is claimed as `in_flight`
+ * with a lease; the response is stored when the request ends. A lease that runs out means its
+ * owner died (crash): the next retry takes the key over and the work resumes (the payment and
+ * refund services find the objects the first attempt created by the same key).
+ */
+export class IdempotencyService {
+  constructor(
+    private readonly db: Db,
+    private readonly opts: { lockMs: number; retentionHours: number },
+  ) {}
+
+  async begin(scope: IdempotencyScope, method: string, path: string, hash: string): Promise<BeginResult> {
+    // One round trip: claim the key, or else read the request that holds it. The read shares the
+    // insert's snapshot, so a holder that committed after it started is not seen: that case is
+    // the same as a key released between two statements, and is simply tried again.
+    const r = await this.db.query<{
+      claimed: boolean; method: string; path: string; request_hash: string; state: string; expired: boolean;
+      response_status: number | null; response_body: string | null; response_headers: Record<string, string> | null;
+    }>(
+      `WITH claim AS (
+         INSERT INTO idempotency_keys (merchant_id, test_mode, key, method, path, request_hash, state, locked_until)
+         VALUES ($1, $2, $3, $4, $5, $6, 'in_flight', now() + ($7::int * interval '1 millisecond'))
+         ON CONFLICT DO NOTHING
+         RETURNING true AS claimed)
+       SELECT claimed, NULL AS method, NULL AS path, NULL AS request_hash, NULL AS state, NULL::boolean AS expired,
+              NULL::integer AS response_status, NULL AS response_body, NULL::jsonb AS response_headers
+       FROM claim
+       UNION ALL
+       SELECT false, method, path, request_hash, state, locked_until < now(), response_status, response_body, response_headers
+       FROM idempotency_keys
+       WHERE merchant_id = $1 AND test_mode = $2 AND key = $3 AND NOT EXISTS (SELECT 1 FROM claim)`,
+      [scope.merchantId, scope.testMode, scope.key, method, path, hash, this.opts.lockMs],
+    );
+    if (r.rows[0]?.claimed) return { kind: 'proceed', scope, recovered: false };
+
+    const row = r.rows[0];
+    if (!row) return this.begin(scope, method, path, hash); // released between our two statements
+    if (row.method !== method || row.path !== path || row.request_hash !== hash) {
+      throw new AppError('idempotency_key_reused',
+        'This Idempotency-Key was already used with a different request (method, path or body). Use a new key for a new request.');
+    }
+    if (row.state === 'done') {
+      return { kind: 'replay', response: { status: row.response_status!, body: row.response_body!, headers: row.response_headers ?? {} } };
+    }
+    if (!row.expired) {
+      throw new AppError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being processed; retry later.');
+    }
+    const taken = await this.db.query(
+      `UPDATE idempotency_keys SET locked_until = now() + ($4::int * interval '1 millisecond')
+       WHERE merchant_id = $1 AND test_mode = $2 AND key = $3 AND state = 'in_flight' AND locked_until < now()`,
+      [scope.merchantId, scope.testMode, scope.key, this.opts.lockMs],
+    );
+    if (taken.rowCount !== 1) {
+      throw new AppError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being processed; retry later.');
+    }
+    return { kind: 'proceed', scope, recovered: true };
+  }
+
+  async complete(scope: IdempotencyScope, response: StoredResponse): Promise<void> {
+    await this.db.query(
+      `UPDATE idempotency_keys SET state = 'done', locked_until = NULL, response_status = $4, response_body = $5,
+         response_headers = $6
+       WHERE merchant_id = $1 AND test_mode = $2 AND key = $3 AND state = 'in_flight'`,
+      [scope.merchantId, scope.testMode, scope.key, response.status, response.body, JSON.stringify(response.headers)],
+    );
+  }
+
+  /** Forgets a key whose request must not be replayed (400, 429, 5xx): a retry runs again. */
+  async release(scope: IdempotencyScope): Promise<void> {
+    await this.db.query(
+      `DELETE FROM idempotency_keys WHERE merchant_id = $1 AND test_mode = $2 AND key = $3 AND state = 'in_flight'`,
+      [scope.merchantId, scope.testMode, scope.key],
+    );
+  }
+
+  /** Deletes stored responses past the retention window; returns how many. */
+  async purgeExpired(batch = 1000): Promise<number> {
+    const r = await this.db.query(
+      `DELETE FROM idempotency_keys WHERE ctid IN (
+         SELECT ctid FROM idempotency_keys
+         WHERE created_at < now() - ($1::int * interval '1 hour')
+           -- an in-flight key is purged only once its lease ran out (its owner died)
+           AND (state = 'done' OR locked_until < now()) LIMIT $2)`,
+      [this.opts.retentionHours, batch],
+    );
+    return r.rowCount;
+  }
+}

@@ -1,0 +1,22 @@
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../../services.js';
+
+export async function inboundRoutes(app: FastifyInstance, { inbound }: Services): Promise<void> {
+  app.post<{ Params: { connector: string; account_id: string } }>('/v1/connectors/:connector/webhooks/:account_id', {
+    config: { auth: 'none' },
+    schema: {
+      tags: ['inbound webhooks'],
+      summary: 'Receive a PSP webhook',
+      description: 'Authenticated by the connector\'s own signature scheme with the account\'s webhook secret. Stored (deduplicated by the PSP event id) before the 200; processed asynchronously.',
+      security: [],
+      params: {
+        type: 'object',
+        properties: { connector: { type: 'string', maxLength: 40 }, account_id: { type: 'string', maxLength: 100 } },
+      },
+    },
+  }, async (req) => {
+    const result = await inbound.receive(req.params.connector, req.params.account_id, req.rawBody ?? '', req.headers);
+    setImmediate(() => void inbound.processDue().catch((err) => req.log.warn({ err }, 'inbound processing pass failed')));
+    return result;
+  });
+}

@@ -1,0 +1,181 @@
+import type { ConnectorEvent, ConnectorRefundReport } from '../../connectors/connector.js';
+import type { Db } from '../../db/db.js';
+import { AppError } from '../../http/errors.js';
+import { newId } from '../../lib/ids.js';
+import type { Logger } from '../../lib/logger.js';
+import { connectorAccountsRepository } from '../connector-accounts/connector-accounts.repository.js';
+import type { ConnectorAccountsService } from '../connector-accounts/connector-accounts.service.js';
+import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
+import { refundsRepository, type RefundRow } from '../refunds/refunds.repository.js';
+import type { RefundsService } from '../refunds/refunds.service.js';
+
+interface InboundRow {
+  id: string;
+  connector: string;
+  connector_account_id: string;
+  psp_event_id: string;
+  type: string;
+  payload: ConnectorEvent;
+  attempts: number;
+}
+
+/** After this many failed processing attempts an inbound webhook is marked failed for an operator. */
+const MAX_ATTEMPTS = 12;
+/** A claimed webhook is not claimed again by another worker for this long. */
+const LEASE_MS = 30_000;
+
+/**
+ * Inbound PSP webhooks: verified, stored (deduplicated by the PSP's event id) and only then
+ * acknowledged; processed by a worker, at least once, idempotently. Processing converges with
+ * refunds made through the API: every outcome goes through RefundsService.finish/reverse, which
+ * apply a given refund's outcome once whatever the order and number of messages.
+ */
+export class InboundWebhooksService {
+  constructor(
+    private readonly db: Db,
+    private readonly accounts: ConnectorAccountsService,
+    private readonly refunds: RefundsService,
+    private readonly log: Logger,
+  ) {}
+
+  async receive(connectorName: string, accountId: string, rawBody: string, headers: Record<string, string | string[] | undefined>) {
+    const account = await connectorAccountsRepository.findById(this.db, accountId);
+    if (!account || account.connector !== connectorName) {
+      throw new AppError('connector_account_not_found', `No such connector account: ${accountId}.`, { param: 'connector_account_id' });
+    }
+    const connector = this.accounts.connectorFor(account);
+    if (!connector.verifyWebhook(this.accounts.contextFor(account), { rawBody, headers })) {
+      throw new AppError('invalid_param', 'Webhook signature verification failed.', { param: 'signature' });
+    }
+    let event: ConnectorEvent;
+    try {
+      event = connector.parseWebhook(rawBody);
+    } catch (err) {
+      throw new AppError('invalid_param', `Unrecognised webhook payload: ${(err as Error).message}`, { param: 'body' });
+    }
+    const r = await this.db.query(
+      `INSERT INTO inbound_webhooks (id, connector, connector_account_id, merchant_id, test_mode, psp_event_id, type, payload, status)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received')
+       ON CONFLICT (connector_account_id, psp_event_id) DO NOTHING`,
+      [newId('iwh'), connectorName, account.id, account.merchant_id, account.test_mode, event.id, event.type, JSON.stringify(event)],
+    );
+    return { received: true, duplicate: r.rowCount === 0 };
+  }
+
+  /** One pass of the inbound worker. Returns how many webhooks it processed. */
+  async processDue(limit = 20): Promise<number> {
+    const claimed = await this.db.query<InboundRow>(
+      `UPDATE inbound_webhooks SET next_attempt_at = now() + ($2::int * interval '1 millisecond'), attempts = attempts + 1
+       WHERE id IN (SELECT id FROM inbound_webhooks WHERE status = 'received' AND next_attempt_at <= now()
+                    ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+       RETURNING id, connector, connector_account_id, psp_event_id, type, payload, attempts`,
+      [limit, LEASE_MS],
+    );
+    for (const row of claimed.rows) {
+      try {
+        const done = await this.process(row);
+        if (done) {
+          await this.db.query(`UPDATE inbound_webhooks SET status = 'processed', processed_at = now(), last_error = NULL WHERE id = $1`, [row.id]);
+        } else {
+          await this.retryLater(row, 'payment not known yet');
+        }
+      } catch (err) {
+        this.log.warn({ inbound_webhook_id: row.id, err: (err as Error).message }, 'inbound webhook processing failed');
+        await this.retryLater(row, (err as Error).message);
+      }
+    }
+    return claimed.rowCount;
+  }
+
+  private async retryLater(row: InboundRow, error: string): Promise<void> {
+    await this.db.query(
+      `UPDATE inbound_webhooks SET last_error = $2,
+         status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'received' END,
+         next_attempt_at = now() + least(600000, 500 * power(2, attempts)) * interval '1 millisecond'
+       WHERE id = $1`,
+      [row.id, error.slice(0, 500), MAX_ATTEMPTS],
+    );
+  }
+
+  /** Returns false when the event cannot be applied yet (its payment is not known). */
+  private async process(row: InboundRow): Promise<boolean> {
+    const event = row.payload;
+    const paymentRef = event.paymentRef;
+    const reports = event.type === 'payment.refunded' ? event.refunds : [event.refund];
+    let payment: PaymentRow | undefined;
+    if (paymentRef) payment = await paymentsRepository.findByConnectorRef(this.db, row.connector_account_id, paymentRef);
+
+    for (const report of reports) {
+      const ours = await this.findRefund(row.connector_account_id, report);
+      if (ours) {
+        await this.applyReport(ours, report);
+      } else if (!report.reference) {
+        if (!payment) return false;
+        await this.recordOutOfBand(payment.id, report);
+      } else {
+        // names a refund of ours we do not have: phase 1 always commits before the PSP is
+        // called, so this is another gateway's refund or a forged reference — never booked
+        this.log.warn({ reference: report.reference, connector_ref: report.connectorRef }, 'webhook names an unknown gateway refund');
+      }
+    }
+
+    if (event.type === 'payment.refunded' && payment) await this.reconcileCumulative(payment.id, event);
+    return true;
+  }
+
+  private async findRefund(accountId: string, report: ConnectorRefundReport): Promise<RefundRow | undefined> {
+    const byRef = await refundsRepository.findByConnectorRef(this.db, accountId, report.connectorRef);
+    if (byRef) return byRef;
+    if (report.reference) {
+      const byId = await refundsRepository.findById(this.db, report.reference);
+      if (byId && byId.connector_account_id === accountId) return byId;
+    }
+    return undefined;
+  }
+
+  /** Moves one of our refunds as the PSP reports it; final states never move back, except a
+   *  succeeded refund the PSP later reports failed (reversal). */
+  private async applyReport(ours: RefundRow, report: ConnectorRefundReport): Promise<void> {
+    if (report.amount !== ours.amount) {
+      this.log.warn({ refund_id: ours.id, ours: ours.amount, psp: report.amount }, 'PSP reports a different amount for a refund');
+    }
+    if (report.status === 'succeeded') {
+      if (ours.status === 'pending') await this.refunds.finish(ours.id, { status: 'succeeded', connectorRef: report.connectorRef });
+    } else if (report.status === 'failed') {
+      const code = report.failureCode ?? 'refund_failed';
+      const message = report.failureMessage ?? 'The payment service provider reported the refund as failed.';
+      if (ours.status === 'pending') await this.refunds.finish(ours.id, { status: 'failed', connectorRef: report.connectorRef, code, message });
+      else if (ours.status === 'succeeded') await this.refunds.reverse(ours.id, code, message);
+    } else if (ours.status === 'pending' && !ours.connector_ref) {
+      await this.refunds.finish(ours.id, { status: 'pending', connectorRef: report.connectorRef });
+    }
+  }
+
+  private async recordOutOfBand(paymentId: string, report: ConnectorRefundReport): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const payment = (await paymentsRepository.findById(tx, paymentId, true))!;
+      // re-checked under the payment lock: a concurrent worker may have recorded it meanwhile
+      const existing = await refundsRepository.findByConnectorRef(tx, payment.connector_account_id, report.connectorRef);
+      if (existing) return;
+      await this.refunds.recordConnectorRefund(tx, payment, report);
+    });
+  }
+
+  /**
+   * A cumulative amount that lists no refunds but exceeds what is booked means refunds the
+   * gateway has not heard of: the difference becomes one connector refund. At or below what is
+   * booked (or held by refunds in flight) changes nothing.
+   */
+  private async reconcileCumulative(paymentId: string, event: Extract<ConnectorEvent, { type: 'payment.refunded' }>): Promise<void> {
+    if (event.refunds.length > 0) return;
+    await this.db.transaction(async (tx) => {
+      const payment = (await paymentsRepository.findById(tx, paymentId, true))!;
+      const known = payment.amount_refunded + payment.amount_refund_pending;
+      const missing = event.amountRefunded - known;
+      if (missing <= 0) return;
+      const ref = `cumulative:${event.paymentRef}:${event.amountRefunded}`;
+      if (await refundsRepository.findByConnectorRef(tx, payment.connector_account_id, ref)) return;
+      await this.refunds.recordConnectorRefund(tx, payment, { connectorRef: ref, amount: missing, status: 'succeeded' });
+    });
+  }
+}

@@ -1,0 +1,47 @@
+import type { Queryable } from '../../db/db.js';
+
+export interface MerchantRow {
+  id: string;
+  name: string;
+  created_at: Date;
+}
+
+export interface ApiKeyRow {
+  prefix: string;
+  merchant_id: string;
+  test_mode: boolean;
+  key_hash: Buffer | Uint8Array;
+  revoked_at: Date | null;
+}
+
+export const merchantsRepository = {
+  async insert(db: Queryable, id: string, name: string): Promise<MerchantRow> {
+    const r = await db.query<MerchantRow>('INSERT INTO merchants (id, name) VALUES ($1, $2) RETURNING *', [id, name]);
+    return r.rows[0];
+  },
+  async find(db: Queryable, id: string): Promise<MerchantRow | undefined> {
+    return (await db.query<MerchantRow>('SELECT * FROM merchants WHERE id = $1', [id])).rows[0];
+  },
+  async first(db: Queryable): Promise<MerchantRow | undefined> {
+    return (await db.query<MerchantRow>('SELECT * FROM merchants ORDER BY created_at LIMIT 1')).rows[0];
+  },
+  async insertKey(db: Queryable, prefix: string, merchantId: string, testMode: boolean, hash: Buffer): Promise<void> {
+    await db.query('INSERT INTO api_keys (prefix, merchant_id, test_mode, key_hash) VALUES ($1, $2, $3, $4)', [
+      prefix,
+      merchantId,
+      testMode,
+      hash,
+    ]);
+  },
+  async findKey(db: Queryable, prefix: string): Promise<ApiKeyRow | undefined> {
+    return (await db.query<ApiKeyRow>('SELECT prefix, merchant_id, test_mode, key_hash, revoked_at FROM api_keys WHERE prefix = $1', [prefix])).rows[0];
+  },
+  async revokeKey(db: Queryable, prefix: string): Promise<{ prefix: string; merchant_id: string; test_mode: boolean; revoked_at: Date } | undefined> {
+    const r = await db.query<{ prefix: string; merchant_id: string; test_mode: boolean; revoked_at: Date }>(
+      `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE prefix = $1
+       RETURNING prefix, merchant_id, test_mode, revoked_at`,
+      [prefix],
+    );
+    return r.rows[0];
+  },
+};

@@ -1,0 +1,399 @@
+import { ConnectorUnknownOutcomeError, type AuthorizeResult } from '../../connectors/connector.js';
+import { SANDBOX_TEST_TOKENS } from '../../connectors/sandbox/sandbox-psp.js';
+import type { Db, Tx } from '../../db/db.js';
+import { AppError, invalidParam } from '../../http/errors.js';
+import { decodeCursor, toPage } from '../../http/pagination.js';
+import { newId } from '../../lib/ids.js';
+import { normalizeCurrency } from '../../lib/money.js';
+import type { Logger } from '../../lib/logger.js';
+import type { ConnectorAccountRow } from '../connector-accounts/connector-accounts.repository.js';
+import { connectorAccountsRepository } from '../connector-accounts/connector-accounts.repository.js';
+import type { ConnectorAccountsService } from '../connector-accounts/connector-accounts.service.js';
+import { clearingAccount, ledgerRepository, MERCHANT_BALANCE } from '../ledger/ledger.repository.js';
+import type { AuthContext } from '../merchants/merchants.service.js';
+import { emitEvents, type NewEvent } from '../webhooks/events.repository.js';
+import { paymentsRepository as repo, type PaymentRow, type StoredLineItem, type TransactionView } from './payments.repository.js';
+
+export interface CreatePaymentInput {
+  amount: number;
+  currency: string;
+  payment_method: string;
+  capture_method?: 'automatic' | 'manual';
+  connector_account?: string;
+  order_id?: string;
+  customer_id?: string;
+  description?: string;
+  metadata?: Record<string, string>;
+  line_items?: { id?: string; name: string; quantity: number; unit_amount: number }[];
+}
+
+/** How many transactions a payment embedded in an event carries (the newest). */
+export const EVENT_TRANSACTIONS_LIMIT = 20;
+
+export function amountRefundable(p: PaymentRow): number {
+  return Math.max(0, p.amount_captured - p.amount_refunded - p.amount_refund_pending);
+}
+
+export function renderPayment(p: PaymentRow, transactions: TransactionView[]) {
+  return {
+    id: p.id,
+    object: 'payment' as const,
+    amount: p.amount,
+    currency: p.currency,
+    status: p.status,
+    capture_method: p.capture_method,
+    amount_capturable: p.amount_capturable,
+    amount_captured: p.amount_captured,
+    amount_refunded: p.amount_refunded,
+    amount_refundable: amountRefundable(p),
+    connector: p.connector,
+    connector_account_id: p.connector_account_id,
+    connector_account_short_id: p.connector_account_short_id,
+    connector_ref: p.connector_ref,
+    payment_method: p.payment_method,
+    order_id: p.order_id,
+    customer_id: p.customer_id,
+    description: p.description,
+    metadata: p.metadata,
+    line_items: p.line_items.map((li) => ({ ...li })),
+    transactions: transactions
+      .filter((t) => t.payment_id === p.id)
+      .map((t) => ({
+        id: t.id,
+        type: t.type,
+        amount: t.amount,
+        status: t.status,
+        connector_ref: t.connector_ref,
+        ...(t.refund_id ? { refund_id: t.refund_id } : {}),
+        created_at: new Date(t.created_at).toISOString(),
+      })),
+    failure_code: p.failure_code,
+    failure_message: p.failure_message,
+    test_mode: p.test_mode,
+    created_at: p.created_at.toISOString(),
+    updated_at: p.updated_at.toISOString(),
+  };
+}
+
+export type PaymentView = ReturnType<typeof renderPayment>;
+
+/** The payment as embedded in an event, with a bounded list of its newest transactions. */
+export async function paymentEventObject(tx: Tx, p: PaymentRow): Promise<PaymentView> {
+  return renderPayment(p, await repo.transactions(tx, [p.id], EVENT_TRANSACTIONS_LIMIT));
+}
+
+export class PaymentsService {
+  constructor(
+    private readonly db: Db,
+    private readonly accounts: ConnectorAccountsService,
+    private readonly log: Logger,
+  ) {}
+
+  async create(auth: AuthContext, input: CreatePaymentInput, idempotencyKey: string | undefined) {
+    // A retry of a request that died mid-way (crash, unknown PSP outcome) resumes its payment.
+    if (idempotencyKey) {
+      const existing = await repo.findByIdempotencyKey(this.db, auth.merchantId, auth.testMode, idempotencyKey);
+      if (existing) return this.authorize(existing);
+    }
+
+    const currency = normalizeCurrency(input.currency);
+    if (!currency) throw invalidParam('currency', `Unknown currency: ${input.currency}.`);
+    const account = await this.resolveAccount(auth, input.connector_account);
+    if (account.connector === 'sandbox' && !(SANDBOX_TEST_TOKENS as readonly string[]).includes(input.payment_method)) {
+      throw invalidParam('payment_method', `Unknown sandbox payment method; use one of ${SANDBOX_TEST_TOKENS.join(', ')}.`);
+    }
+    const lineItems = buildLineItems(input.line_items, input.amount);
+
+    let payment: PaymentRow;
+    try {
+      payment = await repo.insert(this.db, {
+        id: newId('pay'),
+        merchant_id: auth.merchantId,
+        test_mode: auth.testMode,
+        amount: input.amount,
+        currency,
+        capture_method: input.capture_method ?? 'automatic',
+        connector: account.connector,
+        connector_account_id: account.id,
+        connector_account_short_id: account.short_id,
+        payment_method: input.payment_method,
+        order_id: input.order_id ?? null,
+        customer_id: input.customer_id ?? null,
+        description: input.description ?? null,
+        metadata: input.metadata ?? {},
+        line_items: lineItems,
+        idempotency_key: idempotencyKey ?? null,
+      });
+    } catch (err) {
+      // the same key raced past the idempotency layer's lease (taken over): resume the winner's payment
+      if ((err as { code?: string }).code === '23505' && idempotencyKey) {
+        const existing = await repo.findByIdempotencyKey(this.db, auth.merchantId, auth.testMode, idempotencyKey);
+        if (existing) return this.authorize(existing);
+      }
+      throw err;
+    }
+    return this.authorize(payment);
+  }
+
+  /** Phase 2 and 3 of a payment: the PSP call (outside any transaction), then the outcome. */
+  async authorize(payment: PaymentRow) {
+    if (payment.status !== 'processing') return this.finalView(payment);
+    const account = await connectorAccountsRepository.findById(this.db, payment.connector_account_id);
+    if (!account) throw new AppError('originating_account_unavailable', 'The connector account of this payment was deleted.');
+    const connector = this.accounts.connectorFor(account);
+    let result: AuthorizeResult;
+    try {
+      result = await connector.authorize(this.accounts.contextFor(account), {
+        amount: payment.amount,
+        currency: payment.currency,
+        paymentMethod: payment.payment_method,
+        capture: payment.capture_method === 'automatic',
+        idempotencyKey: `settle_${payment.id}`,
+        reference: payment.id,
+      });
+    } catch (err) {
+      if (err instanceof ConnectorUnknownOutcomeError) {
+        this.log.warn({ payment_id: payment.id, err: err.message }, 'payment authorization outcome unknown');
+        throw new AppError('connector_unavailable', 'The payment service provider did not answer; retry with the same Idempotency-Key.', {
+          extra: { payment_id: payment.id },
+        });
+      }
+      throw err;
+    }
+
+    const finished = await this.db.transaction(async (tx) => {
+      const p = (await repo.findById(tx, payment.id, true))!;
+      if (p.status !== 'processing') return p; // finished by a concurrent retry
+      const events: NewEvent[] = [];
+      if (result.outcome === 'declined') {
+        p.status = 'failed';
+        p.connector_ref = result.connectorRef ?? null;
+        p.failure_code = result.code;
+        p.failure_message = result.message;
+        await repo.insertTransaction(tx, p.id, 'authorization', p.amount, 'failed', p.connector_ref);
+      } else {
+        p.connector_ref = result.connectorRef;
+        await repo.insertTransaction(tx, p.id, 'authorization', p.amount, 'succeeded', p.connector_ref);
+        if (result.outcome === 'captured') {
+          p.status = 'succeeded';
+          p.amount_captured = p.amount;
+          await repo.insertTransaction(tx, p.id, 'capture', p.amount, 'succeeded', p.connector_ref);
+          await this.bookCapture(tx, p, account);
+        } else {
+          p.status = 'requires_capture';
+          p.amount_capturable = p.amount;
+        }
+      }
+      const updated = await repo.update(tx, p);
+      const type = updated.status === 'failed' ? 'payment.failed' : updated.status === 'succeeded' ? 'payment.succeeded' : undefined;
+      if (type) events.push({ type, object: await paymentEventObject(tx, updated) });
+      await emitEvents(tx, p.merchant_id, p.test_mode, events);
+      return updated;
+    });
+    return this.finalView(finished);
+  }
+
+  /**
+   * Payments left in `processing` (the gateway crashed mid-request, or the PSP's answer was lost
+   * and the client never retried) are authorized again with the same PSP idempotency key, which
+   * returns the PSP's original outcome rather than charging twice.
+   */
+  async recoverProcessing(olderThanMs: number): Promise<number> {
+    const stale = await repo.staleProcessing(this.db, olderThanMs, 20);
+    for (const p of stale) {
+      try {
+        await this.authorize(p);
+      } catch (err) {
+        if (!(err instanceof AppError)) this.log.warn({ payment_id: p.id, err: (err as Error).message }, 'payment recovery failed');
+      }
+    }
+    return 0; // recovery is paced by its interval, not run back to back
+  }
+
+  async capture(auth: AuthContext, id: string, amount: number | undefined) {
+    const payment = await this.retrieveRow(auth, id);
+    if (payment.status !== 'requires_capture') {
+      throw new AppError('not_capturable', `This payment cannot be captured: its status is ${payment.status}.`);
+    }
+    const toCapture = amount ?? payment.amount_capturable;
+    if (toCapture > payment.amount_capturable) {
+      throw new AppError('amount_too_large', `Capture amount ${toCapture} exceeds the capturable amount of ${payment.amount_capturable}.`, { param: 'amount' });
+    }
+    const account = await this.originatingAccount(payment);
+    const connector = this.accounts.connectorFor(account);
+    let result;
+    try {
+      // one capture per payment: the key is the payment's, so concurrent captures collapse into one at the PSP
+      result = await connector.capture(this.accounts.contextFor(account), {
+        connectorRef: payment.connector_ref!,
+        amount: toCapture,
+        currency: payment.currency,
+        idempotencyKey: `settle_capture_${payment.id}`,
+      });
+    } catch (err) {
+      if (err instanceof ConnectorUnknownOutcomeError) {
+        throw new AppError('connector_unavailable', 'The payment service provider did not answer; retry the capture.');
+      }
+      throw err;
+    }
+    if (result.outcome === 'rejected') {
+      throw new AppError('not_capturable', `The payment service provider refused the capture: ${result.message}`);
+    }
+    const updated = await this.db.transaction(async (tx) => {
+      const p = (await repo.findById(tx, payment.id, true))!;
+      if (p.status !== 'requires_capture') {
+        if (p.status === 'succeeded' && p.amount_captured === toCapture) return p; // a concurrent twin finished it
+        throw new AppError('not_capturable', `This payment cannot be captured: its status is ${p.status}.`);
+      }
+      p.status = 'succeeded';
+      p.amount_captured = toCapture;
+      p.amount_capturable = 0; // a partial capture releases the rest
+      await repo.insertTransaction(tx, p.id, 'capture', toCapture, 'succeeded', p.connector_ref);
+      await this.bookCapture(tx, p, account);
+      const u = await repo.update(tx, p);
+      const obj = await paymentEventObject(tx, u);
+      await emitEvents(tx, u.merchant_id, u.test_mode, [
+        { type: 'payment.captured', object: obj },
+        { type: 'payment.succeeded', object: obj },
+      ]);
+      return u;
+    });
+    return this.view(updated);
+  }
+
+  async cancel(auth: AuthContext, id: string) {
+    const payment = await this.retrieveRow(auth, id);
+    if (payment.status !== 'requires_capture') {
+      throw new AppError('not_cancelable', `This payment cannot be canceled: its status is ${payment.status}.`);
+    }
+    const account = await this.originatingAccount(payment);
+    let result;
+    try {
+      result = await this.accounts.connectorFor(account).cancel(this.accounts.contextFor(account), {
+        connectorRef: payment.connector_ref!,
+        idempotencyKey: `settle_cancel_${payment.id}`,
+      });
+    } catch (err) {
+      if (err instanceof ConnectorUnknownOutcomeError) {
+        throw new AppError('connector_unavailable', 'The payment service provider did not answer; retry the cancel.');
+      }
+      throw err;
+    }
+    if (result.outcome === 'rejected') {
+      throw new AppError('not_cancelable', `The payment service provider refused the cancel: ${result.message}`);
+    }
+    const updated = await this.db.transaction(async (tx) => {
+      const p = (await repo.findById(tx, payment.id, true))!;
+      if (p.status === 'canceled') return p;
+      if (p.status !== 'requires_capture') {
+        throw new AppError('not_cancelable', `This payment cannot be canceled: its status is ${p.status}.`);
+      }
+      p.status = 'canceled';
+      const released = p.amount_capturable;
+      p.amount_capturable = 0;
+      await repo.insertTransaction(tx, p.id, 'void', released, 'succeeded', p.connector_ref);
+      const u = await repo.update(tx, p);
+      await emitEvents(tx, u.merchant_id, u.test_mode, [{ type: 'payment.canceled', object: await paymentEventObject(tx, u) }]);
+      return u;
+    });
+    return this.view(updated);
+  }
+
+  async retrieve(auth: AuthContext, id: string) {
+    return this.view(await this.retrieveRow(auth, id));
+  }
+
+  async retrieveRow(auth: AuthContext, id: string): Promise<PaymentRow> {
+    const p = await repo.find(this.db, auth.merchantId, auth.testMode, id);
+    if (!p) throw new AppError('payment_not_found', `No such payment: ${id}.`, { param: 'id' });
+    return p;
+  }
+
+  async list(auth: AuthContext, q: { limit: number; cursor?: string; status?: string; order_id?: string; customer_id?: string }) {
+    const rows = await repo.list(this.db, auth.merchantId, auth.testMode, q.limit, {
+      status: q.status,
+      orderId: q.order_id,
+      customerId: q.customer_id,
+      after: decodeCursor(q.cursor),
+    });
+    const txns = await repo.transactions(this.db, rows.slice(0, q.limit).map((r) => r.id));
+    return toPage(rows, q.limit, (r) => renderPayment(r, txns));
+  }
+
+  async view(p: PaymentRow) {
+    return renderPayment(p, await repo.transactions(this.db, [p.id]));
+  }
+
+  private async finalView(p: PaymentRow) {
+    const view = await this.view(p);
+    if (p.status === 'failed') {
+      throw new AppError('card_declined', p.failure_message ?? 'The card was declined.', {
+        extra: { payment_id: p.id, decline_code: p.failure_code },
+      });
+    }
+    if (p.status === 'processing') {
+      throw new AppError('connector_unavailable', 'The payment is still being processed; retry with the same Idempotency-Key.', {
+        extra: { payment_id: p.id },
+      });
+    }
+    return view;
+  }
+
+  private async resolveAccount(auth: AuthContext, requested: string | undefined): Promise<ConnectorAccountRow> {
+    if (requested !== undefined) {
+      const account = await connectorAccountsRepository.find(this.db, auth.merchantId, auth.testMode, requested);
+      if (!account) {
+        throw new AppError('connector_account_not_found', `No such connector account: ${requested}.`, { param: 'connector_account' });
+      }
+      if (account.status !== 'active') {
+        throw new AppError('connector_account_inactive', 'This connector account is inactive (deleted).', { param: 'connector_account' });
+      }
+      return account;
+    }
+    const def = await connectorAccountsRepository.findDefault(this.db, auth.merchantId, auth.testMode);
+    if (!def) {
+      throw new AppError('no_default_connector_account', 'No connector_account given and no active default connector account exists.');
+    }
+    return def;
+  }
+
+  private async originatingAccount(p: PaymentRow): Promise<ConnectorAccountRow> {
+    const account = await connectorAccountsRepository.findById(this.db, p.connector_account_id);
+    if (!account) {
+      throw new AppError('originating_account_unavailable', 'The connector account that authorized this payment was deleted.');
+    }
+    return account;
+  }
+
+  private async bookCapture(tx: Tx, p: PaymentRow, account: Pick<ConnectorAccountRow, 'short_id'>): Promise<void> {
+    await ledgerRepository.book(tx, {
+      merchantId: p.merchant_id,
+      testMode: p.test_mode,
+      type: 'capture',
+      paymentId: p.id,
+      refundId: null,
+      currency: p.currency,
+      amount: p.amount_captured,
+      debit: clearingAccount(account.short_id),
+      credit: MERCHANT_BALANCE,
+    });
+  }
+}
+
+function buildLineItems(items: CreatePaymentInput['line_items'], amount: number): StoredLineItem[] {
+  if (!items || items.length === 0) return [];
+  const seen = new Set<string>();
+  const out = items.map((li, i) => {
+    const id = li.id ?? newId('li');
+    if (seen.has(id)) throw invalidParam(`line_items[${i}].id`, `Duplicate line item id: ${id}.`);
+    seen.add(id);
+    const lineAmount = li.quantity * li.unit_amount;
+    if (!Number.isSafeInteger(lineAmount)) throw invalidParam(`line_items[${i}].quantity`, 'Line item amount is out of range.');
+    return { id, name: li.name, quantity: li.quantity, unit_amount: li.unit_amount, amount: lineAmount, quantity_refunded: 0 };
+  });
+  const total = out.reduce((s, li) => s + li.amount, 0);
+  if (total !== amount) {
+    throw invalidParam('line_items', `The line items add up to ${total}, but amount is ${amount}.`);
+  }
+  return out;
+}

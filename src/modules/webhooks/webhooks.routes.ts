@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify';
+import { idParam, listQuerySchema } from '../../http/schemas.js';
+import type { Services } from '../../services.js';
+import { EVENT_TYPES } from './events.repository.js';
+import type { CreateWebhookEndpointInput } from './webhooks.service.js';
+
+const tags = ['webhooks'];
+const endpointParams = idParam('The webhook endpoint id (we_…)');
+const eventParams = idParam('The event id (evt_…)');
+
+export const createWebhookEndpointBody = {
+  type: 'object',
+  required: ['url', 'enabled_events'],
+  additionalProperties: false,
+  properties: {
+    url: {
+      type: 'string', minLength: 1, maxLength: 2048,
+      description: 'Absolute http(s) URL. Live mode: https only, and the host must not be or resolve to a loopback, private, link-local or otherwise reserved address.',
+    },
+    enabled_events: {
+      type: 'array', minItems: 1, maxItems: EVENT_TYPES.length + 1,
+      items: { type: 'string', enum: ['*', ...EVENT_TYPES] },
+      description: '`["*"]` for every event type, or a list of event types.',
+    },
+    description: { type: ['string', 'null'], maxLength: 1000 },
+  },
+} as const;
+
+export async function webhooksRoutes(app: FastifyInstance, { webhooks }: Services): Promise<void> {
+  app.post<{ Body: CreateWebhookEndpointInput }>('/v1/webhook_endpoints', {
+    schema: {
+      tags, summary: 'Create a webhook endpoint',
+      description: 'Events of this merchant and mode whose type is enabled are POSTed to `url`, signed with `Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`. The signing `secret` (whsec_…) is returned only in this response.',
+      body: createWebhookEndpointBody,
+    },
+  }, async (req, reply) => reply.code(201).send(await webhooks.createEndpoint(req.auth!, req.body)));
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>('/v1/webhook_endpoints', {
+    schema: {
+      tags, summary: 'List webhook endpoints, newest first',
+      querystring: { type: 'object', additionalProperties: false, properties: listQuerySchema },
+    },
+  }, async (req) => webhooks.listEndpoints(req.auth!, req.query));
+
+  app.get<{ Params: { id: string } }>('/v1/webhook_endpoints/:id', {
+    schema: { tags, summary: 'Retrieve a webhook endpoint', description: 'The signing secret is never shown again.', params: endpointParams },
+  }, async (req) => webhooks.retrieveEndpoint(req.auth!, req.params.id));
+
+  app.delete<{ Params: { id: string } }>('/v1/webhook_endpoints/:id', {
+    schema: {
+      tags, summary: 'Delete a webhook endpoint',
+      description: 'Nothing more is sent to it: deliveries still pending are ended as failed. Its delivery history stays visible on the events.',
+      params: endpointParams,
+    },
+  }, async (req) => webhooks.deleteEndpoint(req.auth!, req.params.id));
+
+  app.get<{ Querystring: { limit: number; cursor?: string; type?: string } }>('/v1/events', {
+    schema: {
+      tags, summary: 'List events, newest first',
+      description: 'Each event is exactly the JSON that is delivered to webhook endpoints.',
+      querystring: {
+        type: 'object', additionalProperties: false,
+        properties: { ...listQuerySchema, type: { type: 'string', enum: [...EVENT_TYPES] } },
+      },
+    },
+  }, async (req) => webhooks.listEvents(req.auth!, req.query));
+
+  app.get<{ Params: { id: string } }>('/v1/events/:id', {
+    schema: {
+      tags, summary: 'Retrieve an event with its delivery attempts',
+      description: 'The event plus `delivery_attempts` (every POST made, oldest first) and `deliveries` (one per endpoint: status, attempts, next_attempt_at).',
+      params: eventParams,
+    },
+  }, async (req) => webhooks.retrieveEvent(req.auth!, req.params.id));
+
+  app.post<{ Params: { id: string } }>('/v1/events/:id/redeliver', {
+    schema: {
+      tags, summary: 'Deliver an event again',
+      description: 'Sends the event again, now, to every enabled endpoint of this merchant and mode that subscribes to its type (including endpoints created after the event), with a fresh retry schedule. Answers with the event as retrieved.',
+      params: eventParams,
+      // no parameters; an empty body or none is accepted, unknown fields are refused
+      body: { type: ['object', 'null'], additionalProperties: false, properties: {} },
+    },
+  }, async (req) => webhooks.redeliver(req.auth!, req.params.id));
+}

@@ -1,0 +1,335 @@
+import { lookup } from 'node:dns/promises';
+import { performance } from 'node:perf_hooks';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Config } from '../../config.js';
+import type { Db } from '../../db/db.js';
+import { AppError, invalidParam } from '../../http/errors.js';
+import { decodeCursor, toPage } from '../../http/pagination.js';
+import { hmacSha256Hex, type SecretBox } from '../../lib/crypto.js';
+import { newId, randomString } from '../../lib/ids.js';
+import type { Logger } from '../../lib/logger.js';
+import type { SettleEvent } from '../../sdk/verify-signature.js';
+import type { AuthContext } from '../merchants/merchants.service.js';
+import { EVENT_TYPES } from './events.repository.js';
+import {
+  BlockedAddressError,
+  blockedAddressesReason,
+  blockedHostReason,
+  guardedLookup,
+  ipLiteral,
+  parseWebhookUrl,
+} from './url-guard.js';
+import { webhooksRepository as repo, type ClaimedDelivery, type WebhookEndpointRow } from './webhooks.repository.js';
+
+export interface CreateWebhookEndpointInput {
+  url: string;
+  enabled_events: string[];
+  description?: string | null;
+}
+
+export interface ListEndpointsInput {
+  /** 1–100; default 10 (applied by the route schema). */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ListEventsInput extends ListEndpointsInput {
+  type?: string;
+}
+
+/** An event as stored and delivered (contract section 7.1): the type merchants' receivers see. */
+export type EventJson = SettleEvent;
+
+/**
+ * The `Settle-Signature` header value for `body` sent at unix time `t` (seconds):
+ * `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`. Verified by `src/sdk/verify-signature.ts`.
+ */
+export function signPayload(secret: string, body: string, t: number): string {
+  return `t=${t},v1=${hmacSha256Hex(secret, `${t}.${body}`)}`;
+}
+
+export function renderEndpoint(row: WebhookEndpointRow) {
+  return {
+    id: row.id,
+    object: 'webhook_endpoint' as const,
+    url: row.url,
+    enabled_events: row.enabled_events,
+    description: row.description,
+    status: row.status,
+    test_mode: row.test_mode,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
+/** Longest error text stored per attempt; transport errors can embed long stacks or URLs. */
+const MAX_ERROR_LENGTH = 500;
+/** How much of a response body is read (and discarded) so the connection can be reused. */
+const MAX_DRAIN_BYTES = 64 * 1024;
+const DEFAULT_LIMIT = 10;
+
+export class WebhooksService {
+  /** For test mode and for `allowPrivateWebhookUrls`: plain DNS, any address. */
+  private readonly openAgent: Dispatcher;
+  /** For live mode: every new connection resolves the host and checks the very addresses it
+   *  connects to (DNS rebinding); a kept-alive connection was checked when it was opened. */
+  private readonly guardedAgent: Dispatcher;
+  /** How long a claimed delivery stays invisible to other workers: the POST is aborted after
+   *  `webhookTimeoutMs`, and 30 s more covers recording the outcome. */
+  private readonly leaseMs: number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly box: SecretBox,
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {
+    this.leaseMs = config.webhookTimeoutMs + 30_000;
+    this.openAgent = new Agent({ connect: { timeout: config.webhookTimeoutMs } });
+    this.guardedAgent = new Agent({
+      connect: {
+        timeout: config.webhookTimeoutMs,
+        lookup: guardedLookup((hostname, family) => lookup(hostname, { all: true, family: family ?? 0 })),
+      },
+    });
+  }
+
+  async createEndpoint(auth: AuthContext, input: CreateWebhookEndpointInput) {
+    const enabledEvents = validateEnabledEvents(input.enabled_events);
+    const url = await this.validateUrl(input.url, !auth.testMode);
+    const id = newId('we');
+    const secret = `whsec_${randomString(32)}`;
+    const row = await repo.insertEndpoint(this.db, {
+      id,
+      merchant_id: auth.merchantId,
+      test_mode: auth.testMode,
+      url,
+      enabled_events: enabledEvents,
+      description: input.description ?? null,
+      // bound to the endpoint id, so a sealed secret cannot be moved to another endpoint's row
+      secret_sealed: this.box.seal(secret, id),
+    });
+    return { ...renderEndpoint(row), secret };
+  }
+
+  async listEndpoints(auth: AuthContext, input: ListEndpointsInput) {
+    const limit = input.limit ?? DEFAULT_LIMIT;
+    const rows = await repo.listEndpoints(this.db, auth.merchantId, auth.testMode, limit, decodeCursor(input.cursor));
+    return toPage(rows, limit, renderEndpoint);
+  }
+
+  async retrieveEndpoint(auth: AuthContext, id: string) {
+    const row = await repo.findEndpoint(this.db, auth.merchantId, auth.testMode, id);
+    if (!row) throw endpointNotFound(id);
+    return renderEndpoint(row);
+  }
+
+  /** Soft delete: the row stays for the delivery history; its pending deliveries end as failed. */
+  async deleteEndpoint(auth: AuthContext, id: string) {
+    await this.db.transaction(async (tx) => {
+      const row = await repo.findEndpoint(tx, auth.merchantId, auth.testMode, id, true);
+      if (!row) throw endpointNotFound(id);
+      await repo.softDeleteEndpoint(tx, row.id);
+      await repo.failPendingDeliveries(tx, row.id, 'endpoint deleted');
+    });
+    return { id, object: 'webhook_endpoint' as const, deleted: true as const };
+  }
+
+  async listEvents(auth: AuthContext, input: ListEventsInput) {
+    const limit = input.limit ?? DEFAULT_LIMIT;
+    if (input.type !== undefined && !EVENT_TYPE_SET.has(input.type)) {
+      throw invalidParam('type', `Unknown event type "${input.type}"; one of: ${EVENT_TYPES.join(', ')}.`);
+    }
+    const rows = await repo.listEvents(this.db, auth.merchantId, auth.testMode, limit, decodeCursor(input.cursor), input.type);
+    // the stored body is the event exactly as delivered
+    return toPage(rows, limit, (row) => JSON.parse(row.body) as EventJson);
+  }
+
+  async retrieveEvent(auth: AuthContext, id: string) {
+    const event = await repo.findEvent(this.db, auth.merchantId, auth.testMode, id);
+    if (!event) throw new AppError('event_not_found', `No such event: ${id}.`, { param: 'id' });
+    const [attempts, deliveries] = await Promise.all([repo.attemptsForEvent(this.db, event.id), repo.deliveriesForEvent(this.db, event.id)]);
+    return {
+      ...(JSON.parse(event.body) as EventJson),
+      delivery_attempts: attempts.map((a) => ({
+        endpoint_id: a.endpoint_id,
+        attempt: a.attempt,
+        http_status: a.http_status,
+        error: a.error,
+        duration_ms: a.duration_ms,
+        attempted_at: a.attempted_at.toISOString(),
+      })),
+      deliveries: deliveries.map((d) => ({
+        endpoint_id: d.endpoint_id,
+        status: d.status,
+        attempts: d.attempts,
+        next_attempt_at: d.status === 'pending' ? d.next_attempt_at.toISOString() : null,
+      })),
+    };
+  }
+
+  /**
+   * Makes the event due now for every currently matching enabled endpoint, with a fresh retry
+   * schedule. A delivery a worker is sending at this moment loses its lease, so that worker's
+   * outcome is not recorded over the new cycle; the merchant may then receive the event twice,
+   * which at-least-once delivery allows and which they asked for.
+   */
+  async redeliver(auth: AuthContext, id: string) {
+    await this.db.transaction(async (tx) => {
+      const event = await repo.findEvent(tx, auth.merchantId, auth.testMode, id);
+      if (!event) throw new AppError('event_not_found', `No such event: ${id}.`, { param: 'id' });
+      await repo.scheduleRedelivery(tx, event.id);
+    });
+    return this.retrieveEvent(auth, id);
+  }
+
+  /**
+   * One pass of the delivery worker: claims up to `limit` (default 50) due deliveries in a short
+   * transaction, commits, then sends them concurrently outside any transaction and records each
+   * outcome. Safe to run in several processes at once. Returns how many were attempted.
+   */
+  async deliverDue(limit = 50): Promise<number> {
+    const claimed = await this.db.transaction((tx) => repo.claimDue(tx, limit, this.leaseMs));
+    // concurrently: the lease covers one POST plus recording, not a queue of them
+    await Promise.all(claimed.map((d) => this.deliverOne(d)));
+    return claimed.length;
+  }
+
+  private async deliverOne(d: ClaimedDelivery): Promise<void> {
+    const attemptedAt = new Date();
+    const started = performance.now();
+    let httpStatus: number | null = null;
+    let error: string | null = null;
+    try {
+      httpStatus = await this.post(d);
+      if (httpStatus >= 300 && httpStatus < 400) error = 'redirects are not followed';
+    } catch (err) {
+      error = describeError(err, this.config.webhookTimeoutMs);
+    }
+    const durationMs = Math.round(performance.now() - started);
+    const succeeded = httpStatus !== null && httpStatus >= 200 && httpStatus < 300;
+    const schedule = this.config.webhookRetrySchedule;
+    // attempt n failed → wait schedule[n-1]; after the last entry the delivery is given up
+    const retryInSeconds = succeeded ? undefined : d.attempts <= schedule.length ? schedule[d.attempts - 1] : null;
+
+    try {
+      const applied = await this.db.transaction(async (tx) => {
+        // the attempt happened whatever the lease says: it is history and is always kept
+        await repo.insertAttempt(tx, {
+          delivery_id: d.id,
+          event_id: d.event_id,
+          endpoint_id: d.endpoint_id,
+          attempt: d.attempts,
+          http_status: httpStatus,
+          error,
+          duration_ms: durationMs,
+          attempted_at: attemptedAt,
+        });
+        return repo.recordOutcome(tx, { id: d.id, lease: d.lease, httpStatus, error, retryInSeconds });
+      });
+      const log = { delivery_id: d.id, event_id: d.event_id, endpoint_id: d.endpoint_id, attempt: d.attempts, http_status: httpStatus, error, duration_ms: durationMs };
+      if (!applied) this.logger.warn(log, 'webhook outcome not recorded: the delivery was rescheduled or ended meanwhile');
+      else if (succeeded) this.logger.debug(log, 'webhook delivered');
+      else if (retryInSeconds === null) this.logger.warn(log, 'webhook delivery failed: retry schedule exhausted');
+      else this.logger.info({ ...log, retry_in_s: retryInSeconds }, 'webhook attempt failed');
+    } catch (err) {
+      // the lease runs out and the delivery is attempted again: at least once, never lost
+      this.logger.error({ err, delivery_id: d.id, event_id: d.event_id }, 'could not record a webhook attempt');
+    }
+  }
+
+  /** One POST; resolves with the HTTP status, rejects on a transport failure or a blocked host. */
+  private async post(d: ClaimedDelivery): Promise<number> {
+    const guarded = !d.test_mode && !this.config.allowPrivateWebhookUrls;
+    if (guarded) {
+      // IP literals never go through `lookup`, so they are checked here
+      const reason = blockedHostReason(new URL(d.url).hostname);
+      if (reason) throw new BlockedAddressError(reason);
+    }
+    const secret = this.box.open(d.secret_sealed, d.endpoint_id);
+    const t = Math.floor(Date.now() / 1000);
+    const res = await request(d.url, {
+      method: 'POST',
+      body: d.body,
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': 'Settle-Webhooks/1.0',
+        'settle-signature': signPayload(secret, d.body, t),
+        'settle-event-id': d.event_id,
+        'settle-delivery-attempt': String(d.attempts),
+      },
+      dispatcher: guarded ? this.guardedAgent : this.openAgent,
+      signal: AbortSignal.timeout(this.config.webhookTimeoutMs),
+      headersTimeout: this.config.webhookTimeoutMs,
+      bodyTimeout: this.config.webhookTimeoutMs,
+    });
+    await res.body.dump({ limit: MAX_DRAIN_BYTES }).catch(() => {});
+    return res.statusCode;
+  }
+
+  /** Releases the outbound connection pools (process shutdown, tests). */
+  async close(): Promise<void> {
+    await Promise.all([this.openAgent.close(), this.guardedAgent.close()]);
+  }
+
+  /** Returns the URL to store (normalized) or throws 400 invalid_param `url`. */
+  private async validateUrl(raw: string, live: boolean): Promise<string> {
+    const check = parseWebhookUrl(raw, { requireHttps: live });
+    if (!check.ok) throw invalidParam('url', check.message);
+    if (live && !this.config.allowPrivateWebhookUrls) {
+      const hostname = check.url.hostname;
+      let reason = blockedHostReason(hostname);
+      if (!reason && ipLiteral(hostname) === undefined) {
+        let addresses: string[];
+        try {
+          addresses = (await lookup(hostname, { all: true })).map((a) => a.address);
+        } catch {
+          throw invalidParam('url', `The host ${hostname} could not be resolved.`);
+        }
+        reason = blockedAddressesReason(hostname, addresses);
+      }
+      if (reason) {
+        throw invalidParam('url', `Live-mode webhook endpoints must be publicly reachable: ${reason}.`);
+      }
+    }
+    return check.url.href;
+  }
+}
+
+function endpointNotFound(id: string): AppError {
+  return new AppError('webhook_endpoint_not_found', `No such webhook endpoint: ${id}.`, { param: 'id' });
+}
+
+/** `["*"]`, or a non-empty list of known event types (duplicates dropped, order kept). */
+function validateEnabledEvents(types: readonly string[]): string[] {
+  if (!Array.isArray(types) || types.length === 0) {
+    throw invalidParam('enabled_events', 'enabled_events must be ["*"] or a non-empty list of event types.');
+  }
+  if (types.includes('*')) {
+    if (types.some((t) => t !== '*')) {
+      throw invalidParam('enabled_events', '"*" already subscribes to every event type and cannot be combined with others.');
+    }
+    return ['*'];
+  }
+  types.forEach((t, i) => {
+    if (!EVENT_TYPE_SET.has(t)) {
+      throw invalidParam(`enabled_events[${i}]`, `Unknown event type "${t}"; one of: ${EVENT_TYPES.join(', ')}, or "*".`);
+    }
+  });
+  return [...new Set(types)];
+}
+
+function describeError(err: unknown, timeoutMs: number): string {
+  const e = err as { name?: string; code?: string; message?: string; cause?: unknown };
+  let text: string;
+  if (e?.name === 'TimeoutError' || e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT' || e?.code === 'UND_ERR_CONNECT_TIMEOUT') {
+    text = `timeout: no response within ${timeoutMs} ms`;
+  } else if (err instanceof BlockedAddressError || e?.code === 'ESETTLE_BLOCKED_ADDRESS') {
+    text = String(e.message);
+  } else if (err instanceof Error) {
+    text = e.code ? `${e.code}: ${err.message}` : err.message;
+  } else {
+    text = String(err);
+  }
+  return text.length > MAX_ERROR_LENGTH ? `${text.slice(0, MAX_ERROR_LENGTH - 1)}…` : text;
+}

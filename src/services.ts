@@ -1,0 +1,94 @@
+import type { Registry } from 'prom-client';
+import { Gauge } from 'prom-client';
+import type { Config } from './config.js';
+import type { ConnectorRegistry } from './connectors/connector.js';
+import type { Db } from './db/db.js';
+import { constantTimeEqual, hashSecret, type SecretBox } from './lib/crypto.js';
+import type { Logger } from './lib/logger.js';
+import { ConnectorAccountsService } from './modules/connector-accounts/connector-accounts.service.js';
+import { FeaturesService } from './modules/features/features.service.js';
+import { IdempotencyService } from './modules/idempotency/idempotency.service.js';
+import { InboundWebhooksService } from './modules/inbound/inbound.service.js';
+import { LedgerService } from './modules/ledger/ledger.service.js';
+import { MerchantsService } from './modules/merchants/merchants.service.js';
+import { PaymentsService } from './modules/payments/payments.service.js';
+import { RefundsService } from './modules/refunds/refunds.service.js';
+import { WebhooksService } from './modules/webhooks/webhooks.service.js';
+
+/** Platform admin authentication: one key, compared in constant time. */
+export class AdminAuth {
+  private readonly hash: Buffer;
+  constructor(adminKey: string) {
+    this.hash = hashSecret(adminKey);
+  }
+  check(presented: string | undefined): boolean {
+    return presented !== undefined && constantTimeEqual(hashSecret(presented), this.hash);
+  }
+}
+
+/** Gauges read from the database when /metrics is scraped. */
+export class MetricsService {
+  private gauges: { pendingRefunds?: Gauge; pendingDeliveries?: Gauge; inboundBacklog?: Gauge } = {};
+  constructor(private readonly db: Db) {}
+  register(registry: Registry): void {
+    this.gauges = {
+      pendingRefunds: new Gauge({ name: 'settle_refunds_pending', help: 'Refunds waiting for a final PSP outcome', registers: [registry] }),
+      pendingDeliveries: new Gauge({ name: 'settle_webhook_deliveries_pending', help: 'Outbound webhook deliveries not yet delivered', registers: [registry] }),
+      inboundBacklog: new Gauge({ name: 'settle_inbound_webhooks_unprocessed', help: 'Inbound PSP webhooks stored but not yet processed', registers: [registry] }),
+    };
+  }
+  async refresh(): Promise<void> {
+    const r = await this.db.query<{ refunds: number; deliveries: number; inbound: number }>(
+      `SELECT (SELECT count(*) FROM refunds WHERE status = 'pending')::int AS refunds,
+              (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')::int AS deliveries,
+              (SELECT count(*) FROM inbound_webhooks WHERE status = 'received')::int AS inbound`,
+    );
+    this.gauges.pendingRefunds?.set(r.rows[0].refunds);
+    this.gauges.pendingDeliveries?.set(r.rows[0].deliveries);
+    this.gauges.inboundBacklog?.set(r.rows[0].inbound);
+  }
+}
+
+export interface Services {
+  admin: AdminAuth;
+  merchants: MerchantsService;
+  features: FeaturesService;
+  connectorAccounts: ConnectorAccountsService;
+  payments: PaymentsService;
+  refunds: RefundsService;
+  idempotency: IdempotencyService;
+  ledger: LedgerService;
+  webhooks: WebhooksService;
+  inbound: InboundWebhooksService;
+  metrics: MetricsService;
+}
+
+export function createServices(deps: {
+  config: Config;
+  db: Db;
+  logger: Logger;
+  box: SecretBox;
+  connectors: ConnectorRegistry;
+  adminKey: string;
+}): Services {
+  const { config, db, logger, box, connectors } = deps;
+  const connectorAccounts = new ConnectorAccountsService(db, box, connectors);
+  const refunds = new RefundsService(db, connectorAccounts, logger, {
+    syncBaseMs: config.refundSyncBaseMs,
+    syncMaxMs: config.refundSyncMaxMs,
+    orphanGraceMs: config.connectorTimeoutMs + 5000,
+  });
+  return {
+    admin: new AdminAuth(deps.adminKey),
+    merchants: new MerchantsService(db),
+    features: new FeaturesService(db),
+    connectorAccounts,
+    payments: new PaymentsService(db, connectorAccounts, logger),
+    refunds,
+    idempotency: new IdempotencyService(db, { lockMs: config.idempotencyLockMs, retentionHours: config.idempotencyRetentionHours }),
+    ledger: new LedgerService(db),
+    webhooks: new WebhooksService(db, box, config, logger),
+    inbound: new InboundWebhooksService(db, connectorAccounts, refunds, logger),
+    metrics: new MetricsService(db),
+  };
+}

@@ -1,0 +1,77 @@
+import type { Config } from '../config.js';
+import type { Db } from '../db/db.js';
+import type { Logger } from '../lib/logger.js';
+import type { Services } from '../services.js';
+import { syncPendingRefunds } from './refund-sync.worker.js';
+
+interface Loop {
+  name: string;
+  /** Returns how much work it did; a pass that did work is followed at once by another. */
+  pass: () => Promise<number>;
+  /** Idle interval. */
+  everyMs: number;
+}
+
+/**
+ * Runs the background workers in this process: outbound webhook delivery, refund sync, inbound
+ * webhook processing, payment recovery and idempotency-key cleanup. Every worker is safe to
+ * run in several processes at once.
+ */
+export class WorkerRunner {
+  private stopped = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(private readonly loops: Loop[], private readonly log: Logger) {}
+
+  static forGateway(config: Config, db: Db, services: Services, log: Logger): WorkerRunner {
+    return new WorkerRunner([
+      { name: 'webhook-delivery', everyMs: config.workerPollMs, pass: () => services.webhooks.deliverDue() },
+      {
+        name: 'refund-sync',
+        everyMs: config.workerPollMs,
+        // One refund per claim, leased for as long as its sync can take (at most two PSP calls):
+        // a process that dies mid-pass holds up that one refund only until the lease lapses.
+        pass: () => syncPendingRefunds(db, services.refunds, log, {
+          syncBaseMs: config.refundSyncBaseMs,
+          syncMaxMs: config.refundSyncMaxMs,
+          batch: 1,
+          leaseMs: 2 * config.connectorTimeoutMs + 5_000,
+        }),
+      },
+      { name: 'inbound-webhooks', everyMs: config.workerPollMs, pass: () => services.inbound.processDue() },
+      { name: 'payment-recovery', everyMs: 10_000, pass: () => services.payments.recoverProcessing(config.connectorTimeoutMs + 30_000) },
+      { name: 'idempotency-cleanup', everyMs: 600_000, pass: () => services.idempotency.purgeExpired() },
+    ], log);
+  }
+
+  start(): void {
+    for (const loop of this.loops) this.schedule(loop, 0);
+  }
+
+  private schedule(loop: Loop, delay: number): void {
+    if (this.stopped) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      const run = (async () => {
+        let did = 0;
+        try {
+          did = await loop.pass();
+        } catch (err) {
+          this.log.warn({ worker: loop.name, err: (err as Error).message }, 'worker pass failed');
+        }
+        this.schedule(loop, did > 0 ? 0 : loop.everyMs);
+      })();
+      this.running.add(run);
+      void run.finally(() => this.running.delete(run));
+    }, delay);
+    this.timers.add(timer);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await Promise.allSettled([...this.running]);
+  }
+}

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createPostgresDb } from '../../src/db/postgres.js';
+import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
+import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
+import { ADMIN_KEY } from '../helpers/harness.js';
+import { client, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+
+/**
+ * Races on a real PostgreSQL server through real HTTP: PGlite runs one query at a time, so only
+ * a real server can show that the row lock and the CHECK constraint hold under contention.
+ */
+describe('refund concurrency on PostgreSQL, through HTTP, across gateway processes', () => {
+  let temp: TempDatabase | undefined;
+  let a: Proc | undefined;
+  let b: Proc | undefined;
+  let sim: Proc | undefined;
+  let key = '';
+  let account: any;
+
+  before(async (t) => {
+    if (!(await postgresOrSkip(t as never))) return;
+    temp = await createTempDatabase();
+    sim = await spawnPspSim();
+    a = await spawnGateway({ databaseUrl: temp.url });
+    b = await spawnGateway({ databaseUrl: temp.url });
+    const admin = client(a.url, ADMIN_KEY);
+    const m = await admin('POST', '/v1/admin/merchants', { name: 'Racer' });
+    key = m.body.api_keys.test;
+    const acct = await client(a.url, key)('POST', '/v1/connector_accounts', { connector: 'sandbox', settings: { base_url: sim.url } });
+    assert.equal(acct.status, 201, acct.raw);
+    account = acct.body;
+  });
+  after(async () => {
+    await Promise.all([a?.kill(), b?.kill(), sim?.kill()]);
+    await temp?.drop();
+  });
+
+  async function race(targets: string[], n: number, amount: number, captured: number) {
+    const api = client(targets[0], key);
+    const p = await api('POST', '/v1/payments', { amount: captured, currency: 'USD', payment_method: 'pm_card_visa' });
+    assert.equal(p.status, 201, p.raw);
+    assert.equal(p.body.connector_account_id, account.id);
+    const results = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        client(targets[i % targets.length], key)('POST', `/v1/payments/${p.body.id}/refunds`, { amount }, { 'Idempotency-Key': `race-${p.body.id}-${i}` }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 201);
+    const refused = results.filter((r) => r.status !== 201);
+    for (const r of ok) assert.equal(r.body.status, 'succeeded');
+    for (const r of refused) {
+      assert.ok([422, 409].includes(r.status), `unexpected ${r.status}: ${r.raw}`);
+      assert.ok(['amount_too_large', 'already_refunded'].includes(r.body.error.code), r.raw);
+    }
+    const total = ok.reduce((s, r) => s + r.body.amount, 0);
+    assert.equal(total, captured, 'the successful total equals the captured amount exactly');
+    const final = await api('GET', `/v1/payments/${p.body.id}`);
+    assert.equal(final.body.amount_refunded, captured);
+    assert.equal(final.body.status, 'refunded');
+    const psp = await (await fetch(`${sim!.url}/_sim/payments/${p.body.connector_ref}`)).json() as { amount_refunded: number };
+    assert.equal(psp.amount_refunded, captured, 'the PSP refunded exactly what the gateway booked');
+    return { ok: ok.length, refused: refused.length };
+  }
+
+  test('50 simultaneous partial refunds on one payment through one process', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    const r = await race([a!.url], 50, 250, 10_000);
+    assert.equal(r.ok, 40);
+    assert.equal(r.refused, 10);
+  });
+
+  test('the same race split across two gateway processes sharing the database', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    const r = await race([a!.url, b!.url], 50, 300, 9_000);
+    assert.equal(r.ok, 30);
+    assert.equal(r.refused, 20);
+    const db = createPostgresDb({ connectionString: temp.url, max: 2 });
+    try {
+      const v = await verifyLedger(db);
+      assert.deepEqual(v.violations, []);
+      const bookings = await db.query<{ n: number; refunds: number }>(
+        `SELECT (SELECT count(*) FROM ledger_transactions WHERE type = 'refund')::int AS n,
+                (SELECT count(*) FROM refunds WHERE status = 'succeeded')::int AS refunds`);
+      assert.equal(bookings.rows[0].n, bookings.rows[0].refunds, 'one booking per refund');
+    } finally {
+      await db.close();
+    }
+    const stats = await (await fetch(`${sim!.url}/_sim/stats`)).json() as { duplicate_applications: number };
+    assert.equal(stats.duplicate_applications, 0);
+  });
+
+  test('the refund kill switch set through one process takes effect on the other within a second', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    const apiB = client(b!.url, key);
+    const p = await client(a!.url, key)('POST', '/v1/payments', { amount: 1000, currency: 'USD', payment_method: 'pm_card_visa' });
+    // warm B's cache so it has to notice the change, not just read it fresh
+    assert.equal((await apiB('POST', `/v1/payments/${p.body.id}/refunds`, { amount: 100 })).status, 201);
+    const admin = client(a!.url, ADMIN_KEY);
+    assert.equal((await admin('PUT', '/v1/admin/features/refunds', { enabled: false })).status, 200);
+    const off = Date.now();
+    let refusedAfter = -1;
+    while (Date.now() - off < 3000) {
+      const r = await apiB('POST', `/v1/payments/${p.body.id}/refunds`, { amount: 1 });
+      if (r.status === 403) {
+        assert.equal(r.body.error.code, 'feature_disabled');
+        refusedAfter = Date.now() - off;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 20));
+    }
+    await admin('PUT', '/v1/admin/features/refunds', { enabled: true });
+    assert.ok(refusedAfter >= 0 && refusedAfter <= 1000, `refused after ${refusedAfter} ms`);
+  });
+});

@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ADMIN_KEY, ENCRYPTION_KEY } from './harness.js';
+
+/** dist/src/main.js, resolved from this compiled file (dist/test/helpers). */
+export const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
+
+export interface Proc {
+  proc: ChildProcess;
+  url: string;
+  output: () => string;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Spawns `node dist/src/main.js <args>` and waits for a line matching `ready`. */
+export async function spawnSettle(args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 30_000): Promise<Proc & { match: RegExpMatchArray }> {
+  const proc = spawn(process.execPath, [MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const match = await new Promise<RegExpMatchArray>((resolveReady, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${ready}; output:\n${out}`)), timeoutMs);
+    const check = () => {
+      const m = out.match(ready);
+      if (m) {
+        clearTimeout(timer);
+        resolveReady(m);
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.stderr!.on('data', check);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`process exited with ${code} before ready; output:\n${out}`));
+    });
+  });
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  return {
+    proc,
+    match,
+    url: match[1] ?? '',
+    output: () => out,
+    async kill(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface GatewayOptions {
+  databaseUrl?: string;
+  dataDir?: string;
+  env?: Record<string, string>;
+}
+
+/** A real `settle serve` process on a random port. */
+export async function spawnGateway(opts: GatewayOptions = {}) {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'settle-e2e-'));
+  const env: Record<string, string> = {
+    PORT: '0',
+    SETTLE_DATA_DIR: dataDir,
+    SETTLE_ADMIN_KEY: ADMIN_KEY,
+    SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY,
+    LOG_LEVEL: 'warn',
+    SETTLE_RATE_LIMIT_PER_SECOND: '0',
+    ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
+    ...opts.env,
+  };
+  const p = await spawnSettle(['serve'], env, /Settle is running at (http:\/\/\S+)/);
+  return { ...p, dataDir };
+}
+
+/** A real `settle psp-sim` process on a random port. */
+export async function spawnPspSim() {
+  return spawnSettle(['psp-sim', '--port', '0'], {}, /psp-sim listening on (http:\/\/\S+)/);
+}
+
+export interface HttpRes {
+  status: number;
+  body: any;
+  raw: string;
+  headers: Headers;
+}
+
+/** A small JSON client for real-process tests. */
+export function client(baseUrl: string, key?: string) {
+  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpRes> => {
+    const h: Record<string, string> = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    if (body !== undefined) h['content-type'] = 'application/json';
+    const res = await fetch(baseUrl + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    const raw = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = raw ? JSON.parse(raw) : undefined;
+    } catch {
+      parsed = raw;
+    }
+    return { status: res.status, body: parsed, raw, headers: res.headers };
+  };
+}
+
+/** Runs a settle CLI command to completion. */
+export async function runSettle(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  const proc = spawn(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout.on('data', (d) => (output += d));
+  proc.stderr.on('data', (d) => (output += d));
+  const code = await new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
+  return { code, output };
+}

@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { migrate } from '../../src/db/migrate.js';
+import { createPgliteDb } from '../../src/db/pglite.js';
+import { IdempotencyService } from '../../src/modules/idempotency/idempotency.service.js';
+
+describe('idempotency key retention', () => {
+  test('the cleanup job deletes stored responses past the retention window and keeps the rest', async () => {
+    const db = await createPgliteDb('memory://');
+    try {
+      await migrate(db);
+      const svc = new IdempotencyService(db, { lockMs: 1000, retentionHours: 24 });
+      const scope = (key: string) => ({ merchantId: 'mer_1', testMode: true, key });
+      for (const key of ['old-done', 'new-done', 'old-in-flight', 'old-dead']) {
+        assert.equal((await svc.begin(scope(key), 'POST', '/v1/refunds', 'h')).kind, 'proceed');
+      }
+      await svc.complete(scope('old-done'), { status: 201, body: '{}', headers: {} });
+      await svc.complete(scope('new-done'), { status: 201, body: '{}', headers: {} });
+      await db.query(`UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key IN ('old-done', 'old-in-flight', 'old-dead')`);
+      await db.query(`UPDATE idempotency_keys SET locked_until = now() - interval '1 hour' WHERE key = 'old-dead'`);
+      assert.equal(await svc.purgeExpired(), 2);
+      const left = (await db.query<{ key: string }>('SELECT key FROM idempotency_keys ORDER BY key')).rows.map((r) => r.key);
+      // an in-flight key whose lease still runs is never purged under its owner; a dead one is
+      assert.deepEqual(left, ['new-done', 'old-in-flight']);
+      const replay = await svc.begin(scope('new-done'), 'POST', '/v1/refunds', 'h');
+      assert.equal(replay.kind, 'replay');
+      const reused = svc.begin(scope('new-done'), 'POST', '/v1/refunds', 'other');
+      await assert.rejects(reused, /different request/);
+      // after the purge the old key is free again
+      assert.equal((await svc.begin(scope('old-done'), 'POST', '/v1/refunds', 'x')).kind, 'proceed');
+    } finally {
+      await db.close();
+    }
+  });
+});

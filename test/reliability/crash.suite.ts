@@ -1,0 +1,19 @@
+import { describe, test } from 'node:test';
+import { postgresOrSkip } from '../helpers/databases.js';
+import { runCrashScenario } from './crash.scenario.js';
+import { assertNoViolations } from './fixtures.js';
+
+/**
+ * A gateway SIGKILLed at random moments under refund load and restarted on the same database,
+ * with the PSP (psp-sim) living on. Reduced version: test/reliability-ci/crash.test.ts.
+ */
+describe('gateway crashes under refund load', () => {
+  test('killed 10 times mid-load on PostgreSQL and restarted: nothing acknowledged is lost, nothing refunded twice, gateway and PSP agree', { timeout: 900_000 }, async (t) => {
+    if (!(await postgresOrSkip(t))) return;
+    assertNoViolations(await runCrashScenario({ backend: 'postgres', rounds: 10, requests: 1500, payments: 150, concurrency: 12 }));
+  });
+
+  test('killed 4 times mid-load on embedded PGlite and restarted on the same data directory: the same holds', { timeout: 600_000 }, async () => {
+    assertNoViolations(await runCrashScenario({ backend: 'pglite', rounds: 4, requests: 400, payments: 40, concurrency: 6 }));
+  });
+});
