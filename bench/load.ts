@@ -1,0 +1,371 @@
+/**
+ * The load generator, run as a child process of the bench (`fork`, advanced serialization).
+ * It drives either HTTP (undici Pool, one connection per concurrent client) or the SQL floor
+ * (pg Pool replaying a recorded statement sequence), and answers with the raw latencies.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import pg from 'pg';
+import { Pool } from 'undici';
+import * as postgresDb from '../src/db/postgres.js';
+import type { HttpJob, LoadJob, LoadResult, Recording, SqlJob, Window } from './protocol.js';
+
+interface Sample {
+  start: number;
+  end: number;
+  status: string;
+  ok: boolean;
+  replayed: boolean;
+  errorText?: string;
+}
+
+/** Runs `next()` from `concurrency` loops and keeps what the measured window saw. */
+async function drive(w: Window, next: () => (() => Promise<Omit<Sample, 'start' | 'end'>>) | undefined): Promise<LoadResult> {
+  // how busy the machine is before we start (other work on a shared machine skews everything)
+  const before = machineCpu();
+  await new Promise((r) => setTimeout(r, 300));
+  const background = busyPct(before, machineCpu());
+  const t0 = performance.now();
+  const measureStart = t0 + w.warmupMs;
+  let windowEnd = measureStart + w.durationMs;
+  let stopped = false;
+  let warmupCount = 0;
+  let measured = 0;
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const errorSamples: string[] = [];
+  let errors = 0;
+  let replayed = 0;
+  let edge: Promise<EdgeReading> | undefined;
+  let atStart: EdgeReading | undefined;
+
+  const stop = (at: number) => {
+    if (!stopped) {
+      stopped = true;
+      windowEnd = Math.min(windowEnd, at);
+    }
+  };
+
+  const loop = async () => {
+    for (;;) {
+      const now = performance.now();
+      if (stopped || now >= windowEnd) return;
+      if (now >= measureStart && !edge) edge = readEdge(w);
+      const job = next();
+      if (!job) {
+        stop(now);
+        return;
+      }
+      const start = performance.now();
+      const s = await job();
+      const end = performance.now();
+      if (end < measureStart) {
+        warmupCount++;
+        continue;
+      }
+      if (end > windowEnd) continue;
+      measured++;
+      latencies.push(end - start);
+      statuses[s.status] = (statuses[s.status] ?? 0) + 1;
+      if (s.replayed) replayed++;
+      if (!s.ok) {
+        errors++;
+        if (errorSamples.length < 5 && s.errorText) errorSamples.push(`${s.status}: ${s.errorText.slice(0, 300)}`);
+      }
+      if (w.maxRequests !== undefined && measured >= w.maxRequests) stop(end);
+    }
+  };
+
+  if (w.warmupMs === 0) edge = readEdge(w);
+  await Promise.all(Array.from({ length: w.concurrency }, loop));
+  atStart = edge ? await edge : undefined;
+  const atEnd = await readEdge(w);
+  const elapsedMs = Math.max(1, windowEnd - measureStart);
+  return {
+    count: measured,
+    elapsedMs,
+    latencies: Float64Array.from(latencies),
+    statuses,
+    errors,
+    errorSamples,
+    replayed,
+    replaysSent: 0,
+    consumed: 0,
+    warmupCount,
+    gateway: w.gateway && atStart
+      ? {
+          cpuMs: atEnd.cpuMs - atStart.cpuMs,
+          sysMs: atEnd.sysMs - atStart.sysMs,
+          eventLoopP99Ms: atEnd.lagP99Ms,
+          eventLoopMaxMs: atEnd.lagMaxMs,
+        }
+      : undefined,
+    machineBusyPct: atStart ? busyPct(atStart.machine, atEnd.machine) : 0,
+    postgresCpuMs: atStart ? cpuDelta(atStart.postgres, atEnd.postgres) : 0,
+    backgroundBusyPct: background,
+  };
+}
+
+interface EdgeReading {
+  cpuMs: number;
+  sysMs: number;
+  postgres: Map<number, number>;
+  lagP99Ms: number | null;
+  lagMaxMs: number | null;
+  machine: { busy: number; total: number };
+}
+
+/** Gateway CPU time and event-loop delay (prom-client resets its histogram on every scrape, so
+ *  the reading at the end covers exactly the window), plus the machine's CPU counters. */
+async function readEdge(w: Window): Promise<EdgeReading> {
+  let cpuMs = 0;
+  let sysMs = 0;
+  let lagP99Ms: number | null = null;
+  let lagMaxMs: number | null = null;
+  if (w.gateway) {
+    try {
+      const stat = readFileSync(`/proc/${w.gateway.pid}/stat`, 'utf8');
+      cpuMs = cpuMsOf(stat);
+      sysMs = cpuMsOf(stat, true);
+    } catch {
+      // the process is gone: the load result says so through its errors
+    }
+    try {
+      const res = await fetch(w.gateway.metricsUrl);
+      const text = await res.text();
+      const metric = (name: string) => {
+        const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.eE+-]+)$`, 'm').exec(text);
+        return m ? Number(m[1]) * 1000 : null;
+      };
+      lagP99Ms = metric('nodejs_eventloop_lag_p99_seconds');
+      lagMaxMs = metric('nodejs_eventloop_lag_max_seconds');
+    } catch {
+      // no metrics: reported as unknown
+    }
+  }
+  return { cpuMs, sysMs, postgres: await postgresCpu(w.postgresUrl), lagP99Ms, lagMaxMs, machine: machineCpu() };
+}
+
+/** utime + stime (or stime alone) of a /proc/<pid>/stat line, in ms (USER_HZ is 100). */
+function cpuMsOf(stat: string, sysOnly = false): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (((sysOnly ? 0 : Number(fields[11])) + Number(fields[12])) * 1000) / 100;
+}
+
+/** CPU per pid of the database server's processes (backends, writers, checkpointer …). */
+async function postgresCpu(url: string | undefined): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (!url) return out;
+  const c = new pg.Client({ connectionString: url });
+  try {
+    await c.connect();
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity');
+    for (const { pid } of r.rows) {
+      try {
+        out.set(pid, cpuMsOf(readFileSync(`/proc/${pid}/stat`, 'utf8')));
+      } catch {
+        // not on this machine, or exited
+      }
+    }
+  } catch {
+    // unknown: reported as 0
+  } finally {
+    await c.end().catch(() => {});
+  }
+  return out;
+}
+
+/** CPU the server's processes used between two readings (a process new at the end counts whole). */
+function cpuDelta(a: Map<number, number>, b: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, ms] of b) sum += ms - (a.get(pid) ?? 0);
+  return sum;
+}
+
+function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const idle = v[3] + (v[4] ?? 0);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function busyPct(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  const total = b.total - a.total;
+  return total > 0 ? (100 * (b.busy - a.busy)) / total : 0;
+}
+
+// ------------------------------------------------------------------ HTTP
+
+async function runHttp(job: HttpJob): Promise<LoadResult> {
+  const pool = new Pool(job.url, { connections: job.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+  const baseHeaders: Record<string, string> = { 'content-type': 'application/json' };
+  if (job.authorization) baseHeaders.authorization = job.authorization;
+  const plan = job.plan;
+  let consumed = 0;
+  let replaysSent = 0;
+  const completed: { path: string; key: string; body: string }[] = [];
+  let seq = 0;
+
+  const send = (path: string, body: string, key: string | undefined, isReplay: boolean) => async () => {
+    const headers = key ? { ...baseHeaders, 'idempotency-key': key } : baseHeaders;
+    try {
+      const res = await pool.request({ origin: job.url, path, method: 'POST', headers, body });
+      const text = await res.body.text();
+      const ok = res.statusCode === 201;
+      const replayedHeader = res.headers['idempotent-replayed'] === 'true';
+      if (ok && key && !isReplay) completed.push({ path, key, body });
+      return {
+        status: String(res.statusCode),
+        ok: ok && (!isReplay || replayedHeader),
+        replayed: replayedHeader,
+        errorText: ok && (!isReplay || replayedHeader) ? undefined : isReplay && ok ? `replay not marked replayed: ${text}` : text,
+      };
+    } catch (err) {
+      return { status: 'network', ok: false, replayed: false, errorText: String(err) };
+    }
+  };
+
+  const next = (): (() => Promise<Omit<Sample, 'start' | 'end'>>) | undefined => {
+    if (plan.type === 'fixed') return send(plan.path, plan.body, undefined, false);
+    if (plan.replayFraction && completed.length > 0 && Math.random() < plan.replayFraction) {
+      const c = completed[Math.floor(Math.random() * completed.length)];
+      replaysSent++;
+      return send(c.path, c.body, c.key, true);
+    }
+    let paymentId: string;
+    if (plan.repeat) {
+      paymentId = plan.paymentIds[0];
+    } else {
+      if (consumed >= plan.paymentIds.length) return undefined;
+      paymentId = plan.paymentIds[consumed];
+    }
+    consumed++;
+    const body = plan.amount === undefined ? '{}' : `{"amount":${plan.amount}}`;
+    return send(`/v1/payments/${paymentId}/refunds`, body, `${plan.keyPrefix}-${seq++}`, false);
+  };
+
+  try {
+    const r = await drive(job, next);
+    return { ...r, consumed, replaysSent };
+  } finally {
+    await pool.close();
+  }
+}
+
+// ------------------------------------------------------------------ SQL floor
+
+type Part = string | number; // literal text, or the index of a token
+type Template = { kind: 'literal'; value: unknown } | { kind: 'string'; parts: Part[] } | { kind: 'array'; items: Template[] };
+
+function compile(value: unknown, tokenRe: RegExp | undefined, index: Map<string, number>): Template {
+  if (typeof value === 'string' && tokenRe) {
+    const parts: Part[] = [];
+    let last = 0;
+    tokenRe.lastIndex = 0;
+    for (let m = tokenRe.exec(value); m; m = tokenRe.exec(value)) {
+      if (m.index > last) parts.push(value.slice(last, m.index));
+      parts.push(index.get(m[0])!);
+      last = m.index + m[0].length;
+    }
+    if (parts.length === 0) return { kind: 'literal', value };
+    if (last < value.length) parts.push(value.slice(last));
+    return { kind: 'string', parts };
+  }
+  if (Array.isArray(value)) return { kind: 'array', items: value.map((v) => compile(v, tokenRe, index)) };
+  return { kind: 'literal', value };
+}
+
+function fill(t: Template, tokens: string[]): unknown {
+  if (t.kind === 'literal') return t.value;
+  if (t.kind === 'array') return t.items.map((i) => fill(i, tokens));
+  let s = '';
+  for (const p of t.parts) s += typeof p === 'number' ? tokens[p] : p;
+  return s;
+}
+
+/** The gateway's prepared-statement naming; absent in builds that do not prepare statements. */
+const preparedName = (postgresDb as { preparedName?: (sql: string) => string | undefined }).preparedName;
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+async function runSql(job: SqlJob): Promise<LoadResult> {
+  const rec: Recording = job.recording;
+  const index = new Map(rec.tokens.map((t, i) => [t, i]));
+  // longest first, so a token inside another (a refund id inside `settle_<refund id>`) is not split
+  const sorted = [...rec.tokens].sort((a, b) => b.length - a.length);
+  const tokenRe = sorted.length ? new RegExp(sorted.map(escapeRe).join('|'), 'g') : undefined;
+  const steps = rec.steps.map((s) => ({
+    tx: s.tx,
+    // named exactly as the gateway's driver names them (if it does), so both send the same
+    // protocol messages
+    statements: s.statements.map((st) => ({ text: st.text, name: preparedName?.(st.text), values: st.values.map((v) => compile(v, tokenRe, index)) })),
+  }));
+  const exec = (q: pg.Pool | pg.PoolClient, st: (typeof steps)[number]['statements'][number], tokens: string[]) => {
+    const values = st.values.map((v) => fill(v, tokens)) as unknown[];
+    return st.name ? q.query({ name: st.name, text: st.text, values }) : q.query(st.text, values);
+  };
+  const pool = new pg.Pool({ connectionString: job.url, max: job.poolSize, application_name: 'settle-bench-floor' });
+  pool.on('error', () => {});
+  let consumed = 0;
+  let seq = 0;
+
+  /** Fresh values for one replay: same shape as the recorded ones, unique per replay. */
+  const tokensFor = (target: { id: string; ref: string }): string[] =>
+    rec.tokens.map((t) => {
+      if (t === rec.paymentId) return target.id;
+      if (t === rec.paymentRef) return target.ref;
+      if (t === rec.idempotencyKey) return `${job.keyPrefix}-${seq}`;
+      // keep the prefix and the random tail; the time part becomes a per-replay unique marker
+      const cut = t.lastIndexOf('_') + 1;
+      const unique = `${job.keyPrefix.replace(/[^0-9A-Za-z]/g, '')}${seq.toString(36).padStart(5, '0')}`;
+      return t.slice(0, cut) + unique + t.slice(cut + unique.length);
+    });
+
+  const next = () => {
+    if (consumed >= job.targets.length) return undefined;
+    const target = job.targets[consumed++];
+    seq++;
+    const tokens = tokensFor(target);
+    return async (): Promise<Omit<Sample, 'start' | 'end'>> => {
+      try {
+        for (const step of steps) {
+          if (!step.tx) {
+            for (const st of step.statements) await exec(pool, st, tokens);
+            continue;
+          }
+          const client = await pool.connect();
+          try {
+            await client.query('BEGIN');
+            for (const st of step.statements) await exec(client, st, tokens);
+            await client.query('COMMIT');
+          } catch (err) {
+            await client.query('ROLLBACK').catch(() => {});
+            throw err;
+          } finally {
+            client.release();
+          }
+        }
+        return { status: 'ok', ok: true, replayed: false };
+      } catch (err) {
+        return { status: 'sql_error', ok: false, replayed: false, errorText: String((err as Error).message) };
+      }
+    };
+  };
+
+  try {
+    const r = await drive(job, next);
+    return { ...r, consumed };
+  } finally {
+    await pool.end();
+  }
+}
+
+process.on('message', (job: LoadJob) => {
+  const run = job.kind === 'http' ? runHttp(job) : runSql(job);
+  run.then(
+    (result) => process.send!({ ok: true, result }),
+    (err) => process.send!({ ok: false, error: String((err as Error).stack ?? err) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,111 @@
+/**
+ * What the bench orchestrator (run.ts) and its load-generator child process (load.ts) say to
+ * each other. The load generator is a separate process from both the gateway and the
+ * orchestrator, so neither shares an event loop with the thing it measures.
+ */
+
+/** One SQL statement as the gateway issued it (text + parameter values). */
+export interface RecordedStatement {
+  text: string;
+  values: unknown[];
+}
+
+/** An autocommit statement, or a BEGIN … COMMIT group, in the order the gateway ran them. */
+export interface RecordedStep {
+  tx: boolean;
+  statements: RecordedStatement[];
+}
+
+/**
+ * The exact statement sequence of one refund request. `tokens` are the per-request values inside
+ * the parameters (payment id, its connector ref, the idempotency key, generated ids) that a replay
+ * replaces with fresh ones so that each replayed refund is a new one on a new payment.
+ */
+export interface Recording {
+  steps: RecordedStep[];
+  tokens: string[];
+  paymentId: string;
+  paymentRef: string;
+  idempotencyKey: string;
+}
+
+export interface Window {
+  /** Measured for this long after the warm-up. */
+  durationMs: number;
+  /** Requests before this are not measured (connections, JIT, caches). Default 0. */
+  warmupMs: number;
+  /** Stop the measured window after this many requests. Default unlimited. */
+  maxRequests?: number;
+  concurrency: number;
+  /** Keep each request's latency in issue order (only meaningful at concurrency 1). */
+  ordered?: boolean;
+  /** The gateway under test: its /metrics (event-loop delay) and pid (CPU time), read at the
+   *  window's edges. */
+  gateway?: { metricsUrl: string; pid: number };
+  /** The database server, when it runs on this machine: CPU of its processes is read at the
+   *  window's edges. */
+  postgresUrl?: string;
+}
+
+export type HttpPlan =
+  /** A refund per payment id, each with its own idempotency key; `repeat` refunds the same one. */
+  | {
+      type: 'refunds';
+      paymentIds: string[];
+      /** Omitted = full refund (empty JSON object body). */
+      amount?: number;
+      /** Fraction of requests that resend an earlier completed request with its key. Default 0. */
+      replayFraction?: number;
+      repeat?: boolean;
+      keyPrefix: string;
+    }
+  | { type: 'fixed'; path: string; body: string };
+
+export interface HttpJob extends Window {
+  kind: 'http';
+  url: string;
+  authorization?: string;
+  plan: HttpPlan;
+}
+
+export interface SqlJob extends Window {
+  kind: 'sql';
+  url: string;
+  poolSize: number;
+  recording: Recording;
+  targets: { id: string; ref: string }[];
+  keyPrefix: string;
+}
+
+export type LoadJob = HttpJob | SqlJob;
+
+export interface LoadResult {
+  /** Requests completed inside the measured window. */
+  count: number;
+  elapsedMs: number;
+  /** Milliseconds, for the requests counted. */
+  latencies: Float64Array;
+  statuses: Record<string, number>;
+  errors: number;
+  errorSamples: string[];
+  /** Responses that carried `Idempotent-Replayed: true`. */
+  replayed: number;
+  /** Requests that were meant as replays. */
+  replaysSent: number;
+  /** Payment ids consumed (warm-up included). */
+  consumed: number;
+  warmupCount: number;
+  gateway?: {
+    cpuMs: number;
+    /** Of which in the kernel (system calls: sockets, mostly). */
+    sysMs: number;
+    eventLoopP99Ms: number | null;
+    eventLoopMaxMs: number | null;
+  };
+  /** Whole-machine CPU busy share during the window, 0–100 (two cores = 100 when both busy). */
+  machineBusyPct: number;
+  /** CPU used by the database server's processes during the window, in ms. */
+  postgresCpuMs: number;
+  /** Machine CPU busy share in the 300 ms before the run, before any load: other work on the machine. */
+  backgroundBusyPct: number;
+}
