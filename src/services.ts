@@ -85,7 +85,7 @@ export function createServices(deps: {
     connectorAccounts,
     payments: new PaymentsService(db, connectorAccounts, logger),
     refunds,
-    idempotency: new IdempotencyService(db, { lockMs: config.idempotencyLockMs, retentionHours: config.idempotencyRetentionHours }),
+    idempotency: new IdempotencyService(db, box, { lockMs: config.idempotencyLockMs, retentionHours: config.idempotencyRetentionHours }),
     ledger: new LedgerService(db),
     webhooks: new WebhooksService(db, box, config, logger),
     inbound: new InboundWebhooksService(db, connectorAccounts, refunds, logger),

@@ -19,6 +19,8 @@ import { findUnstorableText, validatorCompiler } from './validation.js';
 declare module 'fastify' {
   interface FastifyRequest {
     auth?: AuthContext;
+    /** The request carried the admin key. */
+    admin?: boolean;
     idem?: IdempotencyScope;
     /** The body exactly as received (inbound webhook signatures are computed over it). */
     rawBody?: string;
@@ -29,6 +31,8 @@ declare module 'fastify' {
     auth?: 'merchant' | 'admin' | 'none';
     /** Feature switch checked right after authentication (403 feature_disabled when off). */
     feature?: string;
+    /** The response shows a secret once: its stored copy for idempotent replays is sealed. */
+    showsSecret?: boolean;
   }
 }
 
@@ -99,6 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       req.auth = await services.merchants.authenticate(bearer(req));
     } else if (mode === 'admin') {
       if (!services.admin.check(bearer(req))) throw new AppError('invalid_api_key', 'Invalid admin key.');
+      req.admin = true;
     }
   });
 
@@ -141,13 +146,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // ---- idempotency: claimed after authentication and validation, stored when the response is sent
   app.addHook('preHandler', async (req, reply) => {
-    if (req.method !== 'POST' || !req.auth) return;
+    if (req.method !== 'POST' || !(req.auth || req.admin)) return;
     const key =
       validateKey(req.headers['idempotency-key'], 'Idempotency-Key') ??
       validateKey(req.headers['x-idempotency-key'], 'X-Idempotency-Key');
     if (key === undefined) return;
     const path = req.url.split('?')[0];
-    const scope = { merchantId: req.auth.merchantId, testMode: req.auth.testMode, key };
+    // admin requests have a scope of their own (merchant ids are mer_…, never this)
+    const scope = req.auth ? { merchantId: req.auth.merchantId, testMode: req.auth.testMode, key } : { merchantId: 'admin', testMode: false, key };
     const begun = await services.idempotency.begin(scope, req.method, path, requestHash(req.method, req.url, req.body));
     if (begun.kind === 'replay') {
       const { status, body, headers } = begun.response;
@@ -164,7 +170,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     req.idem = undefined;
     if (isStorableStatus(reply.statusCode) && typeof payload === 'string') {
       try {
-        await services.idempotency.complete(scope, { status: reply.statusCode, body: payload, headers: {} });
+        await services.idempotency.complete(scope, { status: reply.statusCode, body: payload, headers: {} }, req.routeOptions.config.showsSecret === true);
       } catch (err) {
         // An answer its key cannot replay must not look final: a retry would re-run the request
         // and could answer differently. The client gets a 500 and retries with the same key once

@@ -2,14 +2,17 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { migrate } from '../../src/db/migrate.js';
 import { createPgliteDb } from '../../src/db/pglite.js';
+import { SecretBox } from '../../src/lib/crypto.js';
 import { IdempotencyService } from '../../src/modules/idempotency/idempotency.service.js';
+
+const box = new SecretBox(Buffer.alloc(32, 7));
 
 describe('idempotency key retention', () => {
   test('the cleanup job deletes stored responses past the retention window and keeps the rest', async () => {
     const db = await createPgliteDb('memory://');
     try {
       await migrate(db);
-      const svc = new IdempotencyService(db, { lockMs: 1000, retentionHours: 24 });
+      const svc = new IdempotencyService(db, box, { lockMs: 1000, retentionHours: 24 });
       const scope = (key: string) => ({ merchantId: 'mer_1', testMode: true, key });
       for (const key of ['old-done', 'new-done', 'old-in-flight', 'old-dead']) {
         assert.equal((await svc.begin(scope(key), 'POST', '/v1/refunds', 'h')).kind, 'proceed');
@@ -28,6 +31,36 @@ describe('idempotency key retention', () => {
       await assert.rejects(reused, /different request/);
       // after the purge the old key is free again
       assert.equal((await svc.begin(scope('old-done'), 'POST', '/v1/refunds', 'x')).kind, 'proceed');
+    } finally {
+      await db.close();
+    }
+  });
+
+  test('a response that shows a secret is stored sealed, replayed in clear, and opens only under its own key', async () => {
+    const db = await createPgliteDb('memory://');
+    try {
+      await migrate(db);
+      const svc = new IdempotencyService(db, box, { lockMs: 1000, retentionHours: 24 });
+      const scope = (key: string) => ({ merchantId: 'mer_1', testMode: true, key });
+      const body = '{"object":"webhook_endpoint","secret":"whsec_0123456789abcdefghijklmnop"}';
+      assert.equal((await svc.begin(scope('sealed'), 'POST', '/v1/webhook_endpoints', 'h')).kind, 'proceed');
+      await svc.complete(scope('sealed'), { status: 201, body, headers: {} }, true);
+      assert.equal((await svc.begin(scope('plain'), 'POST', '/v1/payments', 'h')).kind, 'proceed');
+      await svc.complete(scope('plain'), { status: 201, body: '{"object":"payment"}', headers: {} });
+
+      const stored = (await db.query<{ key: string; response_body: string }>('SELECT key, response_body FROM idempotency_keys ORDER BY key')).rows;
+      assert.deepEqual(stored.map((r) => r.key), ['plain', 'sealed']);
+      assert.equal(stored[0].response_body, '{"object":"payment"}', 'an ordinary response is kept as sent');
+      assert.ok(!stored[1].response_body.includes('whsec_'), `the secret is not in clear: ${stored[1].response_body}`);
+      assert.match(stored[1].response_body, /^sealed:v1\./);
+
+      const replay = await svc.begin(scope('sealed'), 'POST', '/v1/webhook_endpoints', 'h');
+      assert.equal(replay.kind, 'replay');
+      assert.equal(replay.kind === 'replay' && replay.response.body, body, 'replayed byte for byte');
+
+      // a sealed answer copied under another key does not open: it is bound to its own scope
+      await db.query(`UPDATE idempotency_keys SET response_body = $1 WHERE key = 'plain'`, [stored[1].response_body]);
+      await assert.rejects(svc.begin(scope('plain'), 'POST', '/v1/payments', 'h'));
     } finally {
       await db.close();
     }

@@ -375,8 +375,23 @@ describe('secrets never leak into logs, responses or the database', () => {
     secrets.set('PSP api_key', credentials.api_key);
     secrets.set('PSP password', credentials.password);
     secrets.set('PSP-issued webhook secret', credentials.webhook_secret);
-    const endpoint = await call('POST', '/v1/webhook_endpoints', { key: a.testKey, body: { url: 'http://localhost:9/hooks', enabled_events: ['*'] } }, true);
+    const endpointRequest = { key: a.testKey, idempotencyKey: `we-${rand()}`, body: { url: 'http://localhost:9/hooks', enabled_events: ['*'] } };
+    const endpoint = await call('POST', '/v1/webhook_endpoints', endpointRequest, true);
     secrets.set('endpoint secret', endpoint.body.secret);
+    // a create that shows a secret is replayed with it, byte for byte (its stored copy is sealed)
+    const endpointReplay = await call('POST', '/v1/webhook_endpoints', endpointRequest, true);
+    assert.equal(endpointReplay.headers['idempotent-replayed'], 'true');
+    assert.equal(endpointReplay.raw, endpoint.raw);
+    const merchantRequest = { key: ADMIN_KEY, idempotencyKey: `mer-${rand()}`, body: { name: 'Third' } };
+    const c = await call('POST', '/v1/admin/merchants', merchantRequest, true);
+    secrets.set('C test key', c.body.api_keys.test);
+    secrets.set('C live key', c.body.api_keys.live);
+    assert.equal((await call('POST', '/v1/admin/merchants', merchantRequest, true)).raw, c.raw);
+    const accountRequest = { key: a.testKey, idempotencyKey: `ca-${rand()}`, body: { connector: 'sandbox', credentials: { api_key: `psp_key_${rand()}` } } };
+    const replayed = await call('POST', '/v1/connector_accounts', accountRequest, true);
+    secrets.set('replayed account webhook secret', replayed.body.webhook_secret);
+    secrets.set('replayed account api_key', accountRequest.body.credentials.api_key);
+    assert.equal((await call('POST', '/v1/connector_accounts', accountRequest, true)).raw, replayed.raw);
     const bAccount = await call('POST', '/v1/connector_accounts', { key: b.body.api_keys.test, body: { connector: 'sandbox', credentials: { api_key: `psp_key_${rand()}` } } }, true);
     secrets.set('B account webhook secret', bAccount.body.webhook_secret);
     for (const [name, value] of secrets) assert.ok(typeof value === 'string' && value.length >= 20, `${name} is a real secret`);
@@ -464,12 +479,12 @@ describe('secrets never leak into logs, responses or the database', () => {
       if (logs.includes(value)) leaks.push(`${name} in the logs: …${logs.slice(Math.max(0, logs.indexOf(value) - 200), logs.indexOf(value) + 40)}…`);
       for (const s of seen) if (s.text.includes(value)) leaks.push(`${name} in the response to ${s.what}`);
     }
-    // at rest: keys are hashed, credentials and webhook secrets sealed. idempotency_keys is left
-    // out on purpose: it keeps create responses for byte-identical replays (24 h), and a create
-    // that returns a secret is replayed with it, as it must be.
+    // at rest: keys are hashed; credentials, webhook secrets and the stored replays of creates
+    // that show a secret are sealed
     const tables = await h.db.query<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`);
+    assert.ok(tables.rows.some((r) => r.table_name === 'idempotency_keys'));
     let rows = 0;
-    for (const { table_name: t } of tables.rows.filter((r) => r.table_name !== 'idempotency_keys')) {
+    for (const { table_name: t } of tables.rows) {
       const dump = await h.db.query<{ row: string }>(`SELECT t::text AS row FROM "${t}" t`);
       rows += dump.rows.length;
       for (const { row } of dump.rows) for (const [name, value] of secrets) if (row.includes(value)) leaks.push(`${name} in clear in table ${t}`);

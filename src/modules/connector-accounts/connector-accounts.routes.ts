@@ -9,6 +9,7 @@ const params = idParam('The account UUID or its ca_ short id');
 
 export async function connectorAccountsRoutes(app: FastifyInstance, { connectorAccounts }: Services): Promise<void> {
   app.post<{ Body: CreateConnectorAccountInput }>('/v1/connector_accounts', {
+    config: { showsSecret: true },
     schema: {
       tags, summary: 'Create a connector account (a merchant\'s credentials at one PSP)',
       description: 'The first account of a merchant and mode becomes the default. `credentials` are write-only and encrypted at rest. `webhook_secret` (the secret the PSP signs its webhooks with) is returned once.',

@@ -1,6 +1,6 @@
 import type { Db } from '../../db/db.js';
 import { AppError, invalidParam } from '../../http/errors.js';
-import { sha256Hex } from '../../lib/crypto.js';
+import { sha256Hex, type SecretBox } from '../../lib/crypto.js';
 
 /** 1–255 printable ASCII characters (contract section 3). */
 const KEY_RE = /^[\x20-\x7e]{1,255}$/;
@@ -16,6 +16,9 @@ export interface StoredResponse {
   body: string;
   headers: Record<string, string>;
 }
+
+/** Marks a stored body sealed with the encryption key (a JSON body never starts with it). */
+const SEALED = 'sealed:';
 
 export type BeginResult =
   | { kind: 'proceed'; scope: IdempotencyScope; recovered: boolean }
@@ -47,10 +50,15 @@ export function requestHash(method: string, path: string, body: unknown): string
  * with a lease; the response is stored when the request ends. A lease that runs out means its
  * owner died (crash): the next retry takes the key over and the work resumes (the payment and
  * refund services find the objects the first attempt created by the same key).
+ *
+ * A response that shows a secret once (an API key, a webhook signing secret) is replayed with
+ * that secret, as Stripe does, but kept sealed (AES-256-GCM, bound to its key's scope) while it
+ * waits for a retry: the database never holds it in clear.
  */
 export class IdempotencyService {
   constructor(
     private readonly db: Db,
+    private readonly box: SecretBox,
     private readonly opts: { lockMs: number; retentionHours: number },
   ) {}
 
@@ -85,7 +93,9 @@ export class IdempotencyService {
         'This Idempotency-Key was already used with a different request (method, path or body). Use a new key for a new request.');
     }
     if (row.state === 'done') {
-      return { kind: 'replay', response: { status: row.response_status!, body: row.response_body!, headers: row.response_headers ?? {} } };
+      const stored = row.response_body!;
+      const body = stored.startsWith(SEALED) ? this.box.open(stored.slice(SEALED.length), sealContext(scope)) : stored;
+      return { kind: 'replay', response: { status: row.response_status!, body, headers: row.response_headers ?? {} } };
     }
     if (!row.expired) {
       throw new AppError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being processed; retry later.');
@@ -101,12 +111,14 @@ export class IdempotencyService {
     return { kind: 'proceed', scope, recovered: true };
   }
 
-  async complete(scope: IdempotencyScope, response: StoredResponse): Promise<void> {
+  /** Stores the response for replays; `seal` for one that carries a secret. */
+  async complete(scope: IdempotencyScope, response: StoredResponse, seal = false): Promise<void> {
+    const body = seal ? SEALED + this.box.seal(response.body, sealContext(scope)) : response.body;
     await this.db.query(
       `UPDATE idempotency_keys SET state = 'done', locked_until = NULL, response_status = $4, response_body = $5,
          response_headers = $6
        WHERE merchant_id = $1 AND test_mode = $2 AND key = $3 AND state = 'in_flight'`,
-      [scope.merchantId, scope.testMode, scope.key, response.status, response.body, JSON.stringify(response.headers)],
+      [scope.merchantId, scope.testMode, scope.key, response.status, body, JSON.stringify(response.headers)],
     );
   }
 
@@ -131,3 +143,6 @@ export class IdempotencyService {
     return r.rowCount;
   }
 }
+
+/** Ties a sealed response to its key: it cannot be opened as another key's answer. */
+const sealContext = (scope: IdempotencyScope): string => `idempotency:${scope.merchantId}:${scope.testMode ? 'test' : 'live'}:${scope.key}`;

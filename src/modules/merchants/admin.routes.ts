@@ -6,12 +6,13 @@ import { renderMerchant } from './merchants.service.js';
 import { merchantObject, responses } from '../../http/objects.js';
 
 const admin = { auth: 'admin' as const };
+const adminShowsSecret = { ...admin, showsSecret: true };
 const tags = ['admin'];
 const security = [{ adminKey: [] }];
 
 export async function adminRoutes(app: FastifyInstance, { merchants, features }: Services): Promise<void> {
   app.post<{ Body: { name: string } }>('/v1/admin/merchants', {
-    config: admin,
+    config: adminShowsSecret,
     schema: {
       tags, security, summary: 'Create a merchant with a test and a live secret key (shown once)',
       response: responses(201, merchantObject),
@@ -26,7 +27,7 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
   });
 
   app.post<{ Params: { id: string }; Body: { mode: 'test' | 'live' } }>('/v1/admin/merchants/:id/api_keys', {
-    config: admin,
+    config: adminShowsSecret,
     schema: {
       tags, security, summary: 'Create another secret key for a merchant (shown once)',
       params: { type: 'object', properties: { id: { type: 'string', maxLength: 100 } } },

@@ -28,6 +28,7 @@ export const createWebhookEndpointBody = {
 
 export async function webhooksRoutes(app: FastifyInstance, { webhooks }: Services): Promise<void> {
   app.post<{ Body: CreateWebhookEndpointInput }>('/v1/webhook_endpoints', {
+    config: { showsSecret: true },
     schema: {
       tags, summary: 'Create a webhook endpoint',
       description: 'Events of this merchant and mode whose type is enabled are POSTed to `url`, signed with `Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`. The signing `secret` (whsec_…) is returned only in this response.',
