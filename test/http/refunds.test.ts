@@ -283,6 +283,15 @@ for (const backend of BACKENDS) {
       assert.equal(r.body.payment.amount_refundable, 1200, 'the pending amount is held');
       const over = await refund(p.id, { amount: 1201 });
       assert.equal(over.body.error.code, 'amount_too_large');
+      assert.match(over.body.error.message, /refundable balance of 1200/);
+      // the rest held too: a full refund finds nothing left, and says why
+      const rest = await refund(p.id, { amount: 1200 });
+      assert.equal(rest.body.status, 'pending');
+      const nothing = await refund(p.id, {});
+      assert.equal(nothing.status, 422, nothing.raw);
+      assert.equal(nothing.body.error.code, 'amount_too_large');
+      assert.equal(nothing.body.error.param, 'amount');
+      assert.match(nothing.body.error.message, /pending refunds hold the remaining 2000/);
       psp.settlePending();
       const log = createLogger('silent');
       for (let i = 0; i < 50; i++) {
@@ -293,8 +302,13 @@ for (const backend of BACKENDS) {
       }
       const done = await h.call('GET', `/v1/refunds/${r.body.id}`, { key: key() });
       assert.equal(done.body.status, 'succeeded');
-      assert.equal(done.body.payment.amount_refunded, 800);
-      assert.equal(done.body.payment.status, 'partially_refunded');
+      for (let i = 0; i < 50 && (await h.call('GET', `/v1/refunds/${rest.body.id}`, { key: key() })).body.status === 'pending'; i++) {
+        await syncPendingRefunds(h.db, h.rt.services.refunds, log, { syncBaseMs: 10, syncMaxMs: 50 });
+        await new Promise((res) => setTimeout(res, 20));
+      }
+      const after = await h.call('GET', `/v1/refunds/${r.body.id}`, { key: key() });
+      assert.equal(after.body.payment.amount_refunded, 2000);
+      assert.equal(after.body.payment.status, 'refunded');
       await verifyLedger();
     });
 

@@ -177,7 +177,12 @@ export class RefundsService {
     } else {
       amount = lineTotal ?? refundable;
     }
-    if (amount > refundable || amount === 0) {
+    if (amount === 0) {
+      // nothing left, yet not fully refunded: pending refunds hold the rest until they finish
+      throw new AppError('amount_too_large',
+        `Nothing left to refund on payment ${payment.id}: pending refunds hold the remaining ${payment.amount_refund_pending}. Retry if one of them fails.`, { param: 'amount' });
+    }
+    if (amount > refundable) {
       throw new AppError('amount_too_large', `Refund amount ${amount} exceeds the refundable balance of ${refundable}.`, { param: 'amount' });
     }
 
