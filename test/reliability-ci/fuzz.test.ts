@@ -22,7 +22,11 @@ const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(
 
 // ------------------------------------------------------------------ the contract (section 2)
 
-/** Every code of the contract's error table with its status, and the error `type` it belongs to. */
+/**
+ * Every code of the contract's error table with its status, and the error `type` it belongs to.
+ * Written out from the contract, not imported from src/http/errors.ts: the gateway's own table is
+ * what this checks.
+ */
 const CONTRACT_ERRORS: Readonly<Record<string, readonly [status: number, type: string]>> = {
   invalid_json: [400, 'invalid_request_error'],
   invalid_param: [400, 'invalid_request_error'],

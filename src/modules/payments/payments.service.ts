@@ -1,4 +1,4 @@
-import { ConnectorUnknownOutcomeError, type AuthorizeResult } from '../../connectors/connector.js';
+import { ConnectorUnknownOutcomeError, type ActionResult, type AuthorizeResult, type Connector, type ConnectorContext } from '../../connectors/connector.js';
 import { SANDBOX_TEST_TOKENS } from '../../connectors/sandbox/sandbox-psp.js';
 import type { Db, Tx } from '../../db/db.js';
 import { AppError, invalidParam } from '../../http/errors.js';
@@ -220,25 +220,13 @@ export class PaymentsService {
       throw new AppError('amount_too_large', `Capture amount ${toCapture} exceeds the capturable amount of ${payment.amount_capturable}.`, { param: 'amount' });
     }
     const account = await this.originatingAccount(payment);
-    const connector = this.accounts.connectorFor(account);
-    let result;
-    try {
-      // one capture per payment: the key is the payment's, so concurrent captures collapse into one at the PSP
-      result = await connector.capture(this.accounts.contextFor(account), {
-        connectorRef: payment.connector_ref!,
-        amount: toCapture,
-        currency: payment.currency,
-        idempotencyKey: `settle_capture_${payment.id}`,
-      });
-    } catch (err) {
-      if (err instanceof ConnectorUnknownOutcomeError) {
-        throw new AppError('connector_unavailable', 'The payment service provider did not answer; retry the capture.');
-      }
-      throw err;
-    }
-    if (result.outcome === 'rejected') {
-      throw new AppError('not_capturable', `The payment service provider refused the capture: ${result.message}`);
-    }
+    // one capture per payment: the key is the payment's, so concurrent captures collapse into one at the PSP
+    await this.askPsp('capture', 'not_capturable', (connector, ctx) => connector.capture(ctx, {
+      connectorRef: payment.connector_ref!,
+      amount: toCapture,
+      currency: payment.currency,
+      idempotencyKey: `settle_capture_${payment.id}`,
+    }), account);
     const updated = await this.db.transaction(async (tx) => {
       const p = (await repo.findById(tx, payment.id, true))!;
       if (p.status !== 'requires_capture') {
@@ -261,27 +249,36 @@ export class PaymentsService {
     return this.view(updated);
   }
 
+  /**
+   * A capture or cancel at the PSP. No answer is a 502 the client retries (the PSP key makes the
+   * retry safe); a refusal is the 409 of the action.
+   */
+  private async askPsp(action: 'capture' | 'cancel', refused: 'not_capturable' | 'not_cancelable',
+    call: (connector: Connector, ctx: ConnectorContext) => Promise<ActionResult>, account: ConnectorAccountRow): Promise<void> {
+    let result: ActionResult;
+    try {
+      result = await call(this.accounts.connectorFor(account), this.accounts.contextFor(account));
+    } catch (err) {
+      if (err instanceof ConnectorUnknownOutcomeError) {
+        throw new AppError('connector_unavailable', `The payment service provider did not answer; retry the ${action}.`);
+      }
+      throw err;
+    }
+    if (result.outcome === 'rejected') {
+      throw new AppError(refused, `The payment service provider refused the ${action}: ${result.message}`);
+    }
+  }
+
   async cancel(auth: AuthContext, id: string) {
     const payment = await this.retrieveRow(auth, id);
     if (payment.status !== 'requires_capture') {
       throw new AppError('not_cancelable', `This payment cannot be canceled: its status is ${payment.status}.`);
     }
     const account = await this.originatingAccount(payment);
-    let result;
-    try {
-      result = await this.accounts.connectorFor(account).cancel(this.accounts.contextFor(account), {
-        connectorRef: payment.connector_ref!,
-        idempotencyKey: `settle_cancel_${payment.id}`,
-      });
-    } catch (err) {
-      if (err instanceof ConnectorUnknownOutcomeError) {
-        throw new AppError('connector_unavailable', 'The payment service provider did not answer; retry the cancel.');
-      }
-      throw err;
-    }
-    if (result.outcome === 'rejected') {
-      throw new AppError('not_cancelable', `The payment service provider refused the cancel: ${result.message}`);
-    }
+    await this.askPsp('cancel', 'not_cancelable', (connector, ctx) => connector.cancel(ctx, {
+      connectorRef: payment.connector_ref!,
+      idempotencyKey: `settle_cancel_${payment.id}`,
+    }), account);
     const updated = await this.db.transaction(async (tx) => {
       const p = (await repo.findById(tx, payment.id, true))!;
       if (p.status === 'canceled') return p;
