@@ -29,6 +29,12 @@ export interface Config {
   idempotencyLockMs: number;
   /** Requests per second per API key (token bucket, burst = 2×). 0 disables. Default 100. */
   rateLimitPerSecond: number;
+  /** Requests with an invalid API key (or admin key) allowed per client address per minute;
+   *  past it, that address gets 429 before any key is looked up. 0 disables. Default 30. */
+  authFailuresPerMinute: number;
+  /** Behind a reverse proxy: which X-Forwarded-For hops to believe for the client's address
+   *  (Fastify's trustProxy: true, a hop count, or addresses/CIDRs). Unset → the socket's peer. */
+  trustProxy: boolean | number | string[] | undefined;
   /** Redis URL for a rate limit shared across processes. Unset → per-process memory. */
   redisUrl: string | undefined;
   /** Outbound webhook retry delays in seconds (before jitter); after the last one the delivery
@@ -128,6 +134,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     idempotencyRetentionHours: int('SETTLE_IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
     idempotencyLockMs: int('SETTLE_IDEMPOTENCY_LOCK_MS', 30_000, 100, 3_600_000),
     rateLimitPerSecond: int('SETTLE_RATE_LIMIT_PER_SECOND', 100, 0, 1_000_000),
+    authFailuresPerMinute: int('SETTLE_AUTH_FAILURES_PER_MINUTE', 30, 0, 1_000_000),
+    trustProxy: trustProxy(env.SETTLE_TRUST_PROXY),
     redisUrl,
     webhookRetrySchedule,
     webhookTimeoutMs: int('SETTLE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
@@ -147,4 +155,13 @@ function parseKey(raw: string): Buffer | undefined {
   if (/^[0-9a-fA-F]{64}$/.test(raw)) return Buffer.from(raw, 'hex');
   const b = Buffer.from(raw, 'base64');
   return b.length === 32 ? b : undefined;
+}
+
+/** `true`, a number of hops, or a comma-separated list of proxy addresses or CIDRs. */
+function trustProxy(raw: string | undefined): boolean | number | string[] | undefined {
+  const v = raw?.trim();
+  if (!v || v === 'false') return undefined;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v.split(',').map((s) => s.trim()).filter(Boolean);
 }

@@ -7,6 +7,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
 import { migrationsApplied } from '../db/migrate.js';
+import { FailureWindow } from '../lib/failure-window.js';
 import { newId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
 import { requestHash, validateKey, type IdempotencyScope } from '../modules/idempotency/idempotency.service.js';
@@ -55,6 +56,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => newId('req'),
     requestIdHeader: false,
     bodyLimit: config.bodyLimit,
+    // a hop count as a function: Fastify's types take no number
+    trustProxy: typeof config.trustProxy === 'number' ? ((hops: number) => (_addr: string, i: number) => i < hops)(config.trustProxy) : config.trustProxy,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     return503OnClosing: true,
     // malformed percent-encoding, over-long path parameters: same envelope and Request-Id as every error
@@ -95,15 +98,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   services.metrics.register(registry);
 
+  // Guessing keys: an address that sent too many invalid keys in the last minute is refused
+  // before any key is looked up (keys are ~190 bits, so this is about load, not odds).
+  const authFailures = new FailureWindow(config.authFailuresPerMinute);
   app.addHook('onRequest', async (req, reply) => {
     req.startedAt = process.hrtime.bigint();
     reply.header('Request-Id', req.id);
     const mode = req.routeOptions.config?.auth ?? (req.routeOptions.url?.startsWith('/v1/') ? 'merchant' : 'none');
-    if (mode === 'merchant') {
-      req.auth = await services.merchants.authenticate(bearer(req));
-    } else if (mode === 'admin') {
-      if (!services.admin.check(bearer(req))) throw new AppError('invalid_api_key', 'Invalid admin key.');
-      req.admin = true;
+    if (mode === 'none') return;
+    const wait = authFailures.blockedFor(req.ip);
+    if (wait > 0) {
+      throw new AppError('rate_limited', `Too many requests with invalid API keys from this address; retry in ${wait} s.`, {
+        headers: { 'Retry-After': String(wait) },
+      });
+    }
+    try {
+      if (mode === 'merchant') {
+        req.auth = await services.merchants.authenticate(bearer(req));
+      } else {
+        if (!services.admin.check(bearer(req))) throw new AppError('invalid_api_key', 'Invalid admin key.');
+        req.admin = true;
+      }
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'invalid_api_key') authFailures.record(req.ip);
+      throw err;
     }
   });
 

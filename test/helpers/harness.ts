@@ -32,6 +32,8 @@ export interface CallOptions {
   payload?: string;
   headers?: Record<string, string>;
   idempotencyKey?: string;
+  /** The client's address as the gateway sees it (default 127.0.0.1). */
+  remoteAddress?: string;
 }
 
 export interface Harness {
@@ -71,6 +73,7 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
     SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY,
     LOG_LEVEL: opts.logStream ? 'debug' : 'silent',
     SETTLE_RATE_LIMIT_PER_SECOND: '0',
+    SETTLE_AUTH_FAILURES_PER_MINUTE: '0',
     ...(temp ? { DATABASE_URL: temp.url } : {}),
     ...opts.env,
   });
@@ -87,7 +90,7 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
       payload = JSON.stringify(o.body);
       headers['content-type'] ??= 'application/json';
     }
-    const r = await app.inject({ method: method as 'GET', url, headers, payload });
+    const r = await app.inject({ method: method as 'GET', url, headers, payload, remoteAddress: o.remoteAddress });
     let body: unknown;
     try {
       body = r.body ? JSON.parse(r.body) : undefined;

@@ -69,6 +69,7 @@ export async function spawnGateway(opts: GatewayOptions = {}) {
     SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY,
     LOG_LEVEL: 'warn',
     SETTLE_RATE_LIMIT_PER_SECOND: '0',
+    SETTLE_AUTH_FAILURES_PER_MINUTE: '0',
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
     ...opts.env,
   };

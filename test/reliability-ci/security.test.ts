@@ -10,7 +10,8 @@
  * - inbound webhooks that are not signed by the account's secret, or signed too long ago, are
  *   refused with 400 and nothing is stored;
  * - live-mode webhook endpoints cannot point inside the network (SSRF);
- * - the per-key rate limit, in one process and shared by two processes through Redis.
+ * - the per-key rate limit, in one process and shared by two processes through Redis;
+ * - an address that keeps sending invalid keys is refused before any key is looked up.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -495,6 +496,41 @@ describe('secrets never leak into logs, responses or the database', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+
+describe('an address that keeps sending invalid keys', () => {
+  let h: Harness;
+  before(async () => {
+    h = await createHarness('pglite', { env: { SETTLE_AUTH_FAILURES_PER_MINUTE: '5', SETTLE_TRUST_PROXY: '10.9.9.9' } });
+  });
+  after(async () => h?.close());
+
+  test('gets 429 with Retry-After after the limit, even with a good key; other addresses are unaffected', async () => {
+    const attacker = '203.0.113.7';
+    const bad = [`sk_test_${'x'.repeat(32)}`, 'nonsense', ADMIN_KEY.slice(0, -1), h.merchant.testKey.slice(0, -1), `sk_live_${'y'.repeat(32)}`];
+    for (const [i, key] of bad.entries()) {
+      const url = i === 2 ? '/v1/admin/features/refunds' : '/v1/payments?limit=1';
+      assertError(await h.call('GET', url, { key, remoteAddress: attacker }), 401, 'invalid_api_key', `bad key ${i + 1} of 5`);
+    }
+    const sixth = await h.call('GET', '/v1/payments?limit=1', { key: bad[0], remoteAddress: attacker });
+    assertError(sixth, 429, 'rate_limited', 'the sixth bad key');
+    const wait = Number(sixth.headers['retry-after']);
+    assert.ok(Number.isInteger(wait) && wait >= 1 && wait <= 60, `Retry-After in whole seconds within the minute: ${sixth.headers['retry-after']}`);
+    // refused before the key is looked up: a good key from that address waits too
+    assertError(await h.call('GET', '/v1/payments?limit=1', { key: h.merchant.testKey, remoteAddress: attacker }), 429, 'rate_limited', 'a good key from the blocked address');
+    // nothing is created while blocked
+    const blockedWrite = await h.call('POST', '/v1/payments', { key: h.merchant.testKey, remoteAddress: attacker, body: { amount: 100, currency: 'USD', payment_method: 'pm_card_visa' } });
+    assertError(blockedWrite, 429, 'rate_limited', 'a write from the blocked address');
+    // another address, and a good key from it, are not affected; successful calls are never counted
+    for (let i = 0; i < 10; i++) assert.equal((await h.call('GET', '/v1/payments?limit=1', { key: h.merchant.testKey, remoteAddress: '198.51.100.1' })).status, 200);
+    // behind the trusted proxy the client's address is X-Forwarded-For's, not the proxy's
+    const viaProxy = await h.call('GET', '/v1/payments?limit=1', { key: h.merchant.testKey, remoteAddress: '10.9.9.9', headers: { 'x-forwarded-for': attacker } });
+    assertError(viaProxy, 429, 'rate_limited', 'the blocked client through the proxy');
+    assert.equal((await h.call('GET', '/v1/payments?limit=1', { key: h.merchant.testKey, remoteAddress: '10.9.9.9', headers: { 'x-forwarded-for': '198.51.100.2' } })).status, 200);
+    // a client cannot pick its own address unless it comes through the proxy
+    const spoofed = await h.call('GET', '/v1/payments?limit=1', { key: h.merchant.testKey, remoteAddress: attacker, headers: { 'x-forwarded-for': '198.51.100.3' } });
+    assertError(spoofed, 429, 'rate_limited', 'X-Forwarded-For from an untrusted peer');
+  });
+});
 
 describe('per-key rate limiting in one process', () => {
   let h: Harness;
