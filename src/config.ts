@@ -2,6 +2,7 @@
  * The only reader of `process.env`. Everything is validated once at start; a bad configuration
  * lists every bad key and the process exits (see main.ts).
  */
+import { availableParallelism } from 'node:os';
 
 export interface Config {
   /** `postgres://…` selects a real server; unset → embedded PGlite in `dataDir`. */
@@ -20,7 +21,7 @@ export interface Config {
   logLevel: string;
   /** Maximum request body in bytes. Default 65536 (64 KiB). */
   bodyLimit: number;
-  /** `pg` pool size. Default 20. */
+  /** `pg` pool size per process. Default 4 × CPU cores, between 4 and 20 (8 on 2 cores). */
   dbPoolSize: number;
   /** How long stored idempotent responses are kept. Default 24 hours. */
   idempotencyRetentionHours: number;
@@ -130,7 +131,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     encryptionKey,
     logLevel,
     bodyLimit: int('SETTLE_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
-    dbPoolSize: int('SETTLE_DB_POOL_SIZE', 20, 1, 500),
+    // more connections than the database has cores to run them cost it CPU per statement
+    // (measured: docs/benchmarks.md, "Pool size")
+    dbPoolSize: int('SETTLE_DB_POOL_SIZE', Math.min(20, Math.max(4, 4 * availableParallelism())), 1, 500),
     idempotencyRetentionHours: int('SETTLE_IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
     idempotencyLockMs: int('SETTLE_IDEMPOTENCY_LOCK_MS', 30_000, 100, 3_600_000),
     rateLimitPerSecond: int('SETTLE_RATE_LIMIT_PER_SECOND', 100, 0, 1_000_000),

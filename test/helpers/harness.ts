@@ -63,7 +63,7 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
   let db: Db;
   if (backend === 'postgres') {
     temp = await createTempDatabase();
-    db = createPostgresDb({ connectionString: temp.url, max: 20 });
+    db = createPostgresDb({ connectionString: temp.url, max: Number(process.env.SETTLE_DB_POOL_SIZE ?? 8) });
   } else {
     db = await createPgliteDb('memory://');
   }
