@@ -24,6 +24,18 @@ export interface Db extends Queryable {
   close(): Promise<void>;
 }
 
+/**
+ * COMMIT answered ROLLBACK: a statement of the transaction failed and its error was caught
+ * inside `fn`, so nothing was written. Thrown by both backends (PostgreSQL answers such a COMMIT
+ * without an error), so a transaction that wrote nothing never looks committed.
+ */
+export class TransactionRolledBackError extends Error {
+  constructor() {
+    super('The transaction was rolled back at COMMIT: one of its statements had failed.');
+    this.name = 'TransactionRolledBackError';
+  }
+}
+
 /** SQLSTATEs after which the whole transaction may safely be run again. */
 export const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { parseInt8, sqlState, withRetry, type Db, type QueryResult, type Tx } from './db.js';
+import { parseInt8, sqlState, TransactionRolledBackError, withRetry, type Db, type QueryResult, type Tx } from './db.js';
 
 pg.types.setTypeParser(pg.types.builtins.INT8, parseInt8);
 
@@ -123,7 +123,8 @@ export function createPostgresDb(opts: PostgresOptions): Db {
           await c.client.query('BEGIN');
           const tx: Tx = { query: <R>(sql: string, params?: readonly unknown[]) => run<R>(c.client, sql, params) };
           const result = await fn(tx);
-          await c.client.query('COMMIT');
+          const committed = await c.client.query('COMMIT');
+          if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
           return result;
         } catch (err) {
           try {
