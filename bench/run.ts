@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { defaultDbPoolSize } from '../src/config.js';
 import type { Db } from '../src/db/db.js';
 import { createPgliteDb } from '../src/db/pglite.js';
 import { createPostgresDb } from '../src/db/postgres.js';
@@ -43,7 +44,7 @@ const groups = new Set((args.only ?? 'http,pg,growth,pglite').split(','));
 const quick = args.quick!;
 /** The gateway's pool size (SETTLE_DB_POOL_SIZE) and the floor's: unset = the gateway's default. */
 const poolSize = args.pool ? Number(args.pool) : undefined;
-const FLOOR_POOL = poolSize ?? 20;
+const FLOOR_POOL = poolSize ?? defaultDbPoolSize();
 const WARMUP_MS = quick ? 500 : 1500;
 const DURATION_MS = quick ? 2500 : 6000;
 const CONCURRENCY = args.concurrency ? args.concurrency.split(',').map(Number) : [1, 16, 64];
@@ -534,7 +535,7 @@ async function main() {
     date: new Date().toISOString(),
     durationSeconds: seconds,
     environment: env,
-    settings: { quick, warmupMs: WARMUP_MS, durationMs: DURATION_MS, gatewayPoolSize: poolSize ?? 'default (20)', floorPoolSize: FLOOR_POOL, cpuProfile: args['cpu-prof'] ? profDir : null },
+    settings: { quick, warmupMs: WARMUP_MS, durationMs: DURATION_MS, gatewayPoolSize: poolSize ?? `default (${defaultDbPoolSize()})`, floorPoolSize: FLOOR_POOL, cpuProfile: args['cpu-prof'] ? profDir : null },
     statementsPerRefund: statementProfile,
     goals: g,
     growth,

@@ -133,7 +133,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     bodyLimit: int('SETTLE_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
     // more connections than the database has cores to run them cost it CPU per statement
     // (measured: docs/benchmarks.md, "Pool size")
-    dbPoolSize: int('SETTLE_DB_POOL_SIZE', Math.min(20, Math.max(4, 4 * availableParallelism())), 1, 500),
+    dbPoolSize: int('SETTLE_DB_POOL_SIZE', defaultDbPoolSize(), 1, 500),
     idempotencyRetentionHours: int('SETTLE_IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
     idempotencyLockMs: int('SETTLE_IDEMPOTENCY_LOCK_MS', 30_000, 100, 3_600_000),
     rateLimitPerSecond: int('SETTLE_RATE_LIMIT_PER_SECOND', 100, 0, 1_000_000),
@@ -168,3 +168,6 @@ function trustProxy(raw: string | undefined): boolean | number | string[] | unde
   if (/^\d+$/.test(v)) return Number(v);
   return v.split(',').map((s) => s.trim()).filter(Boolean);
 }
+
+/** 4 connections per CPU core, between 4 and 20. */
+export const defaultDbPoolSize = (): number => Math.min(20, Math.max(4, 4 * availableParallelism()));
