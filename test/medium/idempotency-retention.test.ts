@@ -1,19 +1,28 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { Db } from '../../src/db/db.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createPgliteDb } from '../../src/db/pglite.js';
 import { SecretBox } from '../../src/lib/crypto.js';
 import { IdempotencyService } from '../../src/modules/idempotency/idempotency.service.js';
 
 const box = new SecretBox(Buffer.alloc(32, 7));
+const scope = (key: string) => ({ merchantId: 'mer_1', testMode: true, key });
+
+/** An idempotency service on a fresh, migrated in-memory database. */
+async function withService(fn: (svc: IdempotencyService, db: Db) => Promise<void>): Promise<void> {
+  const db = await createPgliteDb('memory://');
+  try {
+    await migrate(db);
+    await fn(new IdempotencyService(db, box, { lockMs: 1000, retentionHours: 24 }), db);
+  } finally {
+    await db.close();
+  }
+}
 
 describe('idempotency key retention', () => {
-  test('the cleanup job deletes stored responses past the retention window and keeps the rest', async () => {
-    const db = await createPgliteDb('memory://');
-    try {
-      await migrate(db);
-      const svc = new IdempotencyService(db, box, { lockMs: 1000, retentionHours: 24 });
-      const scope = (key: string) => ({ merchantId: 'mer_1', testMode: true, key });
+  test('the cleanup job deletes stored responses past the retention window and keeps the rest', () =>
+    withService(async (svc, db) => {
       for (const key of ['old-done', 'new-done', 'old-in-flight', 'old-dead']) {
         assert.equal((await svc.begin(scope(key), 'POST', '/v1/refunds', 'h')).kind, 'proceed');
       }
@@ -31,17 +40,10 @@ describe('idempotency key retention', () => {
       await assert.rejects(reused, /different request/);
       // after the purge the old key is free again
       assert.equal((await svc.begin(scope('old-done'), 'POST', '/v1/refunds', 'x')).kind, 'proceed');
-    } finally {
-      await db.close();
-    }
-  });
+    }));
 
-  test('a response that shows a secret is stored sealed, replayed in clear, and opens only under its own key', async () => {
-    const db = await createPgliteDb('memory://');
-    try {
-      await migrate(db);
-      const svc = new IdempotencyService(db, box, { lockMs: 1000, retentionHours: 24 });
-      const scope = (key: string) => ({ merchantId: 'mer_1', testMode: true, key });
+  test('a response that shows a secret is stored sealed, replayed in clear, and opens only under its own key', () =>
+    withService(async (svc, db) => {
       const body = '{"object":"webhook_endpoint","secret":"whsec_0123456789abcdefghijklmnop"}';
       assert.equal((await svc.begin(scope('sealed'), 'POST', '/v1/webhook_endpoints', 'h')).kind, 'proceed');
       await svc.complete(scope('sealed'), { status: 201, body, headers: {} }, true);
@@ -61,8 +63,5 @@ describe('idempotency key retention', () => {
       // a sealed answer copied under another key does not open: it is bound to its own scope
       await db.query(`UPDATE idempotency_keys SET response_body = $1 WHERE key = 'plain'`, [stored[1].response_body]);
       await assert.rejects(svc.begin(scope('plain'), 'POST', '/v1/payments', 'h'));
-    } finally {
-      await db.close();
-    }
-  });
+    }));
 });
