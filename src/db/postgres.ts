@@ -120,9 +120,14 @@ export function createPostgresDb(opts: PostgresOptions): Db {
         const c = await checkout();
         let broken = false;
         try {
-          await c.client.query('BEGIN');
+          // BEGIN is queued, not awaited: pg sends the transaction's first statement the moment
+          // BEGIN's answer arrives, rather than after a turn of the event loop (a failed BEGIN
+          // fails that statement too)
+          const begun = c.client.query('BEGIN');
+          begun.catch(() => {});
           const tx: Tx = { query: <R>(sql: string, params?: readonly unknown[]) => run<R>(c.client, sql, params) };
           const result = await fn(tx);
+          await begun;
           const committed = await c.client.query('COMMIT');
           if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
           return result;
