@@ -118,25 +118,7 @@ const window = (concurrency: number, gw?: Server, extra: Partial<Window> = {}): 
   ...extra,
 });
 
-/**
- * Flushes PostgreSQL's dirty pages before a series. Seeding, earlier series and other databases
- * on the server leave WAL behind; without this a checkpoint (its flush, then a full-page image
- * for every page first written after it) may fall inside one series and not another. Every
- * series starts from the same state: just past a checkpoint.
- */
-async function checkpoint(url: string | undefined): Promise<void> {
-  if (!url) return;
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query('CHECKPOINT');
-  } finally {
-    await c.end();
-  }
-}
-
 async function httpRun(load: LoadGenerator, gw: Server, key: string | undefined, plan: HttpPlan, w: Window, watchRss: boolean): Promise<{ r: LoadResult; rss: number | null }> {
-  await checkpoint(currentDbUrl);
   const watch = watchRss ? new RssWatch(gw.pid) : undefined;
   watch?.start();
   const r = await load.run({ kind: 'http', url: gw.url, authorization: key ? `Bearer ${key}` : undefined, plan, ...w });
@@ -248,7 +230,6 @@ async function postgresMain(load: LoadGenerator) {
       // F_db at the same concurrency
       if (skip.has('floor-db')) continue;
       const targets = pool.peek(60_000).map((id) => ({ id, ref: paymentRef(id, UNIFORM_AMOUNT) }));
-      await checkpoint(temp.url);
       const fr = await load.run({ kind: 'sql', url: temp.url, poolSize: FLOOR_POOL, recording, targets, keyPrefix: `fdb-c${c}`, ...window(c) });
       pool.consume(fr.consumed);
       const fs = seriesOf({ id: `fdb-c${c}`, label: 'F_db replayed SQL', kind: 'floor-db', backend: 'postgres', workload: `the recorded statements, pool ${FLOOR_POOL}`, concurrency: c }, fr, null);
