@@ -118,7 +118,28 @@ const window = (concurrency: number, gw?: Server, extra: Partial<Window> = {}): 
   ...extra,
 });
 
+/**
+ * Refreshes PostgreSQL's statistics before a series, as autovacuum's analyze would between two
+ * stretches of traffic in steady state. The bench starts from empty refunds, idempotency_keys and
+ * ledger tables and grows them by thousands of rows a series; a prepared statement's generic
+ * plan made while they were empty (a sequential scan) stays until an analyze invalidates it, and
+ * autovacuum looks only once a minute. Whether it had looked before a series decided whether the
+ * idempotency-key update cost 0.04 or 0.87 ms (pg_stat_statements), and the same build measured
+ * R_db 0.41 in one run and 0.86 in the next.
+ */
+async function analyze(url: string | undefined): Promise<void> {
+  if (!url) return;
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query('ANALYZE');
+  } finally {
+    await c.end();
+  }
+}
+
 async function httpRun(load: LoadGenerator, gw: Server, key: string | undefined, plan: HttpPlan, w: Window, watchRss: boolean): Promise<{ r: LoadResult; rss: number | null }> {
+  await analyze(currentDbUrl);
   const watch = watchRss ? new RssWatch(gw.pid) : undefined;
   watch?.start();
   const r = await load.run({ kind: 'http', url: gw.url, authorization: key ? `Bearer ${key}` : undefined, plan, ...w });
@@ -230,6 +251,7 @@ async function postgresMain(load: LoadGenerator) {
       // F_db at the same concurrency
       if (skip.has('floor-db')) continue;
       const targets = pool.peek(60_000).map((id) => ({ id, ref: paymentRef(id, UNIFORM_AMOUNT) }));
+      await analyze(temp.url);
       const fr = await load.run({ kind: 'sql', url: temp.url, poolSize: FLOOR_POOL, recording, targets, keyPrefix: `fdb-c${c}`, ...window(c) });
       pool.consume(fr.consumed);
       const fs = seriesOf({ id: `fdb-c${c}`, label: 'F_db replayed SQL', kind: 'floor-db', backend: 'postgres', workload: `the recorded statements, pool ${FLOOR_POOL}`, concurrency: c }, fr, null);
