@@ -14,9 +14,9 @@ import pg from 'pg';
 import { createRuntime } from '../src/bootstrap.js';
 import { loadConfig } from '../src/config.js';
 import type { Db } from '../src/db/db.js';
-import { randomString } from '../src/lib/ids.js';
 import { createLogger } from '../src/lib/logger.js';
 import { verifyLedger } from '../src/modules/ledger/ledger.verify.js';
+import { createDatabaseOn, type TempDatabase } from '../test/helpers/databases.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from './processes.js';
 
 export interface BenchMerchant {
@@ -115,31 +115,7 @@ async function insertChunks(q: { query: (sql: string, params?: unknown[]) => Pro
 
 export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export interface TempDatabase {
-  name: string;
-  url: string;
-  drop(): Promise<void>;
-}
-
-export async function createTempDatabase(label: string): Promise<TempDatabase> {
-  const name = `settle_bench_${label}_${randomString(6, 'abcdefghijklmnopqrstuvwxyz0123456789')}`;
-  const admin = new pg.Client({ connectionString: BENCH_DATABASE_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(BENCH_DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    name,
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: BENCH_DATABASE_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
+export const createTempDatabase = (label: string): Promise<TempDatabase> => createDatabaseOn(BENCH_DATABASE_URL, `settle_bench_${label}_`);
 
 // ------------------------------------------------------------------ correctness
 

@@ -56,8 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => newId('req'),
     requestIdHeader: false,
     bodyLimit: config.bodyLimit,
-    // a hop count as a function: Fastify's types take no number
-    trustProxy: typeof config.trustProxy === 'number' ? ((hops: number) => (_addr: string, i: number) => i < hops)(config.trustProxy) : config.trustProxy,
+    trustProxy: trustProxyOption(config.trustProxy),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     return503OnClosing: true,
     // malformed percent-encoding, over-long path parameters: same envelope and Request-Id as every error
@@ -288,4 +287,10 @@ function sendError(raw: Error & { statusCode?: number; code?: string }, req: Fas
   }
   if (err.headers) for (const [h, v] of Object.entries(err.headers)) reply.header(h, v);
   return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, req.id));
+}
+
+/** Fastify's trustProxy takes no hop count in its types: a count becomes proxy-addr's function form. */
+function trustProxyOption(trust: Config['trustProxy']) {
+  if (typeof trust !== 'number') return trust;
+  return (_address: string, hop: number) => hop < trust;
 }

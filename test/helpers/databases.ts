@@ -34,25 +34,30 @@ export async function postgresOrSkip(t: { skip: (msg: string) => void }): Promis
 }
 
 export interface TempDatabase {
+  name: string;
   url: string;
   drop(): Promise<void>;
 }
 
-export async function createTempDatabase(): Promise<TempDatabase> {
-  const name = `settle_t_${randomString(10, 'abcdefghijklmnopqrstuvwxyz0123456789')}`;
-  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+/** A new, empty database named `<prefix><random>` on the server at `serverUrl` (the bench's too). */
+export async function createDatabaseOn(serverUrl: string, prefix: string): Promise<TempDatabase> {
+  const name = `${prefix}${randomString(10, 'abcdefghijklmnopqrstuvwxyz0123456789')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
-  const url = new URL(TEST_DATABASE_URL);
+  const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return {
+    name,
     url: url.toString(),
     async drop() {
-      const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      const c = new pg.Client({ connectionString: serverUrl });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
     },
   };
 }
+
+export const createTempDatabase = (): Promise<TempDatabase> => createDatabaseOn(TEST_DATABASE_URL, 'settle_t_');

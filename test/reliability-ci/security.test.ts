@@ -532,6 +532,20 @@ describe('an address that keeps sending invalid keys', () => {
   });
 });
 
+describe('a trusted proxy given as a hop count', () => {
+  test("SETTLE_TRUST_PROXY=1 takes the client's address from the last X-Forwarded-For hop", async () => {
+    const h = await createHarness('pglite', { env: { SETTLE_AUTH_FAILURES_PER_MINUTE: '1', SETTLE_TRUST_PROXY: '1' } });
+    try {
+      const via = (client: string, key: string) => h.call('GET', '/v1/payments?limit=1', { key, remoteAddress: '10.0.0.1', headers: { 'x-forwarded-for': `198.51.100.9, ${client}` } });
+      assertError(await via('203.0.113.8', 'nonsense'), 401, 'invalid_api_key', 'the one bad key allowed');
+      assertError(await via('203.0.113.8', h.merchant.testKey), 429, 'rate_limited', 'that client, through the proxy');
+      assert.equal((await via('203.0.113.9', h.merchant.testKey)).status, 200, 'another client behind the same proxy');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('per-key rate limiting in one process', () => {
   let h: Harness;
   before(async () => {
