@@ -10,10 +10,11 @@ import { migrationsApplied } from '../db/migrate.js';
 import { FailureWindow } from '../lib/failure-window.js';
 import { newId } from '../lib/ids.js';
 import type { Logger } from '../lib/logger.js';
-import { requestHash, validateKey, type IdempotencyScope } from '../modules/idempotency/idempotency.service.js';
+import { requestHash, validateKey, type IdempotencyScope, type TransactionalKey } from '../modules/idempotency/idempotency.service.js';
 import type { AuthContext } from '../modules/merchants/merchants.service.js';
 import type { Services } from '../services.js';
 import { AppError, errorBody, invalidParam, isStorableStatus } from './errors.js';
+import { sendReplay } from './idempotent.js';
 import { registerRoutes } from './routes.js';
 import { findUnstorableText, validatorCompiler } from './validation.js';
 
@@ -23,6 +24,8 @@ declare module 'fastify' {
     /** The request carried the admin key. */
     admin?: boolean;
     idem?: IdempotencyScope;
+    /** The Idempotency-Key, on a `keyInTransaction` route: claimed by the route's own transaction. */
+    txKey?: TransactionalKey;
     /** The body exactly as received (inbound webhook signatures are computed over it). */
     rawBody?: string;
     startedAt: bigint;
@@ -34,6 +37,12 @@ declare module 'fastify' {
     feature?: string;
     /** The response shows a secret once: its stored copy for idempotent replays is sealed. */
     showsSecret?: boolean;
+    /**
+     * The route's service claims the Idempotency-Key in its first transaction and stores the
+     * response in its last (`TransactionalKey`, answered with `sendCreated`), instead of in
+     * statements of their own before and after it.
+     */
+    keyInTransaction?: boolean;
   }
 }
 
@@ -68,6 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.decorateRequest('auth', undefined);
   app.decorateRequest('idem', undefined);
+  app.decorateRequest('txKey', undefined);
   app.decorateRequest('rawBody', undefined);
   app.decorateRequest('startedAt', 0n);
 
@@ -171,13 +181,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const path = req.url.split('?')[0];
     // admin requests have a scope of their own (merchant ids are mer_…, never this)
     const scope = req.auth ? { merchantId: req.auth.merchantId, testMode: req.auth.testMode, key } : { merchantId: 'admin', testMode: false, key };
-    const begun = await services.idempotency.begin(scope, req.method, path, requestHash(req.method, req.url, req.body));
-    if (begun.kind === 'replay') {
-      const { status, body, headers } = begun.response;
-      for (const [h, v] of Object.entries(headers)) reply.header(h, v);
-      reply.header('Idempotent-Replayed', 'true');
-      return reply.code(status).type('application/json; charset=utf-8').send(body);
+    const hash = requestHash(req.method, req.url, req.body);
+    if (req.routeOptions.config.keyInTransaction && req.auth && !req.routeOptions.config.showsSecret) {
+      req.txKey = services.idempotency.transactionalKey(scope, req.method, path, hash);
+      return;
     }
+    const begun = await services.idempotency.begin(scope, req.method, path, hash);
+    if (begun.kind === 'replay') return sendReplay(reply, begun.response);
     req.idem = begun.scope;
   });
 

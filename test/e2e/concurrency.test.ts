@@ -90,6 +90,33 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
     assert.equal(stats.duplicate_applications, 0);
   });
 
+  test('one Idempotency-Key sent 30 times at once across both processes makes one refund', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    const api = client(a!.url, key);
+    const p = await api('POST', '/v1/payments', { amount: 5_000, currency: 'USD', payment_method: 'pm_card_visa' });
+    assert.equal(p.status, 201, p.raw);
+    const idem = `twin-${p.body.id}`;
+    const results = await Promise.all(Array.from({ length: 30 }, (_, i) =>
+      client([a!.url, b!.url][i % 2], key)('POST', `/v1/payments/${p.body.id}/refunds`, { amount: 700 }, { 'Idempotency-Key': idem })));
+    const created = results.filter((r) => r.status === 201);
+    const busy = results.filter((r) => r.status === 409);
+    assert.equal(created.length + busy.length, results.length, results.filter((r) => r.status !== 201 && r.status !== 409).map((r) => r.raw).join('\n'));
+    for (const r of busy) assert.equal(r.body.error.code, 'idempotency_key_in_use');
+    assert.ok(created.length >= 1, 'the owner answered');
+    for (const r of created) assert.equal(r.raw, created[0].raw, 'every 201 is the same answer');
+    assert.equal(created.filter((r) => r.headers.get('idempotent-replayed') !== 'true').length, 1, 'one answer is the original, the rest replays');
+    assert.equal(created[0].body.status, 'succeeded');
+    const list = await api('GET', `/v1/payments/${p.body.id}/refunds`);
+    assert.equal(list.body.data.length, 1, 'one refund');
+    const payment = await api('GET', `/v1/payments/${p.body.id}`);
+    assert.equal(payment.body.amount_refunded, 700);
+    const psp = await (await fetch(`${sim!.url}/_sim/payments/${p.body.connector_ref}`)).json() as { amount_refunded: number };
+    assert.equal(psp.amount_refunded, 700, 'the PSP refunded once');
+    // after the race the key answers with the stored refund
+    const later = await api('POST', `/v1/payments/${p.body.id}/refunds`, { amount: 700 }, { 'Idempotency-Key': idem });
+    assert.equal(later.raw, created[0].raw);
+  });
+
   test('the refund kill switch set through one process takes effect on the other within a second', async (t) => {
     if (!temp) return t.skip('no postgres');
     const apiB = client(b!.url, key);

@@ -54,6 +54,8 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   connectors?: ConnectorRegistry;
   logStream?: NodeJS.WritableStream;
+  /** Wraps the database handle the gateway is given (to observe its statements). */
+  wrapDb?: (db: Db) => Db;
 }
 
 /** A gateway on a fresh database (in-memory PGlite, or a new database on the test Postgres). */
@@ -67,6 +69,7 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
   } else {
     db = await createPgliteDb('memory://');
   }
+  if (opts.wrapDb) db = opts.wrapDb(db);
   const config = loadConfig({
     SETTLE_DATA_DIR: dataDir,
     SETTLE_ADMIN_KEY: ADMIN_KEY,

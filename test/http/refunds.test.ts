@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Connector } from '../../src/connectors/connector.js';
 import { SandboxPsp } from '../../src/connectors/sandbox/sandbox-psp.js';
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
+import type { Db, QueryResult, Tx } from '../../src/db/db.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { syncPendingRefunds } from '../../src/workers/refund-sync.worker.js';
 import { postgresOrSkip } from '../helpers/databases.js';
@@ -25,12 +26,33 @@ function controllableSandbox(psp: SandboxPsp) {
   return { connector, control };
 }
 
+/** What the gateway asks of its database while `on`: committed transactions, statements outside one. */
+function countingDb() {
+  const seen = { on: false, transactions: 0, autocommit: [] as string[] };
+  const wrap = (inner: Db): Db => ({
+    kind: inner.kind,
+    query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
+      if (seen.on) seen.autocommit.push(sql.replace(/\s+/g, ' ').slice(0, 80));
+      return inner.query<T>(sql, params);
+    },
+    async transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+      const out = await inner.transaction(fn);
+      if (seen.on) seen.transactions++;
+      return out;
+    },
+    exec: (sql) => inner.exec(sql),
+    close: () => inner.close(),
+  });
+  return { seen, wrap };
+}
+
 for (const backend of BACKENDS) {
   describe(`refunds on ${backend}`, () => {
     let h: Harness;
     let skip = false;
     const psp = new SandboxPsp();
     const { connector, control } = controllableSandbox(psp);
+    const counting = countingDb();
     before(async (t) => {
       if (backend === 'postgres' && !(await postgresOrSkip(t as never))) {
         skip = true;
@@ -39,6 +61,7 @@ for (const backend of BACKENDS) {
       h = await createHarness(backend, {
         connectors: new Map([['sandbox', connector]]),
         env: { SETTLE_IDEMPOTENCY_LOCK_MS: '300', SETTLE_REFUND_SYNC_BASE_MS: '10' },
+        wrapDb: counting.wrap,
       });
     });
     after(async () => {
@@ -340,6 +363,76 @@ for (const backend of BACKENDS) {
       const live = await pay(h, {}, h.merchant.liveKey);
       const liveR = await h.call('POST', `/v1/payments/${live.id}/refunds`, { key: h.merchant.liveKey, idempotencyKey: `k-${p.id}`, body: { amount: 1000 } });
       assert.equal(liveR.status, 201);
+    });
+
+    it('idempotency: a keyed refund claims its key in its first transaction and stores its answer in its last', async () => {
+      const p = await pay(h, { amount: 3000 });
+      const observe = async <T>(fn: () => Promise<T>) => {
+        Object.assign(counting.seen, { on: true, transactions: 0, autocommit: [] });
+        try {
+          return { out: await fn(), transactions: counting.seen.transactions, autocommit: counting.seen.autocommit };
+        } finally {
+          counting.seen.on = false;
+        }
+      };
+      const first = await observe(() => refund(p.id, { amount: 1000 }, { idempotencyKey: `tx-${p.id}` }));
+      assert.equal(first.out.status, 201, first.out.raw);
+      assert.equal(first.out.body.status, 'succeeded');
+      assert.equal(first.transactions, 2, 'two commits: the hold with the claim, the outcome with the answer');
+      assert.deepEqual(first.autocommit, [], 'no statement of its own for the key');
+      const stored = await h.db.query<{ state: string; response_status: number; response_body: string; locked_until: Date | null }>(
+        'SELECT state, response_status, response_body, locked_until FROM idempotency_keys WHERE key = $1', [`tx-${p.id}`]);
+      assert.equal(stored.rows.length, 1);
+      assert.equal(stored.rows[0].state, 'done');
+      assert.equal(stored.rows[0].response_status, 201);
+      assert.equal(stored.rows[0].locked_until, null);
+      assert.equal(stored.rows[0].response_body, first.out.raw, 'the stored answer is the body sent');
+
+      const replay = await observe(() => refund(p.id, { amount: 1000 }, { idempotencyKey: `tx-${p.id}` }));
+      assert.equal(replay.out.raw, first.out.raw);
+      assert.equal(replay.out.headers['idempotent-replayed'], 'true');
+      assert.equal(replay.transactions, 0, 'a replay writes nothing');
+
+      // a failed refund is answered in its last transaction too
+      const f = await pay(h, { amount: 2000, payment_method: 'pm_card_refund_fails' });
+      const failed = await observe(() => refund(f.id, { amount: 500 }, { idempotencyKey: `txf-${f.id}` }));
+      assert.equal(failed.out.body.status, 'failed');
+      assert.equal(failed.transactions, 2);
+      assert.deepEqual(failed.autocommit, []);
+      assert.equal((await refund(f.id, { amount: 500 }, { idempotencyKey: `txf-${f.id}` })).raw, failed.out.raw);
+
+      // a refund without a key commits twice as well
+      const plain = await observe(() => refund(p.id, { amount: 100 }));
+      assert.equal(plain.transactions, 2);
+      assert.deepEqual(plain.autocommit, []);
+      const list = await h.call('GET', `/v1/payments/${p.id}/refunds`, { key: key() });
+      assert.equal(list.body.data.length, 2);
+      await verifyLedger();
+    });
+
+    it('idempotency: a keyed refund the PSP leaves pending is answered when sent, and replays as pending', async () => {
+      const p = await pay(h, { amount: 2000, payment_method: 'pm_card_refund_pending' });
+      const r = await refund(p.id, { amount: 300 }, { idempotencyKey: `txp-${p.id}` });
+      assert.equal(r.status, 201, r.raw);
+      assert.equal(r.body.status, 'pending');
+      const again = await refund(p.id, { amount: 300 }, { idempotencyKey: `txp-${p.id}` });
+      assert.equal(again.raw, r.raw, 'the pending answer is replayed');
+      assert.equal(again.headers['idempotent-replayed'], 'true');
+    });
+
+    it('idempotency: a key taken by a refund on another payment answers 422 before anything is written', async () => {
+      const p = await pay(h, { amount: 3000 });
+      const q = await pay(h, { amount: 3000 });
+      const first = await refund(p.id, { amount: 100 }, { idempotencyKey: `tk-${p.id}` });
+      assert.equal(first.status, 201);
+      const other = await refund(q.id, { amount: 100 }, { idempotencyKey: `tk-${p.id}` });
+      assert.equal(other.status, 422);
+      assert.equal(other.body.error.code, 'idempotency_key_reused');
+      const qAfter = await h.call('GET', `/v1/payments/${q.id}`, { key: key() });
+      assert.equal(qAfter.body.amount_refunded, 0);
+      assert.equal(qAfter.body.amount_refundable, 3000, 'nothing held on the other payment');
+      const events = await h.db.query('SELECT 1 FROM events WHERE type = $1 AND body LIKE $2', ['refund.created', `%${q.id}%`]);
+      assert.equal(events.rows.length, 0, 'no refund.created event for the refused attempt');
     });
 
     it('idempotency: business errors are replayed, validation errors are not stored', async () => {

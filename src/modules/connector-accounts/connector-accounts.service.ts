@@ -39,6 +39,9 @@ export class ConnectorAccountsService {
     private readonly connectors: ConnectorRegistry,
   ) {}
 
+  /** Decrypted secrets by account id, with the sealed values they came from (see `contextFor`). */
+  private readonly opened = new Map<string, { credentialsSealed: string | null; webhookSecretSealed: string; credentials: Readonly<Record<string, unknown>>; webhookSecret: string }>();
+
   async create(auth: AuthContext, input: CreateConnectorAccountInput) {
     if (!this.connectors.has(input.connector)) {
       throw invalidParam('connector', `Unknown connector "${input.connector}"; supported: ${[...this.connectors.keys()].join(', ')}.`);
@@ -118,15 +121,30 @@ export class ConnectorAccountsService {
     return connector;
   }
 
-  /** Decrypts what an adapter needs to act for this account. */
+  /**
+   * Decrypts what an adapter needs to act for this account. The decrypted secrets are kept per
+   * account for as long as its sealed values stay the same (a rotation seals new ones), so a
+   * refund does not pay two AES-GCM opens; the process holds them in memory to use them anyway.
+   */
   contextFor(row: ConnectorAccountRow): ConnectorContext {
+    let open = this.opened.get(row.id);
+    if (!open || open.credentialsSealed !== row.credentials_sealed || open.webhookSecretSealed !== row.webhook_secret_sealed) {
+      open = {
+        credentialsSealed: row.credentials_sealed,
+        webhookSecretSealed: row.webhook_secret_sealed,
+        credentials: Object.freeze(row.credentials_sealed ? (JSON.parse(this.box.open(row.credentials_sealed, row.id)) as Record<string, unknown>) : {}),
+        webhookSecret: this.box.open(row.webhook_secret_sealed, row.id),
+      };
+      if (this.opened.size >= 10_000) this.opened.clear();
+      this.opened.set(row.id, open);
+    }
     return {
       accountId: row.id,
       shortId: row.short_id,
       testMode: row.test_mode,
       settings: row.settings,
-      credentials: row.credentials_sealed ? (JSON.parse(this.box.open(row.credentials_sealed, row.id)) as Record<string, unknown>) : {},
-      webhookSecret: this.box.open(row.webhook_secret_sealed, row.id),
+      credentials: open.credentials,
+      webhookSecret: open.webhookSecret,
     };
   }
 }

@@ -20,6 +20,71 @@ export interface StoredResponse {
 /** Marks a stored body sealed with the encryption key (a JSON body never starts with it). */
 const SEALED = 'sealed:';
 
+/**
+ * An idempotency key claimed by the first transaction of the work it guards, and answered by the
+ * transaction that finishes that work, instead of by statements of its own: a refund commits
+ * twice instead of four times. The claim is a CTE of the work's first write (`claimCte`); a key
+ * already there fails that statement with a unique violation, the whole transaction rolls back,
+ * and the request is then answered as the key's usual path would (`IdempotencyService.begin`:
+ * the stored response, 409, 422, or the work run again under a key claimed on its own). The
+ * response is stored by a CTE of the final write (`storeCte`), so a refund's outcome and its
+ * replayable answer commit together.
+ */
+export class TransactionalKey {
+  /** `claimed`: the claim committed; `stored`: so did the response, which is `response`. */
+  state: 'unclaimed' | 'claimed' | 'stored' = 'unclaimed';
+  response?: StoredResponse;
+  /** How a result becomes the response to store and send (the route's serializer). */
+  render?: (result: unknown) => StoredResponse;
+
+  constructor(
+    readonly scope: IdempotencyScope,
+    readonly method: string,
+    readonly path: string,
+    readonly hash: string,
+    readonly leaseMs: number,
+  ) {}
+
+  /** The response a transaction about to store `result` writes (see `storeParams`). */
+  respond(result: unknown): StoredResponse {
+    if (!this.render) throw new Error('TransactionalKey: no renderer set');
+    return this.render(result);
+  }
+}
+
+/**
+ * The claim of a `TransactionalKey` as a CTE named `claim`, 7 parameters from `$first`
+ * (`claimParams`). No ON CONFLICT: a key that exists, or that another open transaction is
+ * claiming, fails (after that transaction ends) the statement it is part of.
+ */
+export function claimCte(first: number): string {
+  const $ = (i: number) => `$${first + i}`;
+  return `claim AS (
+         INSERT INTO idempotency_keys (merchant_id, test_mode, key, method, path, request_hash, state, locked_until)
+         VALUES (${$(0)}, ${$(1)}, ${$(2)}, ${$(3)}, ${$(4)}, ${$(5)}, 'in_flight', now() + (${$(6)}::int * interval '1 millisecond'))
+         RETURNING 1)`;
+}
+
+export function claimParams(k: TransactionalKey): unknown[] {
+  return [k.scope.merchantId, k.scope.testMode, k.scope.key, k.method, k.path, k.hash, k.leaseMs];
+}
+
+/** The response of a claimed `TransactionalKey` as a CTE named `stored`, 6 parameters from `$first`. */
+export function storeCte(first: number): string {
+  const $ = (i: number) => `$${first + i}`;
+  return `stored AS (
+         UPDATE idempotency_keys SET state = 'done', locked_until = NULL, response_status = ${$(3)}, response_body = ${$(4)},
+           response_headers = ${$(5)}
+         WHERE merchant_id = ${$(0)} AND test_mode = ${$(1)} AND key = ${$(2)} AND state = 'in_flight'
+         RETURNING 1)`;
+}
+
+export function storeParams(scope: IdempotencyScope, response: StoredResponse): unknown[] {
+  return [scope.merchantId, scope.testMode, scope.key, response.status, response.body, JSON.stringify(response.headers)];
+}
+
+const COMPLETE_SQL = `WITH ${storeCte(1)} SELECT count(*)::int AS stored FROM stored`;
+
 export type BeginResult =
   | { kind: 'proceed'; scope: IdempotencyScope; recovered: boolean }
   | { kind: 'replay'; response: StoredResponse };
@@ -111,15 +176,15 @@ export class IdempotencyService {
     return { kind: 'proceed', scope, recovered: true };
   }
 
+  /** A key to be claimed inside the transaction of the work it guards (see `TransactionalKey`). */
+  transactionalKey(scope: IdempotencyScope, method: string, path: string, hash: string): TransactionalKey {
+    return new TransactionalKey(scope, method, path, hash, this.opts.lockMs);
+  }
+
   /** Stores the response for replays; `seal` for one that carries a secret. */
   async complete(scope: IdempotencyScope, response: StoredResponse, seal = false): Promise<void> {
     const body = seal ? SEALED + this.box.seal(response.body, sealContext(scope)) : response.body;
-    await this.db.query(
-      `UPDATE idempotency_keys SET state = 'done', locked_until = NULL, response_status = $4, response_body = $5,
-         response_headers = $6
-       WHERE merchant_id = $1 AND test_mode = $2 AND key = $3 AND state = 'in_flight'`,
-      [scope.merchantId, scope.testMode, scope.key, response.status, body, JSON.stringify(response.headers)],
-    );
+    await this.db.query(COMPLETE_SQL, storeParams(scope, { ...response, body }));
   }
 
   /** Forgets a key whose request must not be replayed (400, 429, 5xx): a retry runs again. */

@@ -3,6 +3,7 @@ import type { ConnectorAccountRow } from '../connector-accounts/connector-accoun
 import { bookingParams, bookingSql, type Booking } from '../ledger/ledger.repository.js';
 import { PAYMENT_COLUMNS, paymentUpdateParams, paymentUpdateSql, type PaymentRow } from '../payments/payments.repository.js';
 import { outboxParams, outboxRows, outboxSql, type NewEvent } from '../webhooks/events.repository.js';
+import { claimCte, claimParams, storeCte, storeParams, type StoredResponse, type TransactionalKey } from '../idempotency/idempotency.service.js';
 
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';
 
@@ -134,19 +135,31 @@ const HOLD_SQL = `WITH refund AS (${insertSql(1)}),
        payment AS (${paymentUpdateSql(25)}),
        ${HOLD_OUTBOX.cte}
      ${HOLD_OUTBOX.insert}`;
+/** The same, claiming the request's idempotency key (see `TransactionalKey`). */
+const HOLD_CLAIM_SQL = `WITH refund AS (${insertSql(1)}),
+       payment AS (${paymentUpdateSql(25)}),
+       ${claimCte(42)},
+       ${HOLD_OUTBOX.cte}
+     ${HOLD_OUTBOX.insert}`;
 
 const FINISH_BOOKED_OUTBOX = outboxSql(26);
-const FINISH_BOOKED_SQL = `WITH ${bookingSql(1)},
-       payment AS (${paymentUpdateSql(11)}),
-       refund AS (${updateSql(21)}),
-       ${FINISH_BOOKED_OUTBOX.cte}
-     ${FINISH_BOOKED_OUTBOX.insert}`;
-
 const FINISH_OUTBOX = outboxSql(16);
-const FINISH_SQL = `WITH payment AS (${paymentUpdateSql(1)}),
-       refund AS (${updateSql(11)}),
+/** A refund's outcome, with its booking or without, storing the request's response or not. */
+const FINISH_SQL = {
+  booked: (store: boolean) => `WITH ${bookingSql(1)},
+       payment AS (${paymentUpdateSql(11)}),
+       refund AS (${updateSql(21)}),${store ? `\n       ${storeCte(33)},` : ''}
+       ${FINISH_BOOKED_OUTBOX.cte}
+     ${FINISH_BOOKED_OUTBOX.insert}`,
+  unbooked: (store: boolean) => `WITH payment AS (${paymentUpdateSql(1)}),
+       refund AS (${updateSql(11)}),${store ? `\n       ${storeCte(23)},` : ''}
        ${FINISH_OUTBOX.cte}
-     ${FINISH_OUTBOX.insert}`;
+     ${FINISH_OUTBOX.insert}`,
+};
+const FINISH_BOOKED = FINISH_SQL.booked(false);
+const FINISH_BOOKED_STORE = FINISH_SQL.booked(true);
+const FINISH_UNBOOKED = FINISH_SQL.unbooked(false);
+const FINISH_UNBOOKED_STORE = FINISH_SQL.unbooked(true);
 
 /** What phase 1 of a refund reads, under the payment's row lock. */
 export interface LockedPayment {
@@ -188,11 +201,14 @@ export const refundsRepository = {
 
   /**
    * Phase 1's writes in one statement: the pending refund, the payment holding its amount, and the
-   * events. `refund` and `payment` are the rows as they will be (see `storedJson`).
+   * events — and the request's idempotency key when the refund claims it (a key already taken
+   * fails the statement). `refund` and `payment` are the rows as they will be (see `storedJson`).
    */
-  async hold(db: Queryable, refund: NewRefund, payment: PaymentRow, events: NewEvent[]): Promise<void> {
+  async hold(db: Queryable, refund: NewRefund, payment: PaymentRow, events: NewEvent[], key?: TransactionalKey): Promise<void> {
     const outbox = outboxRows(refund.test_mode, events);
-    await db.query(HOLD_SQL, [...insertParams(refund), ...paymentUpdateParams(payment), ...outboxParams(refund.merchant_id, refund.test_mode, outbox)]);
+    const params = [...insertParams(refund), ...paymentUpdateParams(payment), ...outboxParams(refund.merchant_id, refund.test_mode, outbox)];
+    if (key) await db.query(HOLD_CLAIM_SQL, [...params, ...claimParams(key)]);
+    else await db.query(HOLD_SQL, params);
   },
 
   /** Locks a refund's payment, then the refund (the lock order everywhere). */
@@ -204,14 +220,18 @@ export const refundsRepository = {
 
   /**
    * A refund's outcome in one statement: its booking (when it succeeded), the payment, the refund
-   * and the events — the caller holds both row locks.
+   * and the events — and the request's response, when its idempotency key is answered here. The
+   * caller holds both row locks.
    */
-  async finalize(db: Queryable, refund: RefundRow, payment: PaymentRow, booking: Booking | undefined, events: NewEvent[]): Promise<void> {
+  async finalize(db: Queryable, refund: RefundRow, payment: PaymentRow, booking: Booking | undefined, events: NewEvent[],
+    answer?: { key: TransactionalKey; response: StoredResponse }): Promise<void> {
     const outbox = outboxParams(refund.merchant_id, refund.test_mode, outboxRows(refund.test_mode, events));
+    const stored = answer ? storeParams(answer.key.scope, answer.response) : [];
     if (booking) {
-      await db.query(FINISH_BOOKED_SQL, [...bookingParams(booking), ...paymentUpdateParams(payment), ...updateParams(refund), ...outbox]);
+      await db.query(answer ? FINISH_BOOKED_STORE : FINISH_BOOKED,
+        [...bookingParams(booking), ...paymentUpdateParams(payment), ...updateParams(refund), ...outbox, ...stored]);
     } else {
-      await db.query(FINISH_SQL, [...paymentUpdateParams(payment), ...updateParams(refund), ...outbox]);
+      await db.query(answer ? FINISH_UNBOOKED_STORE : FINISH_UNBOOKED, [...paymentUpdateParams(payment), ...updateParams(refund), ...outbox, ...stored]);
     }
   },
 

@@ -1,5 +1,6 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalidParam } from '../../http/errors.js';
+import { sendCreated } from '../../http/idempotent.js';
 import { currencySchema, idParam, listOf, listQuerySchema, metadataSchema } from '../../http/schemas.js';
 import { MAX_AMOUNT } from '../../lib/money.js';
 import type { Services } from '../../services.js';
@@ -39,35 +40,39 @@ type FlatBody = Omit<CreateRefundInput, 'payment_id'> & { payment_id?: string; p
 const createDescription =
   'Refunds a succeeded or partially refunded payment through the account that settled it. Answers 201 with the refund whenever one was recorded, whatever its status (pending, succeeded, failed). Idempotent with Idempotency-Key.';
 
-export async function refundsRoutes(app: FastifyInstance, { refunds }: Services): Promise<void> {
-  const create = (req: FastifyRequest, input: CreateRefundInput) => {
-    const header = req.headers['x-connector-account'];
-    const key = (req.headers['idempotency-key'] ?? req.headers['x-idempotency-key']) as string | undefined;
-    return refunds.create(req.auth!, input, {
-      idempotencyKey: req.idem ? key : undefined,
-      connectorAccountHeader: Array.isArray(header) ? header[0] : header,
+export async function refundsRoutes(app: FastifyInstance, { refunds, idempotency }: Services): Promise<void> {
+  // The refund claims its Idempotency-Key in its first transaction and stores the answer in its
+  // last: two commits per refund instead of four (see TransactionalKey).
+  const config = { feature: REFUNDS_FEATURE, keyInTransaction: true };
+  const create = (req: FastifyRequest, reply: FastifyReply, input: () => CreateRefundInput) =>
+    sendCreated(req, reply, idempotency, (key) => {
+      const header = req.headers['x-connector-account'];
+      return refunds.create(req.auth!, input(), {
+        idempotencyKey: (key?.scope ?? req.idem)?.key,
+        key,
+        connectorAccountHeader: Array.isArray(header) ? header[0] : header,
+      });
     });
-  };
 
   app.post<{ Params: { id: string }; Body: Omit<CreateRefundInput, 'payment_id'> | null }>('/v1/payments/:id/refunds', {
-    config: { feature: REFUNDS_FEATURE },
+    config,
     schema: { tags, summary: 'Refund a payment', description: createDescription, params: idParam('The payment id'), body: pathBody, response: responses(201, refundObject) },
-  }, async (req, reply) => reply.code(201).send(await create(req, { ...(req.body ?? {}), payment_id: req.params.id })));
+  }, async (req, reply) => create(req, reply, () => ({ ...(req.body ?? {}), payment_id: req.params.id })));
 
-  const flat = async (req: FastifyRequest<{ Body: FlatBody | undefined }>) => {
+  const flat = (req: FastifyRequest<{ Body: FlatBody | undefined }>): CreateRefundInput => {
     const { payment_intent_id, ...rest } = req.body ?? {};
     if (rest.payment_id !== undefined && payment_intent_id !== undefined && rest.payment_id !== payment_intent_id) {
       throw invalidParam('payment_intent_id', 'payment_id and payment_intent_id name different payments.');
     }
     const paymentId = rest.payment_id ?? payment_intent_id;
     if (paymentId === undefined) throw invalidParam('payment_id', 'Missing required parameter: payment_id.');
-    return create(req, { ...rest, payment_id: paymentId });
+    return { ...rest, payment_id: paymentId };
   };
   for (const url of ['/v1/refunds', '/v1/payments/refund']) {
     app.post<{ Body: FlatBody | undefined }>(url, {
-      config: { feature: REFUNDS_FEATURE },
+      config,
       schema: { tags, summary: 'Refund a payment (payment_id in the body)', description: createDescription, body: flatBody, response: responses(201, refundObject) },
-    }, async (req, reply) => reply.code(201).send(await flat(req)));
+    }, async (req, reply) => create(req, reply, () => flat(req)));
   }
 
   const statusFilter = { type: 'string', enum: ['pending', 'succeeded', 'failed'] } as const;

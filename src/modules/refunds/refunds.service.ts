@@ -12,6 +12,7 @@ import type { AuthContext } from '../merchants/merchants.service.js';
 import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
 import { amountRefundable, EVENT_TRANSACTIONS_LIMIT, paymentEventObject, renderPayment } from '../payments/payments.service.js';
 import { emitEvents, type NewEvent } from '../webhooks/events.repository.js';
+import type { TransactionalKey } from '../idempotency/idempotency.service.js';
 import { refundsRepository as repo, storedJson, type NewRefund, type RefundLineItem, type RefundRow } from './refunds.repository.js';
 
 export const REFUND_REASONS = ['customer_request', 'duplicate', 'fraudulent', 'other'] as const;
@@ -31,6 +32,12 @@ export interface CreateRefundInput {
 
 export interface CreateRefundOptions {
   idempotencyKey?: string;
+  /**
+   * The request's idempotency key, to be claimed by phase 1 and answered by phase 3 (see
+   * `TransactionalKey`). When phase 1 fails, nothing was claimed and the error is thrown as is:
+   * the caller answers by the key's usual path.
+   */
+  key?: TransactionalKey;
   /** The `X-Connector-Account` header, when sent. */
   connectorAccountHeader?: string;
 }
@@ -105,6 +112,7 @@ export class RefundsService {
    * the refund id; (3) record the outcome. No transaction is open during the PSP call.
    */
   async create(auth: AuthContext, input: CreateRefundInput, opts: CreateRefundOptions = {}): Promise<RefundView> {
+    const key = opts.key;
     let held: { refund: RefundRow; account: ConnectorAccountRow; payment: PaymentRow };
     try {
       held = await this.db.transaction((tx) => this.hold(tx, auth, input, opts));
@@ -112,14 +120,16 @@ export class RefundsService {
       // A retry of a request that died after phase 1 (or a concurrent twin): resume that refund,
       // never start a second one. Phase 1 cannot succeed when a refund holds the key (the insert
       // hits its unique index), so looking the key up only when phase 1 fails answers exactly as
-      // looking it up first would, without a round trip on the common path.
-      if (opts.idempotencyKey) {
+      // looking it up first would, without a round trip on the common path. A key claimed here
+      // is not: the caller settles the key first.
+      if (opts.idempotencyKey && !key) {
         const existing = await repo.findByIdempotencyKey(this.db, auth.merchantId, auth.testMode, opts.idempotencyKey);
         if (existing) return this.drive(existing);
       }
       throw err;
     }
-    return this.callPspAndFinish(held.refund, held.account, held.payment.connector_ref!);
+    if (key) key.state = 'claimed';
+    return this.callPspAndFinish(held.refund, held.account, held.payment.connector_ref!, key);
   }
 
   /**
@@ -231,7 +241,7 @@ export class RefundsService {
       created_at: now,
       updated_at: now,
     };
-    await repo.hold(tx, fields, payment, [{ type: 'refund.created', object: renderRefund(refund, payment) }]);
+    await repo.hold(tx, fields, payment, [{ type: 'refund.created', object: renderRefund(refund, payment) }], opts.key);
     return { refund, account, payment };
   }
 
@@ -254,9 +264,9 @@ export class RefundsService {
   }
 
   /** Phase 2 and 3. An unknown outcome leaves the refund pending for the sync worker. */
-  private async callPspAndFinish(refund: RefundRow, account: ConnectorAccountRow, paymentRef: string): Promise<RefundView> {
+  private async callPspAndFinish(refund: RefundRow, account: ConnectorAccountRow, paymentRef: string, key?: TransactionalKey): Promise<RefundView> {
     const outcome = await this.askPsp(refund, account, paymentRef, 'refund');
-    return this.finish(refund.id, outcome);
+    return this.finish(refund.id, outcome, key);
   }
 
   /** Calls the PSP for a refund: `refund` re-sends it (idempotent by key), `status` only asks. */
@@ -295,8 +305,9 @@ export class RefundsService {
    * so the API, the sync worker and inbound webhooks may all report the same outcome, in any
    * order, any number of times, and it is booked once.
    */
-  async finish(refundId: string, outcome: RefundOutcome): Promise<RefundView> {
-    return this.db.transaction(async (tx) => {
+  async finish(refundId: string, outcome: RefundOutcome, key?: TransactionalKey): Promise<RefundView> {
+    const view = await this.db.transaction(async (tx) => {
+      if (key) key.response = undefined; // this attempt's answer only
       const { refund, payment, now } = await this.lockRefund(tx, refundId);
       if (refund.status !== 'pending') return renderRefund(refund, payment);
       if (outcome.status === 'pending') {
@@ -304,17 +315,20 @@ export class RefundsService {
           ?? (await repo.findById(tx, refund.id))!;
         return renderRefund(r, payment);
       }
-      return this.applyFinal(tx, refund, payment, outcome, now);
+      return this.applyFinal(tx, refund, payment, outcome, now, key);
     });
+    if (key?.response) key.state = 'stored';
+    return view;
   }
 
   /**
    * Applies a final outcome to a pending refund whose payment and refund rows the caller has
    * locked; `now` is the transaction's now(). One read (the payment's newest transactions, for
-   * the event) and one write (booking, payment, refund, events).
+   * the event) and one write (booking, payment, refund, events, and the request's response when
+   * `key` is answered here).
    */
   private async applyFinal(tx: Tx, refund: RefundRow, payment: PaymentRow,
-    outcome: Exclude<RefundOutcome, { status: 'pending' }>, now: Date): Promise<RefundView> {
+    outcome: Exclude<RefundOutcome, { status: 'pending' }>, now: Date, key?: TransactionalKey): Promise<RefundView> {
     let booking: Booking | undefined;
     payment.amount_refund_pending -= refund.amount;
     refund.connector_ref = outcome.connectorRef ?? refund.connector_ref;
@@ -363,7 +377,9 @@ export class RefundsService {
           { type: 'refund.failed', object: view },
           { type: 'payment.refund_failed', object: paymentObject },
         ];
-    await repo.finalize(tx, refund, payment, booking, events);
+    // the request's answer, stored with the outcome; the caller marks the key stored once this commits
+    if (key) key.response = key.respond(view);
+    await repo.finalize(tx, refund, payment, booking, events, key && { key, response: key.response! });
     return view;
   }
 
