@@ -299,13 +299,15 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
     tx: s.tx,
     // named exactly as the gateway's driver names them (if it does), so both send the same
     // protocol messages
-    statements: s.statements.map((st) => ({ text: st.text, name: preparedName?.(st.text), values: st.values.map((v) => compile(v, tokenRe, index)) })),
+    statements: s.statements.map((st) => ({ text: st.text, name: preparedName?.(st.text), last: st.last, pipelined: st.pipelined, values: st.values.map((v) => compile(v, tokenRe, index)) })),
   }));
   const exec = (q: pg.Pool | pg.PoolClient, st: (typeof steps)[number]['statements'][number], tokens: string[]) => {
     const values = st.values.map((v) => fill(v, tokens)) as unknown[];
     return st.name ? q.query({ name: st.name, text: st.text, values }) : q.query(st.text, values);
   };
-  const pool = new pg.Pool({ connectionString: job.url, max: job.poolSize, application_name: 'settle-bench-floor' });
+  // pipelined as the gateway's pool is: BEGIN goes out with the first statement, COMMIT right
+  // behind a statement the gateway ran as its transaction's last
+  const pool = new pg.Pool({ connectionString: job.url, max: job.poolSize, application_name: 'settle-bench-floor', pipeline: true } as pg.PoolConfig);
   pool.on('error', () => {});
   let consumed = 0;
   let seq = 0;
@@ -336,9 +338,32 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
           }
           const client = await pool.connect();
           try {
-            await client.query('BEGIN');
-            for (const st of step.statements) await exec(client, st, tokens);
-            await client.query('COMMIT');
+            const begun = client.query('BEGIN');
+            begun.catch(() => {});
+            let committed = false;
+            // statements sent but not yet awaited: the gateway sent the next one pipelined
+            let sent: Promise<unknown>[] = [];
+            const sts = step.statements;
+            for (let i = 0; i < sts.length; i++) {
+              const st = sts[i];
+              const p = exec(client, st, tokens);
+              p.catch(() => {});
+              sent.push(p);
+              if (st.last) {
+                const commit = client.query('COMMIT');
+                commit.catch(() => {});
+                for (const q of sent) await q;
+                await commit;
+                committed = true;
+                sent = [];
+              } else if (!sts[i + 1]?.pipelined) {
+                for (const q of sent) await q;
+                sent = [];
+              }
+            }
+            for (const q of sent) await q;
+            await begun;
+            if (!committed) await client.query('COMMIT');
           } catch (err) {
             await client.query('ROLLBACK').catch(() => {});
             throw err;

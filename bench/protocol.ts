@@ -8,6 +8,10 @@
 export interface RecordedStatement {
   text: string;
   values: unknown[];
+  /** Run as the transaction's last statement, COMMIT pipelined behind it (`Tx.lastQuery`). */
+  last?: boolean;
+  /** Sent before the statement before it was answered (pipelined behind it). */
+  pipelined?: boolean;
 }
 
 /** An autocommit statement, or a BEGIN … COMMIT group, in the order the gateway ran them. */

@@ -20,28 +20,38 @@ import { paymentRef, type BenchMerchant } from './seed.js';
 const GENERATED = /(?:re|txn|evt)_[0-9a-z]{10}[0-9A-Za-z]{14}|sbx_re_[0-9A-Za-z]{16}/g;
 
 function recordingDb(inner: Db, steps: RecordedStep[], on: () => boolean): Db {
-  const wrap = (q: Tx, step: () => RecordedStep | undefined): Tx => ({
-    query<T>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> {
-      const s = step();
-      if (s) s.statements.push({ text: sql, values: structuredClone([...(params ?? [])]) });
-      return q.query<T>(sql, params);
-    },
-  });
+  const record = (step: () => RecordedStep | undefined, sql: string, params: readonly unknown[] | undefined, last?: boolean) => {
+    const s = step();
+    if (s) s.statements.push({ text: sql, values: structuredClone([...(params ?? [])]), ...(last ? { last } : {}) });
+  };
   const db: Db = {
     kind: inner.kind,
     query<T>(sql: string, params?: readonly unknown[]) {
-      return wrap(inner, () => {
+      record(() => {
         if (!on()) return undefined;
         const s: RecordedStep = { tx: false, statements: [] };
         steps.push(s);
         return s;
-      }).query<T>(sql, params);
+      }, sql, params);
+      return inner.query<T>(sql, params);
     },
     transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
       return inner.transaction((tx) => {
         const s: RecordedStep | undefined = on() ? { tx: true, statements: [] } : undefined;
         if (s) steps.push(s);
-        return fn(wrap(tx, () => s));
+        // a statement sent while an earlier one is still unanswered is pipelined behind it
+        let unanswered = 0;
+        const track = <R>(sql: string, params: readonly unknown[] | undefined, last: boolean, send: () => Promise<R>) => {
+          record(() => s, sql, params, last);
+          const st = s?.statements.at(-1);
+          if (st && unanswered > 0) st.pipelined = true;
+          unanswered++;
+          return send().finally(() => unanswered--);
+        };
+        return fn({
+          query: <R>(sql: string, params?: readonly unknown[]) => track(sql, params, false, () => tx.query<R>(sql, params)),
+          lastQuery: <R>(sql: string, params?: readonly unknown[]) => track(sql, params, true, () => tx.lastQuery<R>(sql, params)),
+        });
       });
     },
     exec: (sql) => inner.exec(sql),
@@ -53,7 +63,7 @@ function recordingDb(inner: Db, steps: RecordedStep[], on: () => boolean): Db {
 export interface StatementProfile {
   /** Statements per refund, BEGIN/COMMIT not counted. */
   statements: number;
-  /** Round trips to the database per refund, BEGIN and COMMIT included. */
+  /** Round trips to the database per refund: BEGIN travels with the first statement, COMMIT with a `last` one, a `pipelined` statement with the one before it. */
   roundTrips: number;
   transactions: number;
   /** Transactions that write (each one a WAL flush at commit). */
@@ -69,7 +79,8 @@ export function profileOf(rec: Recording): StatementProfile {
   let commits = 0;
   for (const s of rec.steps) {
     statements += s.statements.length;
-    roundTrips += s.statements.length + (s.tx ? 2 : 0);
+    // BEGIN goes out with the first statement, COMMIT with a last one (pipelined)
+    roundTrips += s.statements.filter((st) => !st.pipelined).length + (s.tx && !s.statements.at(-1)?.last ? 1 : 0);
     if (s.tx || s.statements.some((st) => WRITES.test(st.text))) commits++;
   }
   return {

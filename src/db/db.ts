@@ -13,7 +13,14 @@ export interface Queryable {
 }
 
 /** A handle inside an open transaction. */
-export type Tx = Queryable;
+export interface Tx extends Queryable {
+  /**
+   * Runs the transaction's last statement and commits: the transaction is committed when this
+   * resolves (or rolled back when it rejects), and a statement after it is refused. PostgreSQL
+   * gets COMMIT pipelined right behind the statement, one round trip for both.
+   */
+  lastQuery<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<T>>;
+}
 
 export interface Db extends Queryable {
   readonly kind: 'postgres' | 'pglite';

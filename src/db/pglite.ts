@@ -439,17 +439,39 @@ export async function createPgliteDb(dataDir: string): Promise<Db> {
           // statements of one transaction issued together still run one at a time, as in
           // PGlite's transaction() (the writer and the reply buffer are shared)
           const inTx = serializer();
+          // set by lastQuery: the transaction ended there
+          let ended: 'committed' | 'rolled back' | undefined;
+          const commit = async () => {
+            // COMMIT of a transaction that saw an error rolls back instead
+            if ((await inTx(() => command('COMMIT'))) === 'ROLLBACK') throw new TransactionRolledBackError();
+          };
           const tx: Tx = {
             query<R>(sql: string, params?: readonly unknown[]) {
               if (closed) return Promise.reject(new Error('Transaction is closed'));
               return inTx(() => run<R>(sql, params));
             },
+            async lastQuery<R>(sql: string, params?: readonly unknown[]) {
+              if (closed) return Promise.reject(new Error('Transaction is closed'));
+              closed = true;
+              ended = 'rolled back';
+              let r: QueryResult<R>;
+              try {
+                r = await inTx(() => run<R>(sql, params));
+              } catch (err) {
+                await inTx(() => command('ROLLBACK'));
+                throw err;
+              }
+              await commit();
+              ended = 'committed';
+              return r;
+            },
           };
           try {
             const value = await fn(tx);
+            if (ended === 'committed') return value;
+            if (ended) throw new TransactionRolledBackError(); // lastQuery failed, and fn went on
             closed = true;
-            // COMMIT of a transaction that saw an error rolls back instead
-            if ((await inTx(() => command('COMMIT'))) === 'ROLLBACK') throw new TransactionRolledBackError();
+            await commit();
             return value;
           } catch (err) {
             if (!closed) {

@@ -51,7 +51,12 @@ export function createPostgresDb(opts: PostgresOptions): Db {
     max: opts.max ?? 20,
     application_name: opts.applicationName ?? 'settle',
     connectionTimeoutMillis: 10_000,
-  });
+    // Pipelining: a query is sent without waiting for the one before it to be answered. The
+    // gateway still awaits each statement whose answer it needs; what overlaps is BEGIN with a
+    // transaction's first statement and COMMIT with its last (`Tx.lastQuery`): two round trips
+    // fewer per transaction, and shorter row locks.
+    pipeline: true,
+  } as pg.PoolConfig);
   // A backend that dies while idle in the pool (server restart, pg_terminate_backend) surfaces
   // here; the pool drops the client and the next query gets a fresh connection.
   pool.on('error', () => {});
@@ -119,23 +124,52 @@ export function createPostgresDb(opts: PostgresOptions): Db {
       const attempt = async (): Promise<T> => {
         const c = await checkout();
         let broken = false;
+        // 'open' until lastQuery sends COMMIT; then 'committed' or 'rolled back' once answered
+        let state = 'open' as 'open' | 'ending' | 'committed' | 'rolled back';
         try {
-          // BEGIN is queued, not awaited: pg sends the transaction's first statement the moment
-          // BEGIN's answer arrives, rather than after a turn of the event loop (a failed BEGIN
-          // fails that statement too)
+          // BEGIN is not awaited: it is pipelined with the transaction's first statement (a failed
+          // BEGIN means a broken connection, which fails that statement too)
           const begun = c.client.query('BEGIN');
           begun.catch(() => {});
-          const tx: Tx = { query: <R>(sql: string, params?: readonly unknown[]) => run<R>(c.client, sql, params) };
+          const closed = () => Promise.reject(new Error('Transaction is closed'));
+          const tx: Tx = {
+            query: <R>(sql: string, params?: readonly unknown[]) => (state === 'open' ? run<R>(c.client, sql, params) : closed()),
+            async lastQuery<R>(sql: string, params?: readonly unknown[]) {
+              if (state !== 'open') return closed();
+              state = 'ending';
+              const result = run<R>(c.client, sql, params);
+              const commit = c.client.query('COMMIT');
+              commit.catch(() => {});
+              try {
+                const r = await result;
+                if ((await commit).command === 'ROLLBACK') throw new TransactionRolledBackError();
+                state = 'committed';
+                return r;
+              } catch (err) {
+                // the COMMIT behind a failed statement answers ROLLBACK; wait for it, so the
+                // connection goes back to the pool idle
+                await commit.catch(() => {});
+                state = 'rolled back';
+                throw err;
+              }
+            },
+          };
           const result = await fn(tx);
           await begun;
+          if (state === 'committed') return result;
+          if (state !== 'open') throw new TransactionRolledBackError(); // lastQuery failed, and fn went on
           const committed = await c.client.query('COMMIT');
           if (committed.command === 'ROLLBACK') throw new TransactionRolledBackError();
           return result;
         } catch (err) {
-          try {
-            await c.client.query('ROLLBACK');
-          } catch {
-            broken = true;
+          if (state === 'open') {
+            try {
+              await c.client.query('ROLLBACK');
+            } catch {
+              broken = true;
+            }
+          } else if (state !== 'committed' && state !== 'rolled back') {
+            broken = true; // COMMIT's answer never came
           }
           if (isStalePlan(err)) broken = true;
           throw err;

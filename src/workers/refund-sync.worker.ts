@@ -37,7 +37,7 @@ export async function syncPendingRefunds(db: Db, refunds: RefundsService, log: L
         // the PSP has no record under our key: the first call never reached it — send it now
         outcome = await refunds.askPsp(refund, account, payment.connector_ref, 'refund');
       }
-      await refunds.finish(refund.id, outcome);
+      await refunds.finish(refund, outcome);
     } catch (err) {
       log.warn({ refund_id: refund.id, err: (err as Error).message }, 'refund sync attempt failed');
       await refundsRepository.scheduleSync(db, refund.id, opts.syncBaseMs, opts.syncMaxMs, null).catch(() => {});

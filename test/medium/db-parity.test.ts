@@ -75,6 +75,37 @@ async function exercise(db: Db) {
   });
   out.afterTransactions = (await db.query<{ id: string }>("SELECT id FROM t WHERE id LIKE 'tx%' ORDER BY id")).rows;
 
+  // lastQuery: the statement and the commit together; the transaction is over when it resolves
+  out.lastCommitted = await db.transaction(async (tx) => {
+    await tx.query("INSERT INTO t (id) VALUES ('last1')");
+    const r = await tx.lastQuery<{ id: string }>("INSERT INTO t (id) VALUES ('last2') RETURNING id");
+    return { rows: r.rows, after: await errorOf(tx.query('SELECT 1')) };
+  });
+  // a failed last statement rolls back the whole transaction, with the statement's own error
+  out.lastFailed = await errorOf(db.transaction(async (tx) => {
+    await tx.query("INSERT INTO t (id) VALUES ('last3')");
+    await tx.lastQuery("INSERT INTO t (id) VALUES ('a')");
+  }));
+  // a failed last statement swallowed: the transaction still does not look committed
+  let lastSwallowed: unknown;
+  try {
+    await db.transaction(async (tx) => {
+      await tx.query("INSERT INTO t (id) VALUES ('last4')");
+      await tx.lastQuery("INSERT INTO t (id) VALUES ('a')").catch(() => undefined);
+      return 'looked fine';
+    });
+  } catch (err) {
+    lastSwallowed = err;
+  }
+  out.lastSwallowedIsRolledBack = lastSwallowed instanceof TransactionRolledBackError;
+  // once lastQuery resolved the transaction is committed, whatever fn does next
+  out.throwAfterLast = await errorOf(db.transaction(async (tx) => {
+    await tx.lastQuery("INSERT INTO t (id) VALUES ('last5')");
+    throw new Error('after the commit');
+  }));
+  out.afterLast = (await db.query<{ id: string }>("SELECT id FROM t WHERE id LIKE 'last%' ORDER BY id")).rows;
+  out.usableAfterLast = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM t WHERE id LIKE 'last%'")).rows;
+
   // concurrent transactions each see their own writes and all commit
   await Promise.all(Array.from({ length: 8 }, (_, k) => db.transaction(async (tx) => {
     await tx.query('INSERT INTO t (id, n) VALUES ($1, $2)', [`p${k}`, k]);
@@ -121,6 +152,11 @@ describe('PGlite and PostgreSQL answer alike', () => {
     assert.equal(fromLite.bigRoundTrip, true);
     assert.equal(fromLite.manyRows, 20000);
     assert.equal((fromLite.uniqueViolation as { code: string }).code, '23505');
+    assert.deepEqual((fromLite.lastCommitted as { rows: unknown }).rows, [{ id: 'last2' }]);
+    assert.notEqual((fromLite.lastCommitted as { after: unknown }).after, 'no error', 'nothing runs after lastQuery');
+    assert.equal((fromLite.lastFailed as { code: string }).code, '23505');
+    assert.equal(fromLite.lastSwallowedIsRolledBack, true);
+    assert.deepEqual(fromLite.afterLast, [{ id: 'last1' }, { id: 'last2' }, { id: 'last5' }]);
 
     if (!temp) return t.skip('no PostgreSQL to compare with');
     const pgDb = createPostgresDb({ connectionString: temp.url, max: 4 });

@@ -140,14 +140,14 @@ export class InboundWebhooksService {
       this.log.warn({ refund_id: ours.id, ours: ours.amount, psp: report.amount }, 'PSP reports a different amount for a refund');
     }
     if (report.status === 'succeeded') {
-      if (ours.status === 'pending') await this.refunds.finish(ours.id, { status: 'succeeded', connectorRef: report.connectorRef });
+      if (ours.status === 'pending') await this.refunds.finish(ours, { status: 'succeeded', connectorRef: report.connectorRef });
     } else if (report.status === 'failed') {
       const code = report.failureCode ?? 'refund_failed';
       const message = report.failureMessage ?? 'The payment service provider reported the refund as failed.';
-      if (ours.status === 'pending') await this.refunds.finish(ours.id, { status: 'failed', connectorRef: report.connectorRef, code, message });
+      if (ours.status === 'pending') await this.refunds.finish(ours, { status: 'failed', connectorRef: report.connectorRef, code, message });
       else if (ours.status === 'succeeded') await this.refunds.reverse(ours.id, code, message);
     } else if (ours.status === 'pending' && !ours.connector_ref) {
-      await this.refunds.finish(ours.id, { status: 'pending', connectorRef: report.connectorRef });
+      await this.refunds.finish(ours, { status: 'pending', connectorRef: report.connectorRef });
     }
   }
 

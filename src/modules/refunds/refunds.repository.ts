@@ -1,4 +1,4 @@
-import type { Queryable } from '../../db/db.js';
+import type { Queryable, Tx } from '../../db/db.js';
 import type { ConnectorAccountRow } from '../connector-accounts/connector-accounts.repository.js';
 import { bookingParams, bookingSql, type Booking } from '../ledger/ledger.repository.js';
 import { PAYMENT_COLUMNS, paymentUpdateParams, paymentUpdateSql, type PaymentRow } from '../payments/payments.repository.js';
@@ -203,12 +203,13 @@ export const refundsRepository = {
    * Phase 1's writes in one statement: the pending refund, the payment holding its amount, and the
    * events — and the request's idempotency key when the refund claims it (a key already taken
    * fails the statement). `refund` and `payment` are the rows as they will be (see `storedJson`).
+   * The last statement of phase 1: it commits.
    */
-  async hold(db: Queryable, refund: NewRefund, payment: PaymentRow, events: NewEvent[], key?: TransactionalKey): Promise<void> {
+  async hold(tx: Tx, refund: NewRefund, payment: PaymentRow, events: NewEvent[], key?: TransactionalKey): Promise<void> {
     const outbox = outboxRows(refund.test_mode, events);
     const params = [...insertParams(refund), ...paymentUpdateParams(payment), ...outboxParams(refund.merchant_id, refund.test_mode, outbox)];
-    if (key) await db.query(HOLD_CLAIM_SQL, [...params, ...claimParams(key)]);
-    else await db.query(HOLD_SQL, params);
+    if (key) await tx.lastQuery(HOLD_CLAIM_SQL, [...params, ...claimParams(key)]);
+    else await tx.lastQuery(HOLD_SQL, params);
   },
 
   /** Locks a refund's payment, then the refund (the lock order everywhere). */
@@ -221,18 +222,16 @@ export const refundsRepository = {
   /**
    * A refund's outcome in one statement: its booking (when it succeeded), the payment, the refund
    * and the events — and the request's response, when its idempotency key is answered here. The
-   * caller holds both row locks.
+   * caller holds both row locks. With `last`, the transaction's last statement: it commits.
    */
-  async finalize(db: Queryable, refund: RefundRow, payment: PaymentRow, booking: Booking | undefined, events: NewEvent[],
-    answer?: { key: TransactionalKey; response: StoredResponse }): Promise<void> {
+  async finalize(tx: Tx, refund: RefundRow, payment: PaymentRow, booking: Booking | undefined, events: NewEvent[],
+    answer: { key: TransactionalKey; response: StoredResponse } | undefined, last: boolean): Promise<void> {
     const outbox = outboxParams(refund.merchant_id, refund.test_mode, outboxRows(refund.test_mode, events));
     const stored = answer ? storeParams(answer.key.scope, answer.response) : [];
-    if (booking) {
-      await db.query(answer ? FINISH_BOOKED_STORE : FINISH_BOOKED,
-        [...bookingParams(booking), ...paymentUpdateParams(payment), ...updateParams(refund), ...outbox, ...stored]);
-    } else {
-      await db.query(answer ? FINISH_UNBOOKED_STORE : FINISH_UNBOOKED, [...paymentUpdateParams(payment), ...updateParams(refund), ...outbox, ...stored]);
-    }
+    const [sql, params] = booking
+      ? [answer ? FINISH_BOOKED_STORE : FINISH_BOOKED, [...bookingParams(booking), ...paymentUpdateParams(payment), ...updateParams(refund), ...outbox, ...stored]]
+      : [answer ? FINISH_UNBOOKED_STORE : FINISH_UNBOOKED, [...paymentUpdateParams(payment), ...updateParams(refund), ...outbox, ...stored]];
+    await (last ? tx.lastQuery(sql, params) : tx.query(sql, params));
   },
 
   async find(db: Queryable, merchantId: string, testMode: boolean, id: string): Promise<RefundRow | undefined> {

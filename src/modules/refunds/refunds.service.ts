@@ -9,7 +9,7 @@ import { connectorAccountsRepository, idColumn, type ConnectorAccountRow } from 
 import type { ConnectorAccountsService } from '../connector-accounts/connector-accounts.service.js';
 import { clearingAccount, ledgerRepository, MERCHANT_BALANCE, type Booking } from '../ledger/ledger.repository.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
-import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
+import { paymentsRepository, type PaymentRow, type TransactionView } from '../payments/payments.repository.js';
 import { amountRefundable, EVENT_TRANSACTIONS_LIMIT, paymentEventObject, renderPayment } from '../payments/payments.service.js';
 import { emitEvents, type NewEvent } from '../webhooks/events.repository.js';
 import type { TransactionalKey } from '../idempotency/idempotency.service.js';
@@ -266,7 +266,7 @@ export class RefundsService {
   /** Phase 2 and 3. An unknown outcome leaves the refund pending for the sync worker. */
   private async callPspAndFinish(refund: RefundRow, account: ConnectorAccountRow, paymentRef: string, key?: TransactionalKey): Promise<RefundView> {
     const outcome = await this.askPsp(refund, account, paymentRef, 'refund');
-    return this.finish(refund.id, outcome, key);
+    return this.finish(refund, outcome, key);
   }
 
   /** Calls the PSP for a refund: `refund` re-sends it (idempotent by key), `status` only asks. */
@@ -305,17 +305,23 @@ export class RefundsService {
    * so the API, the sync worker and inbound webhooks may all report the same outcome, in any
    * order, any number of times, and it is booked once.
    */
-  async finish(refundId: string, outcome: RefundOutcome, key?: TransactionalKey): Promise<RefundView> {
+  async finish(refund: Pick<RefundRow, 'id' | 'payment_id'>, outcome: RefundOutcome, key?: TransactionalKey): Promise<RefundView> {
     const view = await this.db.transaction(async (tx) => {
       if (key) key.response = undefined; // this attempt's answer only
-      const { refund, payment, now } = await this.lockRefund(tx, refundId);
-      if (refund.status !== 'pending') return renderRefund(refund, payment);
+      const locking = this.lockRefund(tx, refund.id);
+      // The event's transactions, sent right behind the lock statement (pipelined on PostgreSQL):
+      // a statement of its own, it runs once the lock is held, on a snapshot taken then, so
+      // nothing committed while it waited for the lock is missing from it.
+      const reading = outcome.status === 'pending' ? undefined : paymentsRepository.transactions(tx, [refund.payment_id], EVENT_TRANSACTIONS_LIMIT);
+      reading?.catch(() => {}); // answered through `locking` when the lock statement fails
+      const { refund: locked, payment, now } = await locking;
+      if (locked.status !== 'pending') return renderRefund(locked, payment);
       if (outcome.status === 'pending') {
-        const r = (await repo.scheduleSync(tx, refund.id, this.opts.syncBaseMs, this.opts.syncMaxMs, outcome.connectorRef ?? null))
-          ?? (await repo.findById(tx, refund.id))!;
+        const r = (await repo.scheduleSync(tx, locked.id, this.opts.syncBaseMs, this.opts.syncMaxMs, outcome.connectorRef ?? null))
+          ?? (await repo.findById(tx, locked.id))!;
         return renderRefund(r, payment);
       }
-      return this.applyFinal(tx, refund, payment, outcome, now, key);
+      return this.applyFinal(tx, locked, payment, outcome, now, { last: true, key, transactions: reading });
     });
     if (key?.response) key.state = 'stored';
     return view;
@@ -325,10 +331,12 @@ export class RefundsService {
    * Applies a final outcome to a pending refund whose payment and refund rows the caller has
    * locked; `now` is the transaction's now(). One read (the payment's newest transactions, for
    * the event) and one write (booking, payment, refund, events, and the request's response when
-   * `key` is answered here).
+   * `key` is answered here), which ends the transaction when `last`.
    */
   private async applyFinal(tx: Tx, refund: RefundRow, payment: PaymentRow,
-    outcome: Exclude<RefundOutcome, { status: 'pending' }>, now: Date, key?: TransactionalKey): Promise<RefundView> {
+    outcome: Exclude<RefundOutcome, { status: 'pending' }>, now: Date,
+    opts: { last: boolean; key?: TransactionalKey; transactions?: Promise<TransactionView[]> }): Promise<RefundView> {
+    const key = opts.key;
     let booking: Booking | undefined;
     payment.amount_refund_pending -= refund.amount;
     refund.connector_ref = outcome.connectorRef ?? refund.connector_ref;
@@ -358,9 +366,10 @@ export class RefundsService {
     refund.updated_at = now;
     refund.next_sync_at = null;
     const view = renderRefund(refund, payment);
-    // Read under the payment's lock, so no other transaction changes this list before we commit;
+    // Read under the payment's lock (here, or pipelined behind the lock statement by `finish`), so no
+    // other transaction changes this list before we commit;
     // this refund's own entry is shown as the write below leaves it.
-    const transactions = await paymentsRepository.transactions(tx, [payment.id], EVENT_TRANSACTIONS_LIMIT);
+    const transactions = await (opts.transactions ?? paymentsRepository.transactions(tx, [payment.id], EVENT_TRANSACTIONS_LIMIT));
     for (const t of transactions) {
       if (t.refund_id === refund.id) {
         t.status = refund.status;
@@ -379,7 +388,7 @@ export class RefundsService {
         ];
     // the request's answer, stored with the outcome; the caller marks the key stored once this commits
     if (key) key.response = key.respond(view);
-    await repo.finalize(tx, refund, payment, booking, events, key && { key, response: key.response! });
+    await repo.finalize(tx, refund, payment, booking, events, key && { key, response: key.response! }, opts.last);
     return view;
   }
 
@@ -391,7 +400,7 @@ export class RefundsService {
   async reverse(refundId: string, code: string, message: string): Promise<RefundView> {
     return this.db.transaction(async (tx) => {
       const { refund, payment, now } = await this.lockRefund(tx, refundId);
-      if (refund.status === 'pending') return this.applyFinal(tx, refund, payment, { status: 'failed', code, message }, now);
+      if (refund.status === 'pending') return this.applyFinal(tx, refund, payment, { status: 'failed', code, message }, now, { last: true });
       if (refund.status === 'failed') return renderRefund(refund, payment);
       payment.amount_refunded -= refund.amount;
       payment.status = refundedStatus(payment);
@@ -465,7 +474,9 @@ export class RefundsService {
     const p = await paymentsRepository.update(tx, payment);
     await emitEvents(tx, refund.merchant_id, refund.test_mode, [{ type: 'refund.created', object: renderRefund(refund, p) }]);
     // inserted in this transaction, the refund's created_at is the transaction's now()
-    if (report.status === 'succeeded') return this.applyFinal(tx, refund, p, { status: 'succeeded', connectorRef: report.connectorRef }, refund.created_at);
+    if (report.status === 'succeeded') {
+      return this.applyFinal(tx, refund, p, { status: 'succeeded', connectorRef: report.connectorRef }, refund.created_at, { last: false });
+    }
     return renderRefund(refund, p);
   }
 
