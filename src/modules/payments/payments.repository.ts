@@ -165,14 +165,17 @@ export const paymentsRepository = {
     if (paymentIds.length === 0) return [];
     if (latest && paymentIds.length === 1) {
       // One payment (an event's snapshot): each side reads only its newest N rows from its index,
-      // so the cost does not grow with the payment's number of refunds either.
+      // so the cost does not grow with the payment's number of refunds either. The refunds side
+      // is ordered exactly as its index (payment_id, created_at DESC, id DESC): ordered by txn_id,
+      // a generic plan read and sorted every refund of the payment. A refund's id and txn_id are
+      // made together, so both orders pick the same newest refunds.
       const r = await db.query<TransactionView>(
         `SELECT * FROM (
            (SELECT id, payment_id, type, amount, status, connector_ref, NULL::text AS refund_id, created_at
             FROM payment_transactions WHERE payment_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)
            UNION ALL
            (SELECT txn_id, payment_id, 'refund', amount, status, connector_ref, id, created_at
-            FROM refunds WHERE payment_id = $1 ORDER BY created_at DESC, txn_id DESC LIMIT $2)
+            FROM refunds WHERE payment_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2)
            ORDER BY created_at DESC, id DESC LIMIT $2
          ) x ORDER BY created_at, id`,
         [paymentIds[0], Math.floor(latest)],
