@@ -16,6 +16,8 @@ interface Sample {
   status: string;
   ok: boolean;
   replayed: boolean;
+  /** Sent as a retry of an earlier key (must come back marked replayed). */
+  replay?: boolean;
   errorText?: string;
 }
 
@@ -36,6 +38,7 @@ async function drive(w: Window, next: () => (() => Promise<Omit<Sample, 'start' 
   const errorSamples: string[] = [];
   let errors = 0;
   let replayed = 0;
+  let replaysSent = 0;
   let edge: Promise<EdgeReading> | undefined;
   let atStart: EdgeReading | undefined;
 
@@ -68,6 +71,7 @@ async function drive(w: Window, next: () => (() => Promise<Omit<Sample, 'start' 
       latencies.push(end - start);
       statuses[s.status] = (statuses[s.status] ?? 0) + 1;
       if (s.replayed) replayed++;
+      if (s.replay) replaysSent++;
       if (!s.ok) {
         errors++;
         if (errorSamples.length < 5 && s.errorText) errorSamples.push(`${s.status}: ${s.errorText.slice(0, 300)}`);
@@ -89,7 +93,7 @@ async function drive(w: Window, next: () => (() => Promise<Omit<Sample, 'start' 
     errors,
     errorSamples,
     replayed,
-    replaysSent: 0,
+    replaysSent,
     consumed: 0,
     warmupCount,
     gateway: w.gateway && atStart
@@ -203,7 +207,6 @@ async function runHttp(job: HttpJob): Promise<LoadResult> {
   if (job.authorization) baseHeaders.authorization = job.authorization;
   const plan = job.plan;
   let consumed = 0;
-  let replaysSent = 0;
   const completed: { path: string; key: string; body: string }[] = [];
   let seq = 0;
 
@@ -219,10 +222,11 @@ async function runHttp(job: HttpJob): Promise<LoadResult> {
         status: String(res.statusCode),
         ok: ok && (!isReplay || replayedHeader),
         replayed: replayedHeader,
+        replay: isReplay,
         errorText: ok && (!isReplay || replayedHeader) ? undefined : isReplay && ok ? `replay not marked replayed: ${text}` : text,
       };
     } catch (err) {
-      return { status: 'network', ok: false, replayed: false, errorText: String(err) };
+      return { status: 'network', ok: false, replayed: false, replay: isReplay, errorText: String(err) };
     }
   };
 
@@ -230,7 +234,6 @@ async function runHttp(job: HttpJob): Promise<LoadResult> {
     if (plan.type === 'fixed') return send(plan.path, plan.body, undefined, false);
     if (plan.replayFraction && completed.length > 0 && Math.random() < plan.replayFraction) {
       const c = completed[Math.floor(Math.random() * completed.length)];
-      replaysSent++;
       return send(c.path, c.body, c.key, true);
     }
     let paymentId: string;
@@ -247,7 +250,7 @@ async function runHttp(job: HttpJob): Promise<LoadResult> {
 
   try {
     const r = await drive(job, next);
-    return { ...r, consumed, replaysSent };
+    return { ...r, consumed };
   } finally {
     await pool.close();
   }
@@ -338,6 +341,14 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
           }
           const client = await pool.connect();
           try {
+            // as the gateway does: what is sent without waiting leaves in one write
+            const socket = (client as unknown as { connection?: { stream?: { cork(): void; uncork(): void } } }).connection?.stream;
+            socket?.cork();
+            let isCorked = true;
+            const flush = () => {
+              if (isCorked) socket?.uncork();
+              isCorked = false;
+            };
             const begun = client.query('BEGIN');
             begun.catch(() => {});
             let committed = false;
@@ -346,21 +357,28 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
             const sts = step.statements;
             for (let i = 0; i < sts.length; i++) {
               const st = sts[i];
+              if (!isCorked) {
+                socket?.cork();
+                isCorked = true;
+              }
               const p = exec(client, st, tokens);
               p.catch(() => {});
               sent.push(p);
               if (st.last) {
                 const commit = client.query('COMMIT');
                 commit.catch(() => {});
+                flush();
                 for (const q of sent) await q;
                 await commit;
                 committed = true;
                 sent = [];
               } else if (!sts[i + 1]?.pipelined) {
+                flush();
                 for (const q of sent) await q;
                 sent = [];
               }
             }
+            flush();
             for (const q of sent) await q;
             await begun;
             if (!committed) await client.query('COMMIT');

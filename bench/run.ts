@@ -266,7 +266,7 @@ async function postgresMain(load: LoadGenerator) {
       const s = seriesOf({ id: 'pg-replay-c64', label: 'refunds 20% replays', kind: 'system', backend: 'postgres', workload: '80% new full refunds, 20% retries of earlier keys', concurrency: 64 }, r, rss);
       series.push(await verified(db, s));
       logSeries(s);
-      log(`  replays sent ${r.replaysSent}, answered as replays ${r.replayed}`);
+      log(`  in the measured window: replays sent ${r.replaysSent}, answered as replays ${r.replayed}`);
     }
 
     // one hot payment, many small partial refunds

@@ -45,6 +45,27 @@ function isStalePlan(err: unknown): boolean {
   return sqlState(err) === '0A000' && /cached plan must not change result type/.test(String((err as Error).message));
 }
 
+/** The client's socket, when it has one that can be corked. */
+function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | undefined {
+  const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
+  return stream?.cork && stream.uncork ? (stream as { cork(): void; uncork(): void }) : undefined;
+}
+
+/**
+ * Runs `send` with the client's socket corked: the statements it pipelines leave in one write
+ * (one syscall, one packet for the server to read) instead of one each. A socket already corked
+ * by the caller (BEGIN) stays corked until this ends.
+ */
+function corked<T>(client: pg.PoolClient, send: () => T): T {
+  const socket = socketOf(client);
+  socket?.cork();
+  try {
+    return send();
+  } finally {
+    socket?.uncork();
+  }
+}
+
 export function createPostgresDb(opts: PostgresOptions): Db {
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
@@ -127,18 +148,13 @@ export function createPostgresDb(opts: PostgresOptions): Db {
         // 'open' until lastQuery sends COMMIT; then 'committed' or 'rolled back' once answered
         let state = 'open' as 'open' | 'ending' | 'committed' | 'rolled back';
         try {
-          // BEGIN is not awaited: it is pipelined with the transaction's first statement (a failed
-          // BEGIN means a broken connection, which fails that statement too)
-          const begun = c.client.query('BEGIN');
-          begun.catch(() => {});
           const closed = () => Promise.reject(new Error('Transaction is closed'));
           const tx: Tx = {
             query: <R>(sql: string, params?: readonly unknown[]) => (state === 'open' ? run<R>(c.client, sql, params) : closed()),
             async lastQuery<R>(sql: string, params?: readonly unknown[]) {
               if (state !== 'open') return closed();
               state = 'ending';
-              const result = run<R>(c.client, sql, params);
-              const commit = c.client.query('COMMIT');
+              const [result, commit] = corked(c.client, () => [run<R>(c.client, sql, params), c.client.query('COMMIT')] as const);
               commit.catch(() => {});
               try {
                 const r = await result;
@@ -154,7 +170,12 @@ export function createPostgresDb(opts: PostgresOptions): Db {
               }
             },
           };
-          const result = await fn(tx);
+          // BEGIN is not awaited: it is pipelined with the transaction's first statement (a failed
+          // BEGIN means a broken connection, which fails that statement too). BEGIN and whatever
+          // fn sends before its first await leave in one write.
+          const [begun, running] = corked(c.client, () => [c.client.query('BEGIN'), fn(tx)] as const);
+          begun.catch(() => {});
+          const result = await running;
           await begun;
           if (state === 'committed') return result;
           if (state !== 'open') throw new TransactionRolledBackError(); // lastQuery failed, and fn went on
