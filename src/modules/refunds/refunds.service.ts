@@ -3,6 +3,7 @@ import type { Db, Tx } from '../../db/db.js';
 import { AppError, invalidParam } from '../../http/errors.js';
 import { decodeCursor, toPage } from '../../http/pagination.js';
 import { newId } from '../../lib/ids.js';
+import { KeyedQueue } from '../../lib/keyed-queue.js';
 import type { Logger } from '../../lib/logger.js';
 import { normalizeCurrency } from '../../lib/money.js';
 import { connectorAccountsRepository, idColumn, type ConnectorAccountRow } from '../connector-accounts/connector-accounts.repository.js';
@@ -99,6 +100,9 @@ function refundedStatus(p: PaymentRow): PaymentRow['status'] {
 }
 
 export class RefundsService {
+  /** The transactions that lock one payment's row: two at a time per payment in this process (see KeyedQueue). */
+  private readonly paymentTurns = new KeyedQueue(2);
+
   constructor(
     private readonly db: Db,
     private readonly accounts: ConnectorAccountsService,
@@ -115,7 +119,7 @@ export class RefundsService {
     const key = opts.key;
     let held: { refund: RefundRow; account: ConnectorAccountRow; payment: PaymentRow };
     try {
-      held = await this.db.transaction((tx) => this.hold(tx, auth, input, opts));
+      held = await this.paymentTurns.run(input.payment_id, () => this.db.transaction((tx) => this.hold(tx, auth, input, opts)));
     } catch (err) {
       // A retry of a request that died after phase 1 (or a concurrent twin): resume that refund,
       // never start a second one. Phase 1 cannot succeed when a refund holds the key (the insert
@@ -306,7 +310,7 @@ export class RefundsService {
    * order, any number of times, and it is booked once.
    */
   async finish(refund: Pick<RefundRow, 'id' | 'payment_id'>, outcome: RefundOutcome, key?: TransactionalKey): Promise<RefundView> {
-    const view = await this.db.transaction(async (tx) => {
+    const view = await this.paymentTurns.run(refund.payment_id, () => this.db.transaction(async (tx) => {
       if (key) key.response = undefined; // this attempt's answer only
       const locking = this.lockRefund(tx, refund.id);
       // The event's transactions, sent right behind the lock statement (pipelined on PostgreSQL):
@@ -322,7 +326,7 @@ export class RefundsService {
         return renderRefund(r, payment);
       }
       return this.applyFinal(tx, locked, payment, outcome, now, { last: true, key, transactions: reading });
-    });
+    }));
     if (key?.response) key.state = 'stored';
     return view;
   }
