@@ -484,7 +484,7 @@ function goals(): Goal[] {
       'p99 ≤ 50 ms at c=64 needs ≥ 1,280 refunds/s');
   }
   if (hot) note('hot', 'every refund of one payment holds its row lock through two commits (hold, then finish): the refunds of one payment run one at a time');
-  if (lite) note('pglite', 'PGlite runs one statement at a time in the gateway process, each through its WASM backend and a durable commit');
+  if (lite) note('pglite', 'PGlite runs one statement at a time in the gateway\'s own thread, through its WASM backend: the gateway and its database share one core');
   note('rss_pglite', 'PGlite\'s WASM heap (its shared buffers and catalog caches) lives in the gateway process');
   note('errors', series.filter((x) => x.errors > 0).map((x) => `${x.label} c=${x.concurrency}: ${x.errorSamples[0] ?? ''}`).join('; '));
   return out;
