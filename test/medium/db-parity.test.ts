@@ -58,17 +58,20 @@ async function exercise(db: Db) {
     await tx.query("INSERT INTO t (id) VALUES ('tx1')");
     throw new Error('boom');
   }));
-  let swallowed: unknown;
-  try {
-    await db.transaction(async (tx) => {
-      await tx.query("INSERT INTO t (id) VALUES ('tx2')");
-      await tx.query("INSERT INTO t (id) VALUES ('a')").catch(() => undefined);
-      return 'looked fine';
-    });
-  } catch (err) {
-    swallowed = err;
-  }
-  out.swallowedIsRolledBack = swallowed instanceof TransactionRolledBackError;
+  /** Whether a transaction whose failed statement was swallowed reports that it rolled back. */
+  const rolledBack = async (run: Promise<unknown>) => {
+    try {
+      await run;
+      return false;
+    } catch (err) {
+      return err instanceof TransactionRolledBackError;
+    }
+  };
+  out.swallowedIsRolledBack = await rolledBack(db.transaction(async (tx) => {
+    await tx.query("INSERT INTO t (id) VALUES ('tx2')");
+    await tx.query("INSERT INTO t (id) VALUES ('a')").catch(() => undefined);
+    return 'looked fine';
+  }));
   out.committed = await db.transaction(async (tx) => {
     await tx.query("INSERT INTO t (id) VALUES ('tx3')");
     return (await tx.query<{ id: string }>("SELECT id FROM t WHERE id LIKE 'tx%' ORDER BY id")).rows;
@@ -87,17 +90,11 @@ async function exercise(db: Db) {
     await tx.lastQuery("INSERT INTO t (id) VALUES ('a')");
   }));
   // a failed last statement swallowed: the transaction still does not look committed
-  let lastSwallowed: unknown;
-  try {
-    await db.transaction(async (tx) => {
-      await tx.query("INSERT INTO t (id) VALUES ('last4')");
-      await tx.lastQuery("INSERT INTO t (id) VALUES ('a')").catch(() => undefined);
-      return 'looked fine';
-    });
-  } catch (err) {
-    lastSwallowed = err;
-  }
-  out.lastSwallowedIsRolledBack = lastSwallowed instanceof TransactionRolledBackError;
+  out.lastSwallowedIsRolledBack = await rolledBack(db.transaction(async (tx) => {
+    await tx.query("INSERT INTO t (id) VALUES ('last4')");
+    await tx.lastQuery("INSERT INTO t (id) VALUES ('a')").catch(() => undefined);
+    return 'looked fine';
+  }));
   // once lastQuery resolved the transaction is committed, whatever fn does next
   out.throwAfterLast = await errorOf(db.transaction(async (tx) => {
     await tx.lastQuery("INSERT INTO t (id) VALUES ('last5')");
