@@ -342,7 +342,7 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
           const client = await pool.connect();
           try {
             // as the gateway does: what is sent without waiting leaves in one write
-            const socket = (client as unknown as { connection?: { stream?: { cork(): void; uncork(): void } } }).connection?.stream;
+            const socket = postgresDb.socketOf(client);
             socket?.cork();
             let isCorked = true;
             const flush = () => {

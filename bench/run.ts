@@ -128,11 +128,15 @@ const window = (concurrency: number, gw?: Server, extra: Partial<Window> = {}): 
  * R_db 0.41 in one run and 0.86 in the next.
  */
 async function analyze(url: string | undefined): Promise<void> {
-  if (!url) return;
+  if (url) await withClient(url, (c) => c.query('ANALYZE'));
+}
+
+/** Runs `fn` on a connection of its own to `url`, closed afterwards. */
+async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    await c.query('ANALYZE');
+    return await fn(c);
   } finally {
     await c.end();
   }
@@ -162,35 +166,27 @@ async function verified(db: Db, s: Series): Promise<Series> {
 }
 
 async function pgStatStatements(url: string): Promise<boolean> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
-    await c.query('SELECT pg_stat_statements_reset()');
-    return true;
-  } catch (err) {
-    notes.push(`pg_stat_statements unavailable (${(err as Error).message.split('\n')[0]}); statement counts come from the recorded sequence`);
-    return false;
-  } finally {
-    await c.end();
-  }
+  return withClient(url, async (c) => {
+    try {
+      await c.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+      await c.query('SELECT pg_stat_statements_reset()');
+      return true;
+    } catch (err) {
+      notes.push(`pg_stat_statements unavailable (${(err as Error).message.split('\n')[0]}); statement counts come from the recorded sequence`);
+      return false;
+    }
+  });
 }
 
 async function readPgss(url: string, dbName: string, refunds: number): Promise<unknown[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const r = await c.query(
-      `SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
-              round((calls::numeric / $2), 2) AS per_refund, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS query
-       FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
-       WHERE d.datname = $1 ORDER BY total_exec_time DESC LIMIT 25`,
-      [dbName, Math.max(1, refunds)],
-    );
-    return r.rows;
-  } finally {
-    await c.end();
-  }
+  const r = await withClient(url, (c) => c.query(
+    `SELECT calls, round(total_exec_time::numeric, 1) AS total_ms, round(mean_exec_time::numeric, 3) AS mean_ms,
+            round((calls::numeric / $2), 2) AS per_refund, left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS query
+     FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+     WHERE d.datname = $1 ORDER BY total_exec_time DESC LIMIT 25`,
+    [dbName, Math.max(1, refunds)],
+  ));
+  return r.rows;
 }
 
 // ------------------------------------------------------------------ F_http

@@ -45,8 +45,8 @@ function isStalePlan(err: unknown): boolean {
   return sqlState(err) === '0A000' && /cached plan must not change result type/.test(String((err as Error).message));
 }
 
-/** The client's socket, when it has one that can be corked. */
-function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | undefined {
+/** The client's socket, when it has one that can be corked (the bench's floor corks it as we do). */
+export function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void } | undefined {
   const stream = (client as unknown as { connection?: { stream?: { cork?: () => void; uncork?: () => void } } }).connection?.stream;
   return stream?.cork && stream.uncork ? (stream as { cork(): void; uncork(): void }) : undefined;
 }

@@ -131,35 +131,30 @@ const LOCK_REFUND_SQL = `SELECT now() AS tx_now, r.*, ${selectAs('p', PAYMENT_CO
        FOR UPDATE OF p, r`;
 
 const HOLD_OUTBOX = outboxSql(35);
-const HOLD_SQL = `WITH refund AS (${insertSql(1)}),
-       payment AS (${paymentUpdateSql(25)}),
+/** Phase 1's write, claiming the request's idempotency key or not (see `TransactionalKey`). */
+const holdSql = (claim: boolean) => `WITH refund AS (${insertSql(1)}),
+       payment AS (${paymentUpdateSql(25)}),${claim ? `\n       ${claimCte(42)},` : ''}
        ${HOLD_OUTBOX.cte}
      ${HOLD_OUTBOX.insert}`;
-/** The same, claiming the request's idempotency key (see `TransactionalKey`). */
-const HOLD_CLAIM_SQL = `WITH refund AS (${insertSql(1)}),
-       payment AS (${paymentUpdateSql(25)}),
-       ${claimCte(42)},
-       ${HOLD_OUTBOX.cte}
-     ${HOLD_OUTBOX.insert}`;
+const HOLD_SQL = holdSql(false);
+const HOLD_CLAIM_SQL = holdSql(true);
 
 const FINISH_BOOKED_OUTBOX = outboxSql(26);
 const FINISH_OUTBOX = outboxSql(16);
-/** A refund's outcome, with its booking or without, storing the request's response or not. */
-const FINISH_SQL = {
-  booked: (store: boolean) => `WITH ${bookingSql(1)},
+/** A refund's outcome with its booking (or, below, without), storing the request's response or not. */
+const finishBookedSql = (store: boolean) => `WITH ${bookingSql(1)},
        payment AS (${paymentUpdateSql(11)}),
        refund AS (${updateSql(21)}),${store ? `\n       ${storeCte(33)},` : ''}
        ${FINISH_BOOKED_OUTBOX.cte}
-     ${FINISH_BOOKED_OUTBOX.insert}`,
-  unbooked: (store: boolean) => `WITH payment AS (${paymentUpdateSql(1)}),
+     ${FINISH_BOOKED_OUTBOX.insert}`;
+const finishUnbookedSql = (store: boolean) => `WITH payment AS (${paymentUpdateSql(1)}),
        refund AS (${updateSql(11)}),${store ? `\n       ${storeCte(23)},` : ''}
        ${FINISH_OUTBOX.cte}
-     ${FINISH_OUTBOX.insert}`,
-};
-const FINISH_BOOKED = FINISH_SQL.booked(false);
-const FINISH_BOOKED_STORE = FINISH_SQL.booked(true);
-const FINISH_UNBOOKED = FINISH_SQL.unbooked(false);
-const FINISH_UNBOOKED_STORE = FINISH_SQL.unbooked(true);
+     ${FINISH_OUTBOX.insert}`;
+const FINISH_BOOKED = finishBookedSql(false);
+const FINISH_BOOKED_STORE = finishBookedSql(true);
+const FINISH_UNBOOKED = finishUnbookedSql(false);
+const FINISH_UNBOOKED_STORE = finishUnbookedSql(true);
 
 /** What phase 1 of a refund reads, under the payment's row lock. */
 export interface LockedPayment {
