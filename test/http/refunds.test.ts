@@ -447,6 +447,13 @@ for (const backend of BACKENDS) {
       assert.equal(invalid.status, 400);
       const fixed = await refund(p.id, { amount: 100 }, { idempotencyKey: `v-${p.id}` });
       assert.equal(fixed.status, 201, 'a 400 is not stored, so the corrected request runs under the same key');
+      // a 400 found by the route itself (no payment named), with a key the refund would claim
+      const unnamed = await h.call('POST', '/v1/refunds', { key: key(), idempotencyKey: `u-${p.id}`, body: { amount: 100 } });
+      assert.equal(unnamed.status, 400, unnamed.raw);
+      assert.equal(unnamed.body.error.code, 'invalid_param');
+      assert.equal(unnamed.body.error.param, 'payment_id');
+      const named = await h.call('POST', '/v1/refunds', { key: key(), idempotencyKey: `u-${p.id}`, body: { amount: 100, payment_id: p.id } });
+      assert.equal(named.status, 201, 'the key was left free');
     });
 
     it('idempotency: 409 while in flight; after the owner died the retry resumes without a second PSP refund', async () => {
