@@ -51,19 +51,23 @@ export function socketOf(client: pg.PoolClient): { cork(): void; uncork(): void 
   return stream?.cork && stream.uncork ? (stream as { cork(): void; uncork(): void }) : undefined;
 }
 
+const corkedSockets = new WeakSet<object>();
+
 /**
- * Runs `send` with the client's socket corked: the statements it pipelines leave in one write
- * (one syscall, one packet for the server to read) instead of one each. A socket already corked
- * by the caller (BEGIN) stays corked until this ends.
+ * Corks the client's socket until the current tick's work is done: every statement sent
+ * meanwhile — BEGIN with a transaction's first statement, a statement with COMMIT behind it, the
+ * statements several members of a transaction group send as their locks are granted — leaves in
+ * one write (one syscall, one packet for the server to read) instead of one each.
  */
-function corked<T>(client: pg.PoolClient, send: () => T): T {
+function corkForTick(client: pg.PoolClient): void {
   const socket = socketOf(client);
-  socket?.cork();
-  try {
-    return send();
-  } finally {
-    socket?.uncork();
-  }
+  if (!socket || corkedSockets.has(socket)) return;
+  corkedSockets.add(socket);
+  socket.cork();
+  process.nextTick(() => {
+    corkedSockets.delete(socket);
+    socket.uncork();
+  });
 }
 
 export function createPostgresDb(opts: PostgresOptions): Db {
@@ -150,11 +154,17 @@ export function createPostgresDb(opts: PostgresOptions): Db {
         try {
           const closed = () => Promise.reject(new Error('Transaction is closed'));
           const tx: Tx = {
-            query: <R>(sql: string, params?: readonly unknown[]) => (state === 'open' ? run<R>(c.client, sql, params) : closed()),
+            query: <R>(sql: string, params?: readonly unknown[]) => {
+              if (state !== 'open') return closed();
+              corkForTick(c.client);
+              return run<R>(c.client, sql, params);
+            },
             async lastQuery<R>(sql: string, params?: readonly unknown[]) {
               if (state !== 'open') return closed();
               state = 'ending';
-              const [result, commit] = corked(c.client, () => [run<R>(c.client, sql, params), c.client.query('COMMIT')] as const);
+              corkForTick(c.client);
+              const result = run<R>(c.client, sql, params);
+              const commit = c.client.query('COMMIT');
               commit.catch(() => {});
               try {
                 const r = await result;
@@ -173,7 +183,9 @@ export function createPostgresDb(opts: PostgresOptions): Db {
           // BEGIN is not awaited: it is pipelined with the transaction's first statement (a failed
           // BEGIN means a broken connection, which fails that statement too). BEGIN and whatever
           // fn sends before its first await leave in one write.
-          const [begun, running] = corked(c.client, () => [c.client.query('BEGIN'), fn(tx)] as const);
+          corkForTick(c.client);
+          const begun = c.client.query('BEGIN');
+          const running = fn(tx);
           begun.catch(() => {});
           const result = await running;
           await begun;
