@@ -1,8 +1,9 @@
 import type { Registry } from 'prom-client';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { Config } from './config.js';
 import type { ConnectorRegistry } from './connectors/connector.js';
 import type { Db } from './db/db.js';
+import { groupLimits } from './db/group.js';
 import { constantTimeEqual, hashSecret, type SecretBox } from './lib/crypto.js';
 import type { Logger } from './lib/logger.js';
 import { ConnectorAccountsService } from './modules/connector-accounts/connector-accounts.service.js';
@@ -26,11 +27,25 @@ export class AdminAuth {
   }
 }
 
-/** Gauges read from the database when /metrics is scraped. */
+/** Gauges read from the database when /metrics is scraped, and the refund path's transaction counts. */
 export class MetricsService {
   private gauges: { pendingRefunds?: Gauge; pendingDeliveries?: Gauge; inboundBacklog?: Gauge } = {};
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly refunds?: RefundsService,
+  ) {}
   register(registry: Registry): void {
+    const stats = this.refunds ? () => this.refunds!.transactionStats : undefined;
+    if (stats) {
+      const counter = (name: string, help: string, read: () => number) =>
+        new Counter({ name, help, registers: [registry], collect() {
+          this.reset();
+          this.inc(read());
+        } });
+      counter('settle_refund_db_transactions_total', 'Database transactions run for refund steps that lock a payment (one per group)', () => stats().transactions);
+      counter('settle_refund_db_transaction_members_total', 'Refund steps run in those transactions (more than the transactions when steps were grouped)', () => stats().members);
+      counter('settle_refund_db_groups_rolled_back_total', 'Groups rolled back because a member failed; their members then ran alone', () => stats().groupsRolledBack);
+    }
     this.gauges = {
       pendingRefunds: new Gauge({ name: 'settle_refunds_pending', help: 'Refunds waiting for a final PSP outcome', registers: [registry] }),
       pendingDeliveries: new Gauge({ name: 'settle_webhook_deliveries_pending', help: 'Outbound webhook deliveries not yet delivered', registers: [registry] }),
@@ -77,6 +92,7 @@ export function createServices(deps: {
     syncBaseMs: config.refundSyncBaseMs,
     syncMaxMs: config.refundSyncMaxMs,
     orphanGraceMs: config.connectorTimeoutMs + 5000,
+    groups: groupLimits(db.kind, config.dbPoolSize),
   });
   return {
     admin: new AdminAuth(deps.adminKey),
@@ -89,6 +105,6 @@ export function createServices(deps: {
     ledger: new LedgerService(db),
     webhooks: new WebhooksService(db, box, config, logger),
     inbound: new InboundWebhooksService(db, connectorAccounts, refunds, logger),
-    metrics: new MetricsService(db),
+    metrics: new MetricsService(db, refunds),
   };
 }

@@ -90,6 +90,63 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
     assert.equal(stats.duplicate_applications, 0);
   });
 
+  test('refunds of many payments at once share transactions, and every refund is still exact', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    const api = client(a!.url, key);
+    const metric = async (url: string, name: string) => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+      assert.ok(m, `${name} in /metrics`);
+      return Number(m[1]);
+    };
+    const before = { tx: 0, members: 0 };
+    for (const url of [a!.url, b!.url]) {
+      before.tx += await metric(url, 'settle_refund_db_transactions_total');
+      before.members += await metric(url, 'settle_refund_db_transaction_members_total');
+    }
+    const payments = await Promise.all(Array.from({ length: 24 }, async () => {
+      const p = await api('POST', '/v1/payments', { amount: 10_000, currency: 'USD', payment_method: 'pm_card_visa' });
+      assert.equal(p.status, 201, p.raw);
+      return p.body;
+    }));
+    // five refunds of 2,500 on each payment of 10,000, all at once, through both processes: four fit
+    const results = await Promise.all(payments.flatMap((p, i) => Array.from({ length: 5 }, (_, j) =>
+      client([a!.url, b!.url][(i + j) % 2], key)('POST', `/v1/payments/${p.id}/refunds`, { amount: 2_500 }, { 'Idempotency-Key': `many-${p.id}-${j}` })
+        .then((r) => ({ payment: p, r })))));
+    for (const p of payments) {
+      const mine = results.filter((x) => x.payment.id === p.id).map((x) => x.r);
+      assert.equal(mine.filter((r) => r.status === 201 && r.body.status === 'succeeded').length, 4, JSON.stringify(mine.map((r) => r.status)));
+      const refused = mine.filter((r) => r.status !== 201);
+      assert.equal(refused.length, 1);
+      assert.ok(['amount_too_large', 'already_refunded'].includes(refused[0].body.error.code), refused[0].raw);
+      const final = await api('GET', `/v1/payments/${p.id}`);
+      assert.equal(final.body.amount_refunded, 10_000);
+      assert.equal(final.body.status, 'refunded');
+      const psp = await (await fetch(`${sim!.url}/_sim/payments/${p.connector_ref}`)).json() as { amount_refunded: number };
+      assert.equal(psp.amount_refunded, 10_000, 'the PSP refunded exactly what the gateway booked');
+    }
+    const db = createPostgresDb({ connectionString: temp.url, max: 2 });
+    try {
+      assert.deepEqual((await verifyLedger(db)).violations, []);
+      const bookings = await db.query<{ n: number; refunds: number }>(
+        `SELECT (SELECT count(*) FROM ledger_transactions WHERE type = 'refund')::int AS n,
+                (SELECT count(*) FROM refunds WHERE status = 'succeeded')::int AS refunds`);
+      assert.equal(bookings.rows[0].n, bookings.rows[0].refunds, 'one booking per refund');
+    } finally {
+      await db.close();
+    }
+    const stats = await (await fetch(`${sim!.url}/_sim/stats`)).json() as { duplicate_applications: number };
+    assert.equal(stats.duplicate_applications, 0);
+    const after = { tx: 0, members: 0 };
+    for (const url of [a!.url, b!.url]) {
+      after.tx += await metric(url, 'settle_refund_db_transactions_total');
+      after.members += await metric(url, 'settle_refund_db_transaction_members_total');
+    }
+    // 120 refunds, two locking steps each (the refused ones one, or two with a group's rerun)
+    assert.ok(after.members - before.members >= 96 * 2 + 24, JSON.stringify({ before, after }));
+    assert.ok(after.tx - before.tx < after.members - before.members, `steps shared transactions: ${JSON.stringify({ before, after })}`);
+  });
+
   test('one Idempotency-Key sent 30 times at once across both processes makes one refund', async (t) => {
     if (!temp) return t.skip('no postgres');
     const api = client(a!.url, key);

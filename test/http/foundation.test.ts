@@ -26,6 +26,9 @@ for (const backend of BACKENDS) {
       assert.equal(metrics.status, 200);
       assert.match(metrics.raw, /settle_http_requests_total/);
       assert.match(metrics.raw, /settle_http_request_duration_seconds_bucket/);
+      assert.match(metrics.raw, /^settle_refund_db_transactions_total \d+$/m);
+      assert.match(metrics.raw, /^settle_refund_db_transaction_members_total \d+$/m);
+      assert.match(metrics.raw, /^settle_refund_db_groups_rolled_back_total \d+$/m);
       const doc = await h.call('GET', '/openapi.json');
       assert.equal(doc.body.openapi, '3.1.0');
       assert.ok(doc.body.paths['/v1/payments/{id}/refunds'].post, 'refund route documented');

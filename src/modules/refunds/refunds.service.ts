@@ -4,6 +4,7 @@ import { AppError, invalidParam } from '../../http/errors.js';
 import { decodeCursor, toPage } from '../../http/pagination.js';
 import { newId } from '../../lib/ids.js';
 import { KeyedQueue } from '../../lib/keyed-queue.js';
+import { TransactionGroups, type GroupLimits } from '../../db/group.js';
 import type { Logger } from '../../lib/logger.js';
 import { normalizeCurrency } from '../../lib/money.js';
 import { connectorAccountsRepository, idColumn, type ConnectorAccountRow } from '../connector-accounts/connector-accounts.repository.js';
@@ -55,6 +56,8 @@ export interface RefundsServiceOptions {
   syncMaxMs: number;
   /** A refund left pending by a request that died is picked up by the sync worker after this. */
   orphanGraceMs: number;
+  /** Sharing of transactions across payments (see TransactionGroups); unset: every transaction alone. */
+  groups?: GroupLimits;
 }
 
 export function renderRefund(r: RefundRow, p: Pick<PaymentRow, 'id' | 'status' | 'amount_captured' | 'amount_refunded' | 'amount_refund_pending'>) {
@@ -102,13 +105,27 @@ function refundedStatus(p: PaymentRow): PaymentRow['status'] {
 export class RefundsService {
   /** The transactions that lock one payment's row: two at a time per payment in this process (see KeyedQueue). */
   private readonly paymentTurns = new KeyedQueue(2);
+  /** ...and they share a database transaction with other payments' when the gateway is busy (see TransactionGroups). */
+  private readonly groups: TransactionGroups;
 
   constructor(
     private readonly db: Db,
     private readonly accounts: ConnectorAccountsService,
     private readonly log: Logger,
     private readonly opts: RefundsServiceOptions,
-  ) {}
+  ) {
+    this.groups = new TransactionGroups(db, opts.groups ?? { maxInFlight: 1, maxSize: 1 });
+  }
+
+  /** The row-locking transactions run so far, and the refund steps run in them (grouping: members > transactions). */
+  get transactionStats(): Readonly<TransactionGroups['stats']> {
+    return this.groups.stats;
+  }
+
+  /** Runs a transaction that locks `paymentId`'s row: queued per payment, grouped across payments. */
+  private lockingPayment<T>(paymentId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.paymentTurns.run(paymentId, () => this.groups.run(paymentId, fn));
+  }
 
   /**
    * Creates a refund in three phases: (1) record it as pending and hold its amount on the payment
@@ -119,7 +136,7 @@ export class RefundsService {
     const key = opts.key;
     let held: { refund: RefundRow; account: ConnectorAccountRow; payment: PaymentRow };
     try {
-      held = await this.paymentTurns.run(input.payment_id, () => this.db.transaction((tx) => this.hold(tx, auth, input, opts)));
+      held = await this.lockingPayment(input.payment_id, (tx) => this.hold(tx, auth, input, opts));
     } catch (err) {
       // A retry of a request that died after phase 1 (or a concurrent twin): resume that refund,
       // never start a second one. Phase 1 cannot succeed when a refund holds the key (the insert
@@ -310,7 +327,7 @@ export class RefundsService {
    * order, any number of times, and it is booked once.
    */
   async finish(refund: Pick<RefundRow, 'id' | 'payment_id'>, outcome: RefundOutcome, key?: TransactionalKey): Promise<RefundView> {
-    const view = await this.paymentTurns.run(refund.payment_id, () => this.db.transaction(async (tx) => {
+    const view = await this.lockingPayment(refund.payment_id, async (tx) => {
       if (key) key.response = undefined; // this attempt's answer only
       const locking = this.lockRefund(tx, refund.id);
       // The event's transactions, sent right behind the lock statement (pipelined on PostgreSQL):
@@ -326,7 +343,7 @@ export class RefundsService {
         return renderRefund(r, payment);
       }
       return this.applyFinal(tx, locked, payment, outcome, now, { last: true, key, transactions: reading });
-    }));
+    });
     if (key?.response) key.state = 'stored';
     return view;
   }
