@@ -1,12 +1,15 @@
 /**
  * The load generator, run as a child process of the bench (`fork`, advanced serialization).
  * It drives either HTTP (undici Pool, one connection per concurrent client) or the SQL floor
- * (pg Pool replaying a recorded statement sequence), and answers with the raw latencies.
+ * (the gateway's pg handle and transaction grouping replaying a recorded statement sequence),
+ * and answers with the raw latencies.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { Pool } from 'undici';
+import type { Tx } from '../src/db/db.js';
+import { TransactionGroups } from '../src/db/group.js';
 import * as postgresDb from '../src/db/postgres.js';
 import type { HttpJob, LoadJob, LoadResult, Recording, SqlJob, Window } from './protocol.js';
 
@@ -287,9 +290,6 @@ function fill(t: Template, tokens: string[]): unknown {
   return s;
 }
 
-/** The gateway's prepared-statement naming; absent in builds that do not prepare statements. */
-const preparedName = (postgresDb as { preparedName?: (sql: string) => string | undefined }).preparedName;
-
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 async function runSql(job: SqlJob): Promise<LoadResult> {
@@ -300,18 +300,13 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
   const tokenRe = sorted.length ? new RegExp(sorted.map(escapeRe).join('|'), 'g') : undefined;
   const steps = rec.steps.map((s) => ({
     tx: s.tx,
-    // named exactly as the gateway's driver names them (if it does), so both send the same
-    // protocol messages
-    statements: s.statements.map((st) => ({ text: st.text, name: preparedName?.(st.text), last: st.last, pipelined: st.pipelined, values: st.values.map((v) => compile(v, tokenRe, index)) })),
+    statements: s.statements.map((st) => ({ text: st.text, last: st.last, pipelined: st.pipelined, values: st.values.map((v) => compile(v, tokenRe, index)) })),
   }));
-  const exec = (q: pg.Pool | pg.PoolClient, st: (typeof steps)[number]['statements'][number], tokens: string[]) => {
-    const values = st.values.map((v) => fill(v, tokens)) as unknown[];
-    return st.name ? q.query({ name: st.name, text: st.text, values }) : q.query(st.text, values);
-  };
-  // pipelined as the gateway's pool is: BEGIN goes out with the first statement, COMMIT right
-  // behind a statement the gateway ran as its transaction's last
-  const pool = new pg.Pool({ connectionString: job.url, max: job.poolSize, application_name: 'settle-bench-floor', pipeline: true } as pg.PoolConfig);
-  pool.on('error', () => {});
+  // The gateway's own database handle (pg, pipelined and corked as the gateway's) and, when the
+  // gateway groups its transactions, the same grouping with the same limits: the floor is the
+  // gateway's SQL as the gateway sends it, without HTTP or application logic.
+  const db = postgresDb.createPostgresDb({ connectionString: job.url, max: job.poolSize, applicationName: 'settle-bench-floor' });
+  const groups = job.groups ? new TransactionGroups(db, job.groups) : undefined;
   let consumed = 0;
   let seq = 0;
 
@@ -327,6 +322,23 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
       return t.slice(0, cut) + unique + t.slice(cut + unique.length);
     });
 
+  /** One recorded transaction's statements, each sent as the gateway sent it: pipelined behind the one before, or ending the transaction. */
+  const replayStep = async (tx: Tx, sts: (typeof steps)[number]['statements'], tokens: string[]) => {
+    let sent: Promise<unknown>[] = [];
+    for (let i = 0; i < sts.length; i++) {
+      const st = sts[i];
+      const values = st.values.map((v) => fill(v, tokens)) as unknown[];
+      const p = st.last ? tx.lastQuery(st.text, values) : tx.query(st.text, values);
+      p.catch(() => {});
+      sent.push(p);
+      if (st.last || !sts[i + 1]?.pipelined) {
+        for (const q of sent) await q;
+        sent = [];
+      }
+    }
+    for (const q of sent) await q;
+  };
+
   const next = () => {
     if (consumed >= job.targets.length) return undefined;
     const target = job.targets[consumed++];
@@ -336,58 +348,11 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
       try {
         for (const step of steps) {
           if (!step.tx) {
-            for (const st of step.statements) await exec(pool, st, tokens);
+            for (const st of step.statements) await db.query(st.text, st.values.map((v) => fill(v, tokens)) as unknown[]);
             continue;
           }
-          const client = await pool.connect();
-          try {
-            // as the gateway does: what is sent without waiting leaves in one write
-            const socket = postgresDb.socketOf(client);
-            socket?.cork();
-            let isCorked = true;
-            const flush = () => {
-              if (isCorked) socket?.uncork();
-              isCorked = false;
-            };
-            const begun = client.query('BEGIN');
-            begun.catch(() => {});
-            let committed = false;
-            // statements sent but not yet awaited: the gateway sent the next one pipelined
-            let sent: Promise<unknown>[] = [];
-            const sts = step.statements;
-            for (let i = 0; i < sts.length; i++) {
-              const st = sts[i];
-              if (!isCorked) {
-                socket?.cork();
-                isCorked = true;
-              }
-              const p = exec(client, st, tokens);
-              p.catch(() => {});
-              sent.push(p);
-              if (st.last) {
-                const commit = client.query('COMMIT');
-                commit.catch(() => {});
-                flush();
-                for (const q of sent) await q;
-                await commit;
-                committed = true;
-                sent = [];
-              } else if (!sts[i + 1]?.pipelined) {
-                flush();
-                for (const q of sent) await q;
-                sent = [];
-              }
-            }
-            flush();
-            for (const q of sent) await q;
-            await begun;
-            if (!committed) await client.query('COMMIT');
-          } catch (err) {
-            await client.query('ROLLBACK').catch(() => {});
-            throw err;
-          } finally {
-            client.release();
-          }
+          const body = (tx: Tx) => replayStep(tx, step.statements, tokens);
+          await (groups ? groups.run(target.id, body) : db.transaction(body));
         }
         return { status: 'ok', ok: true, replayed: false };
       } catch (err) {
@@ -400,7 +365,7 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
     const r = await drive(job, next);
     return { ...r, consumed };
   } finally {
-    await pool.end();
+    await db.close();
   }
 }
 

@@ -1,3 +1,4 @@
+import type { GroupLimits } from '../src/db/group.js';
 /**
  * What the bench orchestrator (run.ts) and its load-generator child process (load.ts) say to
  * each other. The load generator is a separate process from both the gateway and the
@@ -77,6 +78,8 @@ export interface SqlJob extends Window {
   url: string;
   poolSize: number;
   recording: Recording;
+  /** The gateway's transaction grouping (limits as the gateway computes them); unset: every transaction alone. */
+  groups?: GroupLimits;
   targets: { id: string; ref: string }[];
   keyPrefix: string;
 }

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { defaultDbPoolSize } from '../src/config.js';
 import type { Db } from '../src/db/db.js';
+import { groupLimits } from '../src/db/group.js';
 import { createPgliteDb } from '../src/db/pglite.js';
 import { createPostgresDb } from '../src/db/postgres.js';
 import { LoadGenerator, RssWatch, spawnBareHttp, spawnGateway, type Server } from './processes.js';
@@ -248,7 +249,7 @@ async function postgresMain(load: LoadGenerator) {
       if (skip.has('floor-db')) continue;
       const targets = pool.peek(60_000).map((id) => ({ id, ref: paymentRef(id, UNIFORM_AMOUNT) }));
       await analyze(temp.url);
-      const fr = await load.run({ kind: 'sql', url: temp.url, poolSize: FLOOR_POOL, recording, targets, keyPrefix: `fdb-c${c}`, ...window(c) });
+      const fr = await load.run({ kind: 'sql', url: temp.url, poolSize: FLOOR_POOL, groups: groupLimits('postgres', FLOOR_POOL), recording, targets, keyPrefix: `fdb-c${c}`, ...window(c) });
       pool.consume(fr.consumed);
       const fs = seriesOf({ id: `fdb-c${c}`, label: 'F_db replayed SQL', kind: 'floor-db', backend: 'postgres', workload: `the recorded statements, pool ${FLOOR_POOL}`, concurrency: c }, fr, null);
       series.push(await verified(db, fs));
