@@ -389,10 +389,17 @@ for (const backend of BACKENDS) {
       assert.equal(stored.rows[0].locked_until, null);
       assert.equal(stored.rows[0].response_body, first.out.raw, 'the stored answer is the body sent');
 
+      // what any write of a replay would change: the payment row's version, and the rows it would add
+      const footprint = async () => (await h.db.query(
+        `SELECT (SELECT xmin::text FROM payments WHERE id = $1) AS payment_version,
+                (SELECT count(*) FROM refunds)::int AS refunds, (SELECT count(*) FROM events)::int AS events,
+                (SELECT count(*) FROM idempotency_keys)::int AS keys, (SELECT count(*) FROM ledger_transactions)::int AS bookings`, [p.id])).rows[0];
+      const before = await footprint();
       const replay = await observe(() => refund(p.id, { amount: 1000 }, { idempotencyKey: `tx-${p.id}` }));
       assert.equal(replay.out.raw, first.out.raw);
       assert.equal(replay.out.headers['idempotent-replayed'], 'true');
-      assert.equal(replay.transactions, 0, 'a replay writes nothing');
+      assert.equal(replay.transactions, 1, 'a replay runs phase 1 once: its claim finds the key taken');
+      assert.deepEqual(await footprint(), before, 'a replay writes nothing');
 
       // a failed refund is answered in its last transaction too
       const f = await pay(h, { amount: 2000, payment_method: 'pm_card_refund_fails' });

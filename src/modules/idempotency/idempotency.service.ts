@@ -24,8 +24,8 @@ const SEALED = 'sealed:';
  * An idempotency key claimed by the first transaction of the work it guards, and answered by the
  * transaction that finishes that work, instead of by statements of its own: a refund commits
  * twice instead of four times. The claim is a CTE of the work's first write (`claimCte`); a key
- * already there fails that statement with a unique violation, the whole transaction rolls back,
- * and the request is then answered as the key's usual path would (`IdempotencyService.begin`:
+ * already there makes that write write nothing, the work stops there (`state` stays
+ * `unclaimed`), and the request is then answered as the key's usual path would (`IdempotencyService.begin`:
  * the stored response, 409, 422, or the work run again under a key claimed on its own). The
  * response is stored by a CTE of the final write (`storeCte`), so a refund's outcome and its
  * replayable answer commit together.
@@ -54,15 +54,17 @@ export class TransactionalKey {
 
 /**
  * The claim of a `TransactionalKey` as a CTE named `claim`, 7 parameters from `$first`
- * (`claimParams`). No ON CONFLICT: a key that exists, or that another open transaction is
- * claiming, fails (after that transaction ends) the statement it is part of.
+ * (`claimParams`): one row when the key was claimed, none when it was already taken (a key
+ * another open transaction is claiming is waited for, then taken or claimed as that transaction
+ * ends). The statement's writes are made `FROM claim`, so a taken key writes nothing.
  */
 export function claimCte(first: number): string {
   const $ = (i: number) => `$${first + i}`;
   return `claim AS (
          INSERT INTO idempotency_keys (merchant_id, test_mode, key, method, path, request_hash, state, locked_until)
          VALUES (${$(0)}, ${$(1)}, ${$(2)}, ${$(3)}, ${$(4)}, ${$(5)}, 'in_flight', now() + (${$(6)}::int * interval '1 millisecond'))
-         RETURNING 1)`;
+         ON CONFLICT DO NOTHING
+         RETURNING 1 AS claimed)`;
 }
 
 export function claimParams(k: TransactionalKey): unknown[] {

@@ -77,11 +77,12 @@ export const PAYMENT_COLUMNS = [
  * The write-back of a payment's mutable columns (the caller holds the row lock), with its ten
  * parameters from `$first` (see `paymentUpdateParams`).
  */
-export function paymentUpdateSql(first: number): string {
+export function paymentUpdateSql(first: number, gate?: string): string {
   const $ = (i: number) => `$${first + i}`;
   return `UPDATE payments SET status = ${$(1)}, amount_capturable = ${$(2)}, amount_captured = ${$(3)}, amount_refunded = ${$(4)},
          amount_refund_pending = ${$(5)}, connector_ref = ${$(6)}, line_items = ${$(7)}, failure_code = ${$(8)}, failure_message = ${$(9)},
-         updated_at = now()
+         updated_at = now()${gate ? `
+       FROM ${gate}` : ''}
        WHERE id = ${$(0)}`;
 }
 

@@ -89,13 +89,15 @@ export function storedJson<T>(value: T): T {
 }
 
 /** The refund insert (24 parameters from `$first`, see `insertParams`). */
-function insertSql(first: number): string {
+/** The insert of a refund, 24 parameters from `$first`; with `gate`, only if that CTE returned a row. */
+function insertSql(first: number, gate?: string): string {
   const $ = (i: number) => `$${first + i}`;
+  const values = `${Array.from({ length: 23 }, (_, i) => $(i)).join(', ')},
+         CASE WHEN ${$(7)} = 'pending' THEN now() + (${$(23)}::int * interval '1 millisecond') END`;
   return `INSERT INTO refunds (id, txn_id, merchant_id, test_mode, payment_id, amount, currency, status, reason, description,
          reference, metadata, line_items, order_id, connector, connector_account_id, connector_account_short_id,
          connector_ref, failure_code, failure_message, source, idempotency_key, psp_idempotency_key, next_sync_at)
-       VALUES (${Array.from({ length: 23 }, (_, i) => $(i)).join(', ')},
-         CASE WHEN ${$(7)} = 'pending' THEN now() + (${$(23)}::int * interval '1 millisecond') END)`;
+       ${gate ? `SELECT ${values} FROM ${gate}` : `VALUES (${values})`}`;
 }
 
 function insertParams(r: NewRefund): unknown[] {
@@ -131,13 +133,23 @@ const LOCK_REFUND_SQL = `SELECT now() AS tx_now, r.*, ${selectAs('p', PAYMENT_CO
        FOR UPDATE OF p, r`;
 
 const HOLD_OUTBOX = outboxSql(35);
-/** Phase 1's write, claiming the request's idempotency key or not (see `TransactionalKey`). */
-const holdSql = (claim: boolean) => `WITH refund AS (${insertSql(1)}),
-       payment AS (${paymentUpdateSql(25)}),${claim ? `\n       ${claimCte(42)},` : ''}
+const HOLD_CLAIM_OUTBOX = outboxSql(35, 'claim');
+/** Phase 1's write, without an idempotency key to claim. */
+const HOLD_SQL = `WITH refund AS (${insertSql(1)}),
+       payment AS (${paymentUpdateSql(25)}),
        ${HOLD_OUTBOX.cte}
      ${HOLD_OUTBOX.insert}`;
-const HOLD_SQL = holdSql(false);
-const HOLD_CLAIM_SQL = holdSql(true);
+/**
+ * Phase 1's write claiming the request's idempotency key (see `TransactionalKey`): every write is
+ * made only if the claim is, and the statement answers whether it was. A key already taken
+ * writes nothing, and fails nothing: the transaction, and the group it may share, goes on.
+ */
+const HOLD_CLAIM_SQL = `WITH ${claimCte(42)},
+       refund AS (${insertSql(1, 'claim')}),
+       payment AS (${paymentUpdateSql(25, 'claim')}),
+       ${HOLD_CLAIM_OUTBOX.cte},
+       deliveries AS (${HOLD_CLAIM_OUTBOX.insert})
+     SELECT count(*)::int AS claimed FROM claim`;
 
 const FINISH_BOOKED_OUTBOX = outboxSql(26);
 const FINISH_OUTBOX = outboxSql(16);
@@ -196,15 +208,19 @@ export const refundsRepository = {
 
   /**
    * Phase 1's writes in one statement: the pending refund, the payment holding its amount, and the
-   * events — and the request's idempotency key when the refund claims it (a key already taken
-   * fails the statement). `refund` and `payment` are the rows as they will be (see `storedJson`).
-   * The last statement of phase 1: it commits.
+   * events — and the request's idempotency key when the refund claims it. `refund` and `payment`
+   * are the rows as they will be (see `storedJson`). The last statement of phase 1: it commits.
+   * False when the key was already taken: then nothing was written.
    */
-  async hold(tx: Tx, refund: NewRefund, payment: PaymentRow, events: NewEvent[], key?: TransactionalKey): Promise<void> {
+  async hold(tx: Tx, refund: NewRefund, payment: PaymentRow, events: NewEvent[], key?: TransactionalKey): Promise<boolean> {
     const outbox = outboxRows(refund.test_mode, events);
     const params = [...insertParams(refund), ...paymentUpdateParams(payment), ...outboxParams(refund.merchant_id, refund.test_mode, outbox)];
-    if (key) await tx.lastQuery(HOLD_CLAIM_SQL, [...params, ...claimParams(key)]);
-    else await tx.lastQuery(HOLD_SQL, params);
+    if (!key) {
+      await tx.lastQuery(HOLD_SQL, params);
+      return true;
+    }
+    const r = await tx.lastQuery<{ claimed: number }>(HOLD_CLAIM_SQL, [...params, ...claimParams(key)]);
+    return r.rows[0].claimed === 1;
   },
 
   /** Locks a refund's payment, then the refund (the lock order everywhere). */

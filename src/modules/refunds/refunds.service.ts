@@ -102,6 +102,14 @@ function refundedStatus(p: PaymentRow): PaymentRow['status'] {
   return p.amount_refunded >= p.amount_captured ? 'refunded' : 'partially_refunded';
 }
 
+/** Phase 1 could not claim the request's Idempotency-Key: another request holds it, and nothing was written. */
+export class IdempotencyKeyTakenError extends Error {
+  constructor() {
+    super('The Idempotency-Key is taken: the refund was not created.');
+    this.name = 'IdempotencyKeyTakenError';
+  }
+}
+
 export class RefundsService {
   /** The transactions that lock one payment's row: two at a time per payment in this process (see KeyedQueue). */
   private readonly paymentTurns = new KeyedQueue(2);
@@ -134,7 +142,7 @@ export class RefundsService {
    */
   async create(auth: AuthContext, input: CreateRefundInput, opts: CreateRefundOptions = {}): Promise<RefundView> {
     const key = opts.key;
-    let held: { refund: RefundRow; account: ConnectorAccountRow; payment: PaymentRow };
+    let held: { refund: RefundRow; account: ConnectorAccountRow; payment: PaymentRow } | undefined;
     try {
       held = await this.lockingPayment(input.payment_id, (tx) => this.hold(tx, auth, input, opts));
     } catch (err) {
@@ -149,6 +157,8 @@ export class RefundsService {
       }
       throw err;
     }
+    // only a claim can be refused; the caller settles the key (replay, 409, 422, or run again)
+    if (!held) throw new IdempotencyKeyTakenError();
     if (key) key.state = 'claimed';
     return this.callPspAndFinish(held.refund, held.account, held.payment.connector_ref!, key);
   }
@@ -262,7 +272,9 @@ export class RefundsService {
       created_at: now,
       updated_at: now,
     };
-    await repo.hold(tx, fields, payment, [{ type: 'refund.created', object: renderRefund(refund, payment) }], opts.key);
+    const claimed = await repo.hold(tx, fields, payment, [{ type: 'refund.created', object: renderRefund(refund, payment) }], opts.key);
+    // the key is another request's (or this one's, sent twice): nothing was written
+    if (!claimed) return undefined;
     return { refund, account, payment };
   }
 

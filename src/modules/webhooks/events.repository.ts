@@ -58,13 +58,13 @@ export function outboxRows(testMode: boolean, events: NewEvent[]): OutboxRows {
  * parameters start at `$first` (see `outboxParams`). Other repositories put their own CTEs in
  * front, so that a change and the events describing it are written in one round trip.
  */
-export function outboxSql(first: number): { cte: string; insert: string } {
+export function outboxSql(first: number, gate?: string): { cte: string; insert: string } {
   const $ = (i: number) => `$${first + i}`;
   return {
     cte: `ev AS (
        INSERT INTO events (id, merchant_id, test_mode, type, body, object_id, created_at)
        SELECT u.id, ${$(1)}, ${$(2)}, u.type, u.body, u.object_id, ${$(6)}::timestamptz
-       FROM unnest(${$(0)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::text[]) AS u(id, type, body, object_id)
+       FROM unnest(${$(0)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::text[]) AS u(id, type, body, object_id)${gate ? ` CROSS JOIN ${gate}` : ''}
        RETURNING id, type)`,
     insert: `INSERT INTO webhook_deliveries (id, event_id, endpoint_id, status, next_attempt_at)
      SELECT 'whd_' || md5(ev.id || w.id), ev.id, w.id, 'pending', now()
