@@ -16,11 +16,14 @@ import type { Db, QueryResult, Tx } from './db.js';
  *   members of one transaction would not exclude each other through the payment's row lock.
  * - Members start in key order, so their first (locking) statements reach the server in that
  *   order, as every group's do: concurrent groups lock payments in one order.
- * - All or nothing, then one by one: if any member fails (an error it answers with, a statement
- *   that fails, a deadlock), the group is rolled back — nothing of it was written, COMMIT was
- *   never sent — and every member runs again in a transaction of its own, where it succeeds or
- *   fails exactly as it would have alone. Members must therefore be transaction bodies that may
- *   run again, as any body retried after a deadlock must be.
+ * - A member that fails having only read (every statement it sent began with SELECT, locking
+ *   reads included) wrote nothing: it gets its error and the group commits the others. This is
+ *   how a refund refused after reading its payment (amount too large, already refunded) fails.
+ * - Otherwise all or nothing, then one by one: if a member fails after writing, or any statement
+ *   fails (a constraint, a deadlock), the group is rolled back — nothing of it was written,
+ *   COMMIT was never sent — and every member runs again in a transaction of its own, where it
+ *   succeeds or fails exactly as it would have alone. Members must therefore be transaction
+ *   bodies that may run again, as any body retried after a deadlock must be.
  * - A member's result is delivered only once the group has committed. If COMMIT itself fails,
  *   the outcome is unknown and every member fails with that error, as a lone transaction would.
  */
@@ -107,9 +110,9 @@ export class TransactionGroups {
       return;
     }
     batch.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    let values: unknown[];
+    let settled: PromiseSettledResult<unknown>[];
     try {
-      values = await this.db.transaction((tx) => this.runMembers(tx, batch));
+      settled = await this.db.transaction((tx) => this.runMembers(tx, batch));
     } catch (err) {
       if (err !== MEMBER_FAILED) {
         // BEGIN or COMMIT failed: nothing to run again safely (a COMMIT may have landed)
@@ -121,28 +124,41 @@ export class TransactionGroups {
       await Promise.all(batch.map((m) => this.db.transaction(m.fn).then(m.resolve, m.reject)));
       return;
     }
-    batch.forEach((m, i) => m.resolve(values[i]));
+    batch.forEach((m, i) => {
+      const s = settled[i];
+      if (s.status === 'fulfilled') m.resolve(s.value);
+      else m.reject(s.reason);
+    });
   }
 
-  /** Runs every member on the group's transaction; throws MEMBER_FAILED if any of them failed. */
-  private async runMembers(tx: Tx, batch: Member[]): Promise<unknown[]> {
+  /**
+   * Runs every member on the group's transaction. Throws MEMBER_FAILED (roll back, run each
+   * alone) when a statement failed or a member that wrote failed; a member that failed having
+   * only read is answered with its error once the others commit.
+   */
+  private async runMembers(tx: Tx, batch: Member[]): Promise<PromiseSettledResult<unknown>[]> {
     let failed = false;
+    const wrote = batch.map(() => false);
     const watch = <R>(p: Promise<QueryResult<R>>) => {
       p.catch(() => {
         failed = true; // even if the member catches it: the transaction is aborted
       });
       return p;
     };
-    const settled = await Promise.allSettled(batch.map((m) => {
+    const settled = await Promise.allSettled(batch.map((m, i) => {
       let ended = false;
       const closed = () => Promise.reject(new Error('Transaction is closed'));
+      const send = <R>(sql: string, params?: readonly unknown[]) => {
+        if (!READS.test(sql)) wrote[i] = true;
+        return watch(tx.query<R>(sql, params));
+      };
       // the member's last statement does not commit: the group commits once every member is done
       const memberTx: Tx = {
-        query: <R>(sql: string, params?: readonly unknown[]) => (ended ? closed() : watch(tx.query<R>(sql, params))),
+        query: <R>(sql: string, params?: readonly unknown[]) => (ended ? closed() : send<R>(sql, params)),
         lastQuery: <R>(sql: string, params?: readonly unknown[]) => {
           if (ended) return closed();
           ended = true;
-          return watch(tx.query<R>(sql, params));
+          return send<R>(sql, params);
         },
       };
       // started in key order: each member's first statement is sent before the next member starts
@@ -152,7 +168,10 @@ export class TransactionGroups {
         return Promise.reject(err);
       }
     }));
-    if (failed || settled.some((s) => s.status === 'rejected')) throw MEMBER_FAILED;
-    return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value);
+    if (failed || settled.some((s, i) => s.status === 'rejected' && wrote[i])) throw MEMBER_FAILED;
+    return settled;
   }
 }
+
+/** A statement that writes nothing: a plain or locking read (a data-modifying CTE starts with WITH). */
+const READS = /^\s*SELECT\b/i;

@@ -1,7 +1,8 @@
 /**
  * Transaction groups (src/db/group.ts) on both backends: waiting transactions share one, never
- * two with one key, members start in key order, a failing member sends everyone back to a
- * transaction of their own, a failed COMMIT fails everyone — and on a real server, concurrent
+ * two with one key, members start in key order, a member failing after a read only fails
+ * itself, one failing after a write sends everyone back to a transaction of their own, a failed
+ * COMMIT fails everyone — and on a real server, concurrent
  * groups over overlapping keys neither deadlock nor lose an update.
  */
 import assert from 'node:assert/strict';
@@ -151,6 +152,28 @@ function suite(name: string, open: () => Promise<{ db: Db; cleanup: () => Promis
       assert.equal(failingRuns, 2, 'the failing member ran in the group, then alone');
       assert.equal(groups.stats.groupsRolledBack, 1);
       assert.deepEqual(await counts(db), { k1: 1, k3: 1 }, "k1 and k3 once each, nothing of k2's");
+    });
+
+    test('a member that fails having only read gets its error; the others commit together', async (t) => {
+      if (!cleanup) return t.skip('no database');
+      const { db, groups } = await fresh();
+      const b = blocker(groups);
+      let refusedRuns = 0;
+      const ok1 = groups.run('k1', bump('k1'));
+      const refused = groups.run('k2', async (tx) => {
+        refusedRuns++;
+        const r = await tx.query<{ n: number }>('SELECT n FROM g WHERE key = $1 FOR UPDATE', ['k2']);
+        throw new Error(`refused at n = ${r.rows[0].n}`);
+      });
+      const ok3 = groups.run('k3', bump('k3'));
+      b.release();
+      const [r1, r2, r3] = await Promise.allSettled([ok1, refused, ok3]);
+      assert.ok(r2.status === 'rejected' && r2.reason.message === 'refused at n = 0', String((r2 as PromiseRejectedResult).reason));
+      assert.ok(r1.status === 'fulfilled' && r3.status === 'fulfilled');
+      assert.equal(r1.value, r3.value, 'k1 and k3 committed in the group');
+      assert.equal(refusedRuns, 1, 'not run again');
+      assert.equal(groups.stats.groupsRolledBack, 0);
+      assert.deepEqual(await counts(db), { k1: 1, k3: 1 });
     });
 
     test('a failed statement a member catches still rolls the group back', async (t) => {
