@@ -36,6 +36,22 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
     await temp?.drop();
   });
 
+  /** The ledger verifies, every succeeded refund is booked once, and the PSP applied no refund twice. */
+  async function assertBooksAgree() {
+    const db = createPostgresDb({ connectionString: temp!.url, max: 2 });
+    try {
+      assert.deepEqual((await verifyLedger(db)).violations, []);
+      const bookings = await db.query<{ n: number; refunds: number }>(
+        `SELECT (SELECT count(*) FROM ledger_transactions WHERE type = 'refund')::int AS n,
+                (SELECT count(*) FROM refunds WHERE status = 'succeeded')::int AS refunds`);
+      assert.equal(bookings.rows[0].n, bookings.rows[0].refunds, 'one booking per refund');
+    } finally {
+      await db.close();
+    }
+    const stats = await (await fetch(`${sim!.url}/_sim/stats`)).json() as { duplicate_applications: number };
+    assert.equal(stats.duplicate_applications, 0);
+  }
+
   async function race(targets: string[], n: number, amount: number, captured: number) {
     const api = client(targets[0], key);
     const p = await api('POST', '/v1/payments', { amount: captured, currency: 'USD', payment_method: 'pm_card_visa' });
@@ -75,19 +91,7 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
     const r = await race([a!.url, b!.url], 50, 300, 9_000);
     assert.equal(r.ok, 30);
     assert.equal(r.refused, 20);
-    const db = createPostgresDb({ connectionString: temp.url, max: 2 });
-    try {
-      const v = await verifyLedger(db);
-      assert.deepEqual(v.violations, []);
-      const bookings = await db.query<{ n: number; refunds: number }>(
-        `SELECT (SELECT count(*) FROM ledger_transactions WHERE type = 'refund')::int AS n,
-                (SELECT count(*) FROM refunds WHERE status = 'succeeded')::int AS refunds`);
-      assert.equal(bookings.rows[0].n, bookings.rows[0].refunds, 'one booking per refund');
-    } finally {
-      await db.close();
-    }
-    const stats = await (await fetch(`${sim!.url}/_sim/stats`)).json() as { duplicate_applications: number };
-    assert.equal(stats.duplicate_applications, 0);
+    await assertBooksAgree();
   });
 
   test('refunds of many payments at once share transactions, and every refund is still exact', async (t) => {
@@ -125,18 +129,7 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
       const psp = await (await fetch(`${sim!.url}/_sim/payments/${p.connector_ref}`)).json() as { amount_refunded: number };
       assert.equal(psp.amount_refunded, 10_000, 'the PSP refunded exactly what the gateway booked');
     }
-    const db = createPostgresDb({ connectionString: temp.url, max: 2 });
-    try {
-      assert.deepEqual((await verifyLedger(db)).violations, []);
-      const bookings = await db.query<{ n: number; refunds: number }>(
-        `SELECT (SELECT count(*) FROM ledger_transactions WHERE type = 'refund')::int AS n,
-                (SELECT count(*) FROM refunds WHERE status = 'succeeded')::int AS refunds`);
-      assert.equal(bookings.rows[0].n, bookings.rows[0].refunds, 'one booking per refund');
-    } finally {
-      await db.close();
-    }
-    const stats = await (await fetch(`${sim!.url}/_sim/stats`)).json() as { duplicate_applications: number };
-    assert.equal(stats.duplicate_applications, 0);
+    await assertBooksAgree();
     const after = { tx: 0, members: 0 };
     for (const url of [a!.url, b!.url]) {
       after.tx += await metric(url, 'settle_refund_db_transactions_total');
