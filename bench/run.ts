@@ -143,12 +143,33 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
   }
 }
 
-async function httpRun(load: LoadGenerator, gw: Server, key: string | undefined, plan: HttpPlan, w: Window, watchRss: boolean): Promise<{ r: LoadResult; rss: number | null }> {
+/** The gateway's counts of refund steps and the transactions they ran in (see TransactionGroups). */
+async function refundTransactions(gw: Server): Promise<{ steps: number; transactions: number } | undefined> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  const read = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  const steps = read('settle_refund_db_transaction_members_total');
+  const transactions = read('settle_refund_db_transactions_total');
+  return Number.isFinite(steps) && Number.isFinite(transactions) ? { steps, transactions } : undefined;
+}
+
+/** Refund steps per database transaction in each series of the system (warm-up included). */
+const grouping: Record<string, { steps: number; transactions: number; perTransaction: number }> = {};
+
+async function httpRun(load: LoadGenerator, gw: Server, key: string | undefined, plan: HttpPlan, w: Window, watchRss: boolean,
+  seriesId?: string): Promise<{ r: LoadResult; rss: number | null }> {
   await analyze(currentDbUrl);
   const watch = watchRss ? new RssWatch(gw.pid) : undefined;
+  const before = seriesId ? await refundTransactions(gw) : undefined;
   watch?.start();
   const r = await load.run({ kind: 'http', url: gw.url, authorization: key ? `Bearer ${key}` : undefined, plan, ...w });
-  return { r, rss: watch ? watch.stop() : null };
+  const rss = watch ? watch.stop() : null;
+  const after = before ? await refundTransactions(gw) : undefined;
+  if (seriesId && before && after) {
+    const steps = after.steps - before.steps;
+    const transactions = after.transactions - before.transactions;
+    grouping[seriesId] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
+  }
+  return { r, rss };
 }
 
 function logSeries(s: Series) {
@@ -238,7 +259,7 @@ async function postgresMain(load: LoadGenerator) {
     for (const c of CONCURRENCY) {
       // the system
       if (c === 64 && hasPgss) await pgStatStatements(temp.url);
-      const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: pool.peek(40_000), keyPrefix: `sys-c${c}` }, window(c, gw), true);
+      const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: pool.peek(40_000), keyPrefix: `sys-c${c}` }, window(c, gw), true, `pg-uniform-c${c}`);
       pool.consume(r.consumed);
       const s = seriesOf({ id: `pg-uniform-c${c}`, label: 'refunds uniform', kind: 'system', backend: 'postgres', workload: `full refunds over ${UNIFORM_PAYMENTS.toLocaleString('en')} payments`, concurrency: c }, r, rss);
       if (c === 64 && hasPgss) pgss = await readPgss(temp.url, temp.name, r.count + r.warmupCount);
@@ -558,6 +579,7 @@ async function main() {
     statementsPerRefund: statementProfile,
     goals: g,
     growth,
+    grouping,
     series: series.map((s) => ({ ...s, latencyMs: Object.fromEntries(Object.entries(s.latencyMs).map(([k, v]) => [k, Number(v.toFixed(3))])) })),
     pgStatStatements: pgss ?? null,
     recording: recording ? { steps: recording.steps.map((s) => ({ tx: s.tx, statements: s.statements.map((st) => st.text) })) } : null,
@@ -571,6 +593,8 @@ async function main() {
   if (statementProfile) {
     console.log(`\nOne refund: ${statementProfile.statements} statements, ${statementProfile.roundTrips} round trips, ${statementProfile.transactions} transactions, ${statementProfile.commits} commits`);
   }
+  const grouped = Object.entries(grouping).map(([id, g]) => `${id.replace('pg-uniform-', '')} ${g.perTransaction}`);
+  if (grouped.length) console.log(`Refund steps per database transaction (uniform, PostgreSQL): ${grouped.join(', ')}`);
   for (const n of notes) console.log(`note: ${n}`);
   if (args.compare) console.log(`\n${compareWith(args.compare)}`);
   console.log(`\n${g.filter((x) => x.pass).length}/${g.length} goals met; report: ${file} (${seconds.toFixed(0)} s)`);
