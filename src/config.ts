@@ -23,6 +23,9 @@ export interface Config {
   bodyLimit: number;
   /** `pg` pool size per process. Default 4 × CPU cores, between 4 and 20 (8 on 2 cores). */
   dbPoolSize: number;
+  /** Refund steps of different payments that may share one database transaction under load
+   *  (see src/db/group.ts); 1 runs every step in a transaction of its own. Default 16. */
+  refundGroupMax: number;
   /** How long stored idempotent responses are kept. Default 24 hours. */
   idempotencyRetentionHours: number;
   /** An in-flight idempotency key whose owner has not finished after this long is presumed dead
@@ -134,6 +137,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     // more connections than the database has cores to run them cost it CPU per statement
     // (measured: docs/benchmarks.md, "Pool size")
     dbPoolSize: int('SETTLE_DB_POOL_SIZE', defaultDbPoolSize(), 1, 500),
+    refundGroupMax: int('SETTLE_REFUND_GROUP_MAX', 16, 1, 256),
     idempotencyRetentionHours: int('SETTLE_IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
     idempotencyLockMs: int('SETTLE_IDEMPOTENCY_LOCK_MS', 30_000, 100, 3_600_000),
     rateLimitPerSecond: int('SETTLE_RATE_LIMIT_PER_SECOND', 100, 0, 1_000_000),

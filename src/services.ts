@@ -92,7 +92,7 @@ export function createServices(deps: {
     syncBaseMs: config.refundSyncBaseMs,
     syncMaxMs: config.refundSyncMaxMs,
     orphanGraceMs: config.connectorTimeoutMs + 5000,
-    groups: groupLimits(db.kind, config.dbPoolSize),
+    groups: groupLimits(db.kind, config.dbPoolSize, config.refundGroupMax),
   });
   return {
     admin: new AdminAuth(deps.adminKey),

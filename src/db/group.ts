@@ -36,10 +36,11 @@ export interface GroupLimits {
 
 /**
  * The gateway's limits: on PostgreSQL half the pool (the rest serves reads, webhooks and the
- * workers); on PGlite, which runs one transaction at a time anyway, one. Groups of up to 16.
+ * workers); on PGlite, which runs one transaction at a time anyway, one. Groups of up to
+ * `maxSize` (`SETTLE_REFUND_GROUP_MAX`, 16 by default; 1 turns grouping off).
  */
-export function groupLimits(kind: Db['kind'], poolSize: number): GroupLimits {
-  return { maxInFlight: kind === 'pglite' ? 1 : Math.max(1, Math.floor(poolSize / 2)), maxSize: 16 };
+export function groupLimits(kind: Db['kind'], poolSize: number, maxSize = 16): GroupLimits {
+  return { maxInFlight: kind === 'pglite' ? 1 : Math.max(1, Math.floor(poolSize / 2)), maxSize };
 }
 
 interface Member {

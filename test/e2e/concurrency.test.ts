@@ -36,6 +36,14 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
     await temp?.drop();
   });
 
+  /** A counter of the gateway's /metrics. */
+  async function metric(url: string, name: string) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+    assert.ok(m, `${name} in /metrics`);
+    return Number(m[1]);
+  }
+
   /** The ledger verifies, every succeeded refund is booked once, and the PSP applied no refund twice. */
   async function assertBooksAgree() {
     const db = createPostgresDb({ connectionString: temp!.url, max: 2 });
@@ -97,12 +105,6 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
   test('refunds of many payments at once share transactions, and every refund is still exact', async (t) => {
     if (!temp) return t.skip('no postgres');
     const api = client(a!.url, key);
-    const metric = async (url: string, name: string) => {
-      const text = await (await fetch(`${url}/metrics`)).text();
-      const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
-      assert.ok(m, `${name} in /metrics`);
-      return Number(m[1]);
-    };
     const before = { tx: 0, members: 0 };
     for (const url of [a!.url, b!.url]) {
       before.tx += await metric(url, 'settle_refund_db_transactions_total');
@@ -138,6 +140,24 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
     // 120 refunds, two locking steps each (the refused ones one, or two with a group's rerun)
     assert.ok(after.members - before.members >= 96 * 2 + 24, JSON.stringify({ before, after }));
     assert.ok(after.tx - before.tx < after.members - before.members, `steps shared transactions: ${JSON.stringify({ before, after })}`);
+  });
+
+  test('SETTLE_REFUND_GROUP_MAX=1 gives every refund step a transaction of its own', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    const alone = await spawnGateway({ databaseUrl: temp.url, env: { SETTLE_REFUND_GROUP_MAX: '1' } });
+    try {
+      const api = client(alone.url, key);
+      const payments = await Promise.all(Array.from({ length: 8 }, async () =>
+        (await api('POST', '/v1/payments', { amount: 4_000, currency: 'USD', payment_method: 'pm_card_visa' })).body));
+      const results = await Promise.all(payments.flatMap((p) => Array.from({ length: 4 }, () => api('POST', `/v1/payments/${p.id}/refunds`, { amount: 1_000 }))));
+      assert.deepEqual([...new Set(results.map((r) => `${r.status} ${r.body.status}`))], ['201 succeeded']);
+      const steps = await metric(alone.url, 'settle_refund_db_transaction_members_total');
+      assert.ok(steps >= 64, `two steps per refund: ${steps}`);
+      assert.equal(await metric(alone.url, 'settle_refund_db_transactions_total'), steps);
+      await assertBooksAgree();
+    } finally {
+      await alone.kill();
+    }
   });
 
   test('one Idempotency-Key sent 30 times at once across both processes makes one refund', async (t) => {

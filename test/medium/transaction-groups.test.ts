@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { TransactionRolledBackError, sqlState, type Db, type Tx } from '../../src/db/db.js';
-import { TransactionGroups } from '../../src/db/group.js';
+import { groupLimits, TransactionGroups } from '../../src/db/group.js';
+import { loadConfig } from '../../src/config.js';
 import { createPgliteDb } from '../../src/db/pglite.js';
 import { createPostgresDb } from '../../src/db/postgres.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
@@ -279,4 +280,17 @@ suite('PostgreSQL', async () => {
     await db.close();
     await temp?.drop();
   } };
+});
+
+describe("the gateway's group limits", () => {
+  test('half the pool on PostgreSQL, one group at a time on PGlite, SETTLE_REFUND_GROUP_MAX members', () => {
+    assert.deepEqual(groupLimits('postgres', 8), { maxInFlight: 4, maxSize: 16 });
+    assert.deepEqual(groupLimits('postgres', 1), { maxInFlight: 1, maxSize: 16 });
+    assert.deepEqual(groupLimits('pglite', 8), { maxInFlight: 1, maxSize: 16 });
+    const config = (env: Record<string, string>) => loadConfig({ LOG_LEVEL: 'silent', ...env });
+    assert.equal(config({}).refundGroupMax, 16);
+    assert.equal(config({ SETTLE_REFUND_GROUP_MAX: '1' }).refundGroupMax, 1);
+    assert.throws(() => config({ SETTLE_REFUND_GROUP_MAX: '0' }), /SETTLE_REFUND_GROUP_MAX/);
+    assert.deepEqual(groupLimits('postgres', 8, config({ SETTLE_REFUND_GROUP_MAX: '1' }).refundGroupMax), { maxInFlight: 4, maxSize: 1 });
+  });
 });
