@@ -428,7 +428,7 @@ async function pglite(load: LoadGenerator) {
     gw = await spawnGateway({ dataDir, nodeArgs });
     const pool = new PaymentPool(shuffled(Array.from({ length: PGLITE_PAYMENTS }, (_, i) => paymentId('l', i + 1)), 7));
     for (const c of [1, 16]) {
-      const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: pool.peek(), keyPrefix: `lite-c${c}` }, window(c, gw), true);
+      const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: pool.peek(), keyPrefix: `lite-c${c}` }, window(c, gw), true, `pglite-uniform-c${c}`);
       pool.consume(r.consumed);
       const s = seriesOf({ id: `pglite-uniform-c${c}`, label: 'refunds uniform', kind: 'system', backend: 'pglite', workload: `full refunds over ${PGLITE_PAYMENTS.toLocaleString('en')} payments`, concurrency: c }, r, rss);
       series.push(s);
@@ -593,8 +593,8 @@ async function main() {
   if (statementProfile) {
     console.log(`\nOne refund: ${statementProfile.statements} statements, ${statementProfile.roundTrips} round trips, ${statementProfile.transactions} transactions, ${statementProfile.commits} commits`);
   }
-  const grouped = Object.entries(grouping).map(([id, g]) => `${id.replace('pg-uniform-', '')} ${g.perTransaction}`);
-  if (grouped.length) console.log(`Refund steps per database transaction (uniform, PostgreSQL): ${grouped.join(', ')}`);
+  const grouped = Object.entries(grouping).map(([id, g]) => `${id.replace('-uniform-', ' ')} ${g.perTransaction}`);
+  if (grouped.length) console.log(`Refund steps per database transaction (uniform series): ${grouped.join(', ')}`);
   for (const n of notes) console.log(`note: ${n}`);
   if (args.compare) console.log(`\n${compareWith(args.compare)}`);
   console.log(`\n${g.filter((x) => x.pass).length}/${g.length} goals met; report: ${file} (${seconds.toFixed(0)} s)`);

@@ -32,6 +32,13 @@ export interface GroupLimits {
   maxInFlight: number;
   /** Members of one transaction. */
   maxSize: number;
+  /**
+   * Start transactions at the end of the event-loop turn (setImmediate) rather than at once, so
+   * the steps of requests read in the same turn can share one. For an in-process database
+   * (PGlite), whose transactions run to completion within the turn that starts them: without
+   * this, no step would ever find another one waiting.
+   */
+  gatherTurn?: boolean;
 }
 
 /**
@@ -40,7 +47,8 @@ export interface GroupLimits {
  * `maxSize` (`SETTLE_REFUND_GROUP_MAX`, 16 by default; 1 turns grouping off).
  */
 export function groupLimits(kind: Db['kind'], poolSize: number, maxSize = 16): GroupLimits {
-  return { maxInFlight: kind === 'pglite' ? 1 : Math.max(1, Math.floor(poolSize / 2)), maxSize };
+  if (kind === 'pglite') return { maxInFlight: 1, maxSize, gatherTurn: maxSize > 1 };
+  return { maxInFlight: Math.max(1, Math.floor(poolSize / 2)), maxSize };
 }
 
 interface Member {
@@ -74,7 +82,22 @@ export class TransactionGroups {
     });
   }
 
+  private gathering = false;
+
   private pump(): void {
+    if (this.limits.gatherTurn) {
+      if (this.gathering) return;
+      this.gathering = true;
+      setImmediate(() => {
+        this.gathering = false;
+        this.startWaiting();
+      });
+      return;
+    }
+    this.startWaiting();
+  }
+
+  private startWaiting(): void {
     while (this.inFlight < this.limits.maxInFlight && this.waiting.length > 0) {
       const batch = this.take();
       this.inFlight++;

@@ -112,6 +112,22 @@ function suite(name: string, open: () => Promise<{ db: Db; cleanup: () => Promis
       assert.deepEqual(await counts(db), { k1: 1, k2: 1, k3: 1, k4: 1, k5: 1 });
     });
 
+    test('with gatherTurn, the steps started in one event-loop turn share a transaction', async (t) => {
+      if (!cleanup) return t.skip('no database');
+      const { db } = await fresh();
+      const c = counted(inner);
+      const groups = new TransactionGroups(c.db, { maxInFlight: 1, maxSize: 16, gatherTurn: true });
+      const ids = await Promise.all(['k3', 'k1', 'k2'].map((k) => groups.run(k, bump(k))));
+      assert.equal(new Set(ids).size, 1, 'one transaction for the three');
+      assert.equal(c.transactions(), 1);
+      assert.deepEqual(c.log.slice(0, 3), ['k1', 'k2', 'k3']);
+      // a lone step still runs, in the next turn
+      assert.match(await groups.run('k4', bump('k4')), /^\d+$/);
+      assert.equal(c.transactions(), 2);
+      assert.deepEqual(groups.stats, { transactions: 2, members: 4, groupsRolledBack: 0 });
+      assert.deepEqual(await counts(db), { k1: 1, k2: 1, k3: 1, k4: 1 });
+    });
+
     test('two transactions for one key never share one: the second sees the first committed', async (t) => {
       if (!cleanup) return t.skip('no database');
       const { db, groups } = await fresh();
@@ -286,7 +302,8 @@ describe("the gateway's group limits", () => {
   test('half the pool on PostgreSQL, one group at a time on PGlite, SETTLE_REFUND_GROUP_MAX members', () => {
     assert.deepEqual(groupLimits('postgres', 8), { maxInFlight: 4, maxSize: 16 });
     assert.deepEqual(groupLimits('postgres', 1), { maxInFlight: 1, maxSize: 16 });
-    assert.deepEqual(groupLimits('pglite', 8), { maxInFlight: 1, maxSize: 16 });
+    assert.deepEqual(groupLimits('pglite', 8), { maxInFlight: 1, maxSize: 16, gatherTurn: true });
+    assert.deepEqual(groupLimits('pglite', 8, 1), { maxInFlight: 1, maxSize: 1, gatherTurn: false });
     const config = (env: Record<string, string>) => loadConfig({ LOG_LEVEL: 'silent', ...env });
     assert.equal(config({}).refundGroupMax, 16);
     assert.equal(config({ SETTLE_REFUND_GROUP_MAX: '1' }).refundGroupMax, 1);
