@@ -1,9 +1,9 @@
-import type { GroupLimits } from '../src/db/group.js';
 /**
  * What the bench orchestrator (run.ts) and its load-generator child process (load.ts) say to
  * each other. The load generator is a separate process from both the gateway and the
  * orchestrator, so neither shares an event loop with the thing it measures.
  */
+import type { GroupLimits } from '../src/db/group.js';
 
 /** One SQL statement as the gateway issued it (text + parameter values). */
 export interface RecordedStatement {

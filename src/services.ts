@@ -32,20 +32,18 @@ export class MetricsService {
   private gauges: { pendingRefunds?: Gauge; pendingDeliveries?: Gauge; inboundBacklog?: Gauge } = {};
   constructor(
     private readonly db: Db,
-    private readonly refunds?: RefundsService,
+    private readonly refunds: RefundsService,
   ) {}
   register(registry: Registry): void {
-    const stats = this.refunds ? () => this.refunds!.transactionStats : undefined;
-    if (stats) {
-      const counter = (name: string, help: string, read: () => number) =>
-        new Counter({ name, help, registers: [registry], collect() {
-          this.reset();
-          this.inc(read());
-        } });
-      counter('settle_refund_db_transactions_total', 'Database transactions run for refund steps that lock a payment (one per group)', () => stats().transactions);
-      counter('settle_refund_db_transaction_members_total', 'Refund steps run in those transactions (more than the transactions when steps were grouped)', () => stats().members);
-      counter('settle_refund_db_groups_rolled_back_total', 'Groups rolled back because a member failed; their members then ran alone', () => stats().groupsRolledBack);
-    }
+    const stats = this.refunds.transactionStats; // live counts
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({ name, help, registers: [registry], collect() {
+        this.reset();
+        this.inc(read());
+      } });
+    counter('settle_refund_db_transactions_total', 'Database transactions run for refund steps that lock a payment (one per group)', () => stats.transactions);
+    counter('settle_refund_db_transaction_members_total', 'Refund steps run in those transactions (more than the transactions when steps were grouped)', () => stats.members);
+    counter('settle_refund_db_groups_rolled_back_total', 'Groups rolled back because a member failed; their members then ran alone', () => stats.groupsRolledBack);
     this.gauges = {
       pendingRefunds: new Gauge({ name: 'settle_refunds_pending', help: 'Refunds waiting for a final PSP outcome', registers: [registry] }),
       pendingDeliveries: new Gauge({ name: 'settle_webhook_deliveries_pending', help: 'Outbound webhook deliveries not yet delivered', registers: [registry] }),

@@ -129,8 +129,7 @@ export class TransactionGroups {
     this.stats.transactions++;
     this.stats.members += batch.length;
     if (batch.length === 1) {
-      const [m] = batch;
-      await this.db.transaction(m.fn).then(m.resolve, m.reject);
+      await this.alone(batch[0]);
       return;
     }
     batch.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -145,7 +144,7 @@ export class TransactionGroups {
       }
       this.stats.groupsRolledBack++;
       this.stats.transactions += batch.length;
-      await Promise.all(batch.map((m) => this.db.transaction(m.fn).then(m.resolve, m.reject)));
+      await Promise.all(batch.map((m) => this.alone(m)));
       return;
     }
     batch.forEach((m, i) => {
@@ -153,6 +152,11 @@ export class TransactionGroups {
       if (s.status === 'fulfilled') m.resolve(s.value);
       else m.reject(s.reason);
     });
+  }
+
+  /** Runs a member in a transaction of its own and answers it. */
+  private alone(m: Member): Promise<void> {
+    return this.db.transaction(m.fn).then(m.resolve, m.reject);
   }
 
   /**

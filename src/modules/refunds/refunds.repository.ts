@@ -88,8 +88,7 @@ export function storedJson<T>(value: T): T {
   return JSON.parse(text(value)) as T;
 }
 
-/** The refund insert (24 parameters from `$first`, see `insertParams`). */
-/** The insert of a refund, 24 parameters from `$first`; with `gate`, only if that CTE returned a row. */
+/** The refund insert (24 parameters from `$first`, see `insertParams`); with `gate`, only if that CTE returned a row. */
 function insertSql(first: number, gate?: string): string {
   const $ = (i: number) => `$${first + i}`;
   const values = `${Array.from({ length: 23 }, (_, i) => $(i)).join(', ')},

@@ -56,8 +56,8 @@ export interface RefundsServiceOptions {
   syncMaxMs: number;
   /** A refund left pending by a request that died is picked up by the sync worker after this. */
   orphanGraceMs: number;
-  /** Sharing of transactions across payments (see TransactionGroups); unset: every transaction alone. */
-  groups?: GroupLimits;
+  /** Sharing of transactions across payments (see TransactionGroups, `groupLimits`). */
+  groups: GroupLimits;
 }
 
 export function renderRefund(r: RefundRow, p: Pick<PaymentRow, 'id' | 'status' | 'amount_captured' | 'amount_refunded' | 'amount_refund_pending'>) {
@@ -122,7 +122,7 @@ export class RefundsService {
     private readonly log: Logger,
     private readonly opts: RefundsServiceOptions,
   ) {
-    this.groups = new TransactionGroups(db, opts.groups ?? { maxInFlight: 1, maxSize: 1 });
+    this.groups = new TransactionGroups(db, opts.groups);
   }
 
   /** The row-locking transactions run so far, and the refund steps run in them (grouping: members > transactions). */
