@@ -1,5 +1,6 @@
 import type { Db } from './db.js';
 import * as m001 from './migrations/001-initial.js';
+import * as m002 from './migrations/002-drop-events-object-index.js';
 
 export interface Migration {
   id: string;
@@ -7,7 +8,10 @@ export interface Migration {
 }
 
 /** In order; never edit a migration that has shipped, add a new one. */
-export const MIGRATIONS: readonly Migration[] = [{ id: '001-initial', sql: m001.sql }];
+export const MIGRATIONS: readonly Migration[] = [
+  { id: '001-initial', sql: m001.sql },
+  { id: '002-drop-events-object-index', sql: m002.sql },
+];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across processes. */
 const MIGRATION_LOCK = 727_274_001;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { migrate, splitStatements } from '../../src/db/migrate.js';
+import { MIGRATIONS, migrate, splitStatements } from '../../src/db/migrate.js';
 import { createPgliteDb } from '../../src/db/pglite.js';
 import { createPostgresDb } from '../../src/db/postgres.js';
 import { createTempDatabase, postgresOrSkip } from '../helpers/databases.js';
@@ -13,7 +13,7 @@ describe('database handle', () => {
     const dir = mkdtempSync(join(tmpdir(), 'settle-db-'));
     try {
       const first = await createPgliteDb(dir);
-      assert.deepEqual(await migrate(first), ['001-initial']);
+      assert.deepEqual(await migrate(first), MIGRATIONS.map((m) => m.id));
       assert.equal((await first.query<{ fsync: string }>('SHOW fsync')).rows[0].fsync, 'on');
       await first.query("INSERT INTO merchants (id, name) VALUES ('mer_x', 'kept')");
       await first.close();
@@ -37,7 +37,7 @@ describe('database handle', () => {
     const dbs = [1, 2, 3].map(() => createPostgresDb({ connectionString: temp.url, max: 2 }));
     try {
       const applied = await Promise.all(dbs.map((db) => migrate(db)));
-      assert.equal(applied.flat().length, 1);
+      assert.deepEqual(applied.flat().sort(), MIGRATIONS.map((m) => m.id).sort(), 'each migration applied by one process');
       await dbs[0].query("INSERT INTO merchants (id, name) VALUES ('mer_x', 'kept')");
       assert.equal((await dbs[1].query('SELECT name FROM merchants')).rowCount, 1);
       assert.equal((await dbs[1].query("UPDATE merchants SET name = 'y'")).rowCount, 1);
@@ -50,6 +50,21 @@ describe('database handle', () => {
     } finally {
       await Promise.all(dbs.map((db) => db.close()));
       await temp.drop();
+    }
+  });
+
+  test('a database made by an earlier release gets only the migrations it lacks', async () => {
+    const db = await createPgliteDb('memory://');
+    try {
+      await migrate(db);
+      // as 001-initial alone left it
+      await db.query("DELETE FROM schema_migrations WHERE id <> '001-initial'");
+      await db.query('CREATE INDEX events_object ON events (object_id)');
+      assert.deepEqual(await migrate(db), MIGRATIONS.slice(1).map((m) => m.id));
+      const left = await db.query("SELECT 1 FROM pg_indexes WHERE indexname = 'events_object'");
+      assert.equal(left.rowCount, 0, 'events_object, which no query reads, is dropped');
+    } finally {
+      await db.close();
     }
   });
 
