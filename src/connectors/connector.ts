@@ -33,7 +33,14 @@ export interface AuthorizeRequest {
 }
 
 export type AuthorizeResult =
-  | { outcome: 'authorized' | 'captured'; connectorRef: string }
+  | {
+      outcome: 'authorized' | 'captured';
+      connectorRef: string;
+      /** What the PSP authorized (and, when `captured`, captured), in minor units. It is the
+       *  PSP's answer, not an echo of the request: a PSP replaying an earlier call under the same
+       *  idempotency key answers with the earlier amount, and the gateway books only this one. */
+      amount: number;
+    }
   | { outcome: 'declined'; connectorRef?: string; code: string; message: string };
 
 export interface CaptureRequest {
@@ -45,6 +52,16 @@ export interface CaptureRequest {
 
 export type ActionResult =
   | { outcome: 'succeeded'; connectorRef?: string }
+  | { outcome: 'rejected'; code: string; message: string };
+
+export type CaptureResult =
+  | {
+      outcome: 'succeeded';
+      connectorRef?: string;
+      /** What the PSP captured, in minor units, as the PSP reports it (a replayed capture
+       *  reports the first call's amount). The gateway books this, never the requested amount. */
+      amountCaptured: number;
+    }
   | { outcome: 'rejected'; code: string; message: string };
 
 export interface CancelRequest {
@@ -87,6 +104,31 @@ export interface ConnectorRefundReport {
   failureMessage?: string | null;
 }
 
+export interface PaymentStateRequest {
+  /** The payment's reference at the PSP. */
+  paymentRef: string;
+}
+
+/**
+ * What the PSP says it did for one payment: the truth reconciliation compares the gateway with.
+ * Every field the PSP cannot tell is `null` (or status `unknown`), never a guess: a PSP without a
+ * status query (Adyen) answers `unknown` with nulls, and reconciliation then reports the payment
+ * as unverifiable instead of inventing a difference.
+ */
+export interface ConnectorPaymentState {
+  paymentRef: string;
+  /** `not_found`: the PSP definitely has no such payment. `unknown`: the PSP cannot say. */
+  status: 'authorized' | 'captured' | 'canceled' | 'declined' | 'not_found' | 'unknown';
+  /** Amount captured at the PSP in minor units; null when the PSP cannot say. */
+  amountCaptured: number | null;
+  /** Sum of the payment's succeeded refunds at the PSP; null when the PSP cannot say. */
+  amountRefunded: number | null;
+  /** Every refund the PSP has for this payment (succeeded, pending and failed), with the
+   *  gateway's refund id as `reference` when it was made through the gateway; null when the PSP
+   *  cannot list them. */
+  refunds: ConnectorRefundReport[] | null;
+}
+
 export type ConnectorEvent =
   | {
       id: string;
@@ -111,13 +153,17 @@ export interface InboundWebhook {
 export interface Connector {
   readonly name: string;
   authorize(ctx: ConnectorContext, req: AuthorizeRequest): Promise<AuthorizeResult>;
-  capture(ctx: ConnectorContext, req: CaptureRequest): Promise<ActionResult>;
+  capture(ctx: ConnectorContext, req: CaptureRequest): Promise<CaptureResult>;
   cancel(ctx: ConnectorContext, req: CancelRequest): Promise<ActionResult>;
   refund(ctx: ConnectorContext, req: RefundRequest): Promise<RefundResult>;
   /** Asks the PSP where a refund stands (the sync worker's status query). Throws
    *  `ConnectorUnknownOutcomeError` when the PSP cannot be asked; returns `failed` with code
    *  `refund_not_found` when the PSP has no refund under that key. */
   refundStatus(ctx: ConnectorContext, req: RefundStatusRequest): Promise<RefundResult>;
+  /** Reads what the PSP did for one payment (reconciliation). Throws
+   *  `ConnectorUnknownOutcomeError` when the PSP cannot be asked right now; answers with
+   *  `unknown`/null fields for what this PSP never tells. */
+  paymentState(ctx: ConnectorContext, req: PaymentStateRequest): Promise<ConnectorPaymentState>;
   /** Checks the connector's own signature scheme (with `ctx.webhookSecret`), including the
    *  timestamp tolerance. */
   verifyWebhook(ctx: ConnectorContext, webhook: InboundWebhook): boolean;

@@ -227,12 +227,19 @@ describe('sandbox connector, over HTTP', () => {
   });
 
   it('maps capture and cancel answers', async () => {
-    const ok = fakeFetch(() => json(200, { object: 'payment', id: 'sbx_pay_1', status: 'captured' }));
+    // The PSP's amount_captured is what is reported, not the amount asked for.
+    const ok = fakeFetch(() => json(200, { object: 'payment', id: 'sbx_pay_1', status: 'captured', amount_captured: 4 }));
     const connector = createSandboxConnector({ fetch: ok.fetch });
     assert.deepEqual(await connector.capture(http, { connectorRef: 'sbx_pay_1', amount: 5, currency: 'INR', idempotencyKey: 'c' }), {
       outcome: 'succeeded',
       connectorRef: 'sbx_pay_1',
+      amountCaptured: 4,
     });
+    const unreadable = fakeFetch(() => json(200, { object: 'payment', id: 'sbx_pay_1', status: 'captured' }));
+    await assert.rejects(
+      createSandboxConnector({ fetch: unreadable.fetch }).capture(http, { connectorRef: 'sbx_pay_1', amount: 5, currency: 'INR', idempotencyKey: 'c' }),
+      ConnectorUnknownOutcomeError,
+    );
     assert.equal(ok.seen[0].url, 'http://psp.test/v1/payments/sbx_pay_1/capture');
     const no = fakeFetch(() => json(409, { error: { code: 'payment_already_captured', message: 'm' } }));
     assert.deepEqual(await createSandboxConnector({ fetch: no.fetch }).cancel(http, { connectorRef: 'sbx_pay_1', idempotencyKey: 'x' }), {

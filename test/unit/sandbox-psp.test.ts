@@ -90,7 +90,7 @@ describe('SandboxPsp capture and cancel', () => {
   it('captures part of an authorization and refuses a second capture', () => {
     const psp = new SandboxPsp();
     const ref = pay(psp, 'pm_card_visa', 1000, false);
-    assert.deepEqual(psp.capture({ connectorRef: ref, amount: 600, idempotencyKey: 'cap1', accountId: 'acct_1' }), { outcome: 'succeeded', connectorRef: ref });
+    assert.deepEqual(psp.capture({ connectorRef: ref, amount: 600, idempotencyKey: 'cap1', accountId: 'acct_1' }), { outcome: 'succeeded', connectorRef: ref, amountCaptured: 600 });
     assert.equal(psp.totals(ref).amount_captured, 600);
     // Same key: the same answer; another key: the rest was released.
     assert.equal(psp.capture({ connectorRef: ref, amount: 600, idempotencyKey: 'cap1', accountId: 'acct_1' }).outcome, 'succeeded');

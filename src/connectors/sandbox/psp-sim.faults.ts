@@ -4,7 +4,7 @@
  */
 
 /** The PSP API operations a fault can target. */
-export const SIM_OPS = ['authorize', 'capture', 'cancel', 'refund', 'refund_status'] as const;
+export const SIM_OPS = ['authorize', 'capture', 'cancel', 'refund', 'refund_status', 'payment_state'] as const;
 export type SimOp = (typeof SIM_OPS)[number];
 
 export interface SimWebhookFaults {

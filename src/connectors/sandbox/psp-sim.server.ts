@@ -276,6 +276,13 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
         }),
     );
 
+    // What the PSP did for one payment (reconciliation): always 200 with a payment_state object,
+    // whose status says `unknown` when the sim lost the payment's history and `not_found` for a
+    // ref that is not the sim's.
+    api.get<{ Params: { ref: string } }>('/v1/payments/:ref', { schema: { params: refParams } }, (request, reply) =>
+      faulted('payment_state', request, reply, () => ({ status: 200, body: psp.paymentState(request.params.ref, account(request)) })),
+    );
+
     const statusQuery = {
       type: 'object',
       properties: { idempotency_key: { type: 'string', minLength: 1 }, payment_ref: { type: 'string', minLength: 1 } },

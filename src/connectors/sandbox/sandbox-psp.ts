@@ -9,7 +9,7 @@
  * operation). A repeat returns the current state of what the first call did — never a second
  * effect, even when the repeat carries different parameters (as real PSPs do for retries).
  */
-import type { ActionResult, AuthorizeRequest, AuthorizeResult, RefundResult } from '../connector.js';
+import type { ActionResult, AuthorizeRequest, AuthorizeResult, CaptureResult, RefundResult } from '../connector.js';
 import { randomString } from '../../lib/ids.js';
 import {
   newSandboxEventId,
@@ -130,6 +130,19 @@ export interface SandboxRefundView {
   created: number;
 }
 
+/** `GET /v1/payments/:ref` of the psp-sim: what the PSP did for one payment. */
+export interface SandboxPaymentStateView {
+  object: 'payment_state';
+  payment_ref: string;
+  /** `unknown`: the PSP lost (or never had) this payment's history; `not_found`: not its ref. */
+  status: SandboxPaymentStatus | 'unknown' | 'not_found';
+  amount_captured: number | null;
+  /** Sum of succeeded refunds. */
+  amount_refunded: number | null;
+  /** Every refund in creation order, failed ones included. */
+  refunds: SandboxWireRefund[] | null;
+}
+
 export interface SandboxPaymentTotals {
   payment_ref: string;
   amount: number;
@@ -204,6 +217,7 @@ export class SandboxPsp {
   private readonly refunds = new Map<string, RefundRecord>();
   private readonly authorizations = new Map<string, AuthorizeResult>();
   private readonly actions = new Map<string, ActionResult>();
+  private readonly captures = new Map<string, CaptureResult>();
   private readonly refundKeys = new Map<string, KeyedRefund>();
   /** Refunds created per scoped key; a value above 1 would be a double refund. */
   private readonly applications = new Map<string, number>();
@@ -230,9 +244,16 @@ export class SandboxPsp {
     return { ...result };
   }
 
-  capture(input: SandboxCaptureInput): ActionResult {
+  /** A repeat under the same key answers with what the first call captured, whatever its amount. */
+  capture(input: SandboxCaptureInput): CaptureResult {
     const accountId = input.accountId ?? '';
-    return this.once(scopedKey('capture', accountId, input.idempotencyKey), () => this.doCapture(input, accountId));
+    const key = scopedKey('capture', accountId, input.idempotencyKey);
+    let result = this.captures.get(key);
+    if (!result) {
+      result = this.doCapture(input, accountId);
+      this.captures.set(key, result);
+    }
+    return { ...result };
   }
 
   cancel(input: SandboxCancelInput): ActionResult {
@@ -316,6 +337,36 @@ export class SandboxPsp {
   paymentView(ref: string): SandboxPaymentView | undefined {
     const payment = this.payments.get(ref);
     return payment && paymentView(payment);
+  }
+
+  /**
+   * What this PSP knows of one payment, for reconciliation. A payment it does not remember, or
+   * one rebuilt from its ref after the PSP lost its memory, is `unknown` (its history is gone),
+   * never guessed; a ref that is not one of this PSP's is `not_found`.
+   */
+  paymentState(ref: string, accountId?: string): SandboxPaymentStateView {
+    const payment = this.payments.get(ref);
+    const foreign = payment !== undefined && !!accountId && !!payment.accountId && payment.accountId !== accountId;
+    if (!payment || foreign || payment.reconstructed) {
+      const knowable = !foreign && (payment !== undefined || PAYMENT_REF_RE.test(ref));
+      return {
+        object: 'payment_state',
+        payment_ref: ref,
+        status: knowable ? 'unknown' : 'not_found',
+        amount_captured: null,
+        amount_refunded: null,
+        refunds: null,
+      };
+    }
+    payment.refunds.forEach((r) => this.settleIfDue(r));
+    return {
+      object: 'payment_state',
+      payment_ref: payment.ref,
+      status: payment.status,
+      amount_captured: payment.amountCaptured,
+      amount_refunded: refundedTotal(payment),
+      refunds: payment.refunds.map(wireRefund),
+    };
   }
 
   refundView(ref: string): SandboxRefundView | undefined {
@@ -451,10 +502,10 @@ export class SandboxPsp {
     };
     this.payments.set(ref, payment);
     if (declined) return { outcome: 'declined', connectorRef: ref, code: 'card_declined', message: 'Your card was declined.' };
-    return { outcome: input.capture ? 'captured' : 'authorized', connectorRef: ref };
+    return { outcome: input.capture ? 'captured' : 'authorized', connectorRef: ref, amount: payment.amount };
   }
 
-  private doCapture(input: SandboxCaptureInput, accountId: string): ActionResult {
+  private doCapture(input: SandboxCaptureInput, accountId: string): CaptureResult {
     const payment = this.paymentRecord(input.connectorRef, accountId);
     if (!payment) return rejected('payment_not_found', `No such payment: ${input.connectorRef}.`);
     this.reopenIfRebuilt(payment);
@@ -472,7 +523,7 @@ export class SandboxPsp {
     // A partial capture releases the rest of the authorization: nothing more can be captured.
     payment.status = 'captured';
     payment.amountCaptured = input.amount;
-    return { outcome: 'succeeded', connectorRef: payment.ref };
+    return { outcome: 'succeeded', connectorRef: payment.ref, amountCaptured: payment.amountCaptured };
   }
 
   private doCancel(input: SandboxCancelInput, accountId: string): ActionResult {
@@ -700,7 +751,7 @@ function scopedKey(op: string, accountId: string, key: string): string {
   return `${op}\u0000${accountId}\u0000${key}`;
 }
 
-function rejected(code: string, message: string): ActionResult {
+function rejected(code: string, message: string): { outcome: 'rejected'; code: string; message: string } {
   return { outcome: 'rejected', code, message };
 }
 

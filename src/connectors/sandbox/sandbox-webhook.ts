@@ -5,7 +5,7 @@
  * amounts, a cumulative `amount_refunded`, and the gateway's refund id echoed back as
  * `reference` (null for refunds made in the PSP's own dashboard).
  */
-import type { ConnectorEvent, ConnectorRefundReport } from '../connector.js';
+import type { ConnectorEvent, ConnectorPaymentState, ConnectorRefundReport } from '../connector.js';
 import { randomString } from '../../lib/ids.js';
 
 export type SandboxRefundStatus = 'succeeded' | 'pending' | 'failed';
@@ -89,6 +89,30 @@ export function parseSandboxWebhook(rawBody: string): ConnectorEvent {
     default:
       throw new Error(`sandbox webhook: unknown event type ${JSON.stringify(type)}`);
   }
+}
+
+const PAYMENT_STATE_STATUSES: readonly string[] = ['authorized', 'captured', 'canceled', 'declined', 'not_found', 'unknown'];
+
+/**
+ * Maps the PSP's payment state (`GET /v1/payments/:ref`, or `SandboxPsp.paymentState`) to the
+ * connector-neutral `ConnectorPaymentState`; throws on anything it does not fully understand.
+ */
+export function parseSandboxPaymentState(body: unknown): ConnectorPaymentState {
+  const root = asObject(body, 'payment state');
+  if (root.object !== 'payment_state') throw new Error('sandbox payment state: object must be "payment_state"');
+  const status = root.status;
+  if (typeof status !== 'string' || !PAYMENT_STATE_STATUSES.includes(status)) {
+    throw new Error(`sandbox payment state: status must be one of ${PAYMENT_STATE_STATUSES.join(', ')}`);
+  }
+  const refunds = root.refunds;
+  if (refunds !== null && !Array.isArray(refunds)) throw new Error('sandbox payment state: refunds must be an array or null');
+  return {
+    paymentRef: nonEmptyString(root.payment_ref, 'payment_ref'),
+    status: status as ConnectorPaymentState['status'],
+    amountCaptured: root.amount_captured === null ? null : amount(root.amount_captured, 'amount_captured', 0),
+    amountRefunded: root.amount_refunded === null ? null : amount(root.amount_refunded, 'amount_refunded', 0),
+    refunds: refunds === null ? null : refunds.map((r, i) => refundReport(asObject(r, `refunds[${i}]`), `refunds[${i}]`)),
+  };
 }
 
 function refundReport(r: Record<string, unknown>, path: string): ConnectorRefundReport {

@@ -15,13 +15,14 @@ import {
   ConnectorUnknownOutcomeError,
   type ActionResult,
   type AuthorizeResult,
+  type CaptureResult,
   type Connector,
   type ConnectorContext,
   type RefundResult,
 } from '../connector.js';
 import { DEFAULT_PENDING_DELAY_MS, SandboxPsp } from './sandbox-psp.js';
 import { SANDBOX_SIGNATURE_HEADER, verifySandboxSignature } from './sandbox-signature.js';
-import { parseSandboxWebhook } from './sandbox-webhook.js';
+import { parseSandboxPaymentState, parseSandboxWebhook } from './sandbox-webhook.js';
 
 export interface SandboxConnectorOptions {
   /** The in-process PSP for accounts without `settings.base_url`. Default `sharedSandboxPsp()`. */
@@ -75,7 +76,8 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
         return { outcome: 'declined', code: res.code, message: res.message, ...(res.paymentRef ? { connectorRef: res.paymentRef } : {}) };
       }
       const payment = readObject(res.body, 'payment', ['authorized', 'captured'] as const, 'authorize');
-      return { outcome: payment.status, connectorRef: payment.id } satisfies AuthorizeResult;
+      const amount = readAmount(res.body, 'amount', 'authorize');
+      return { outcome: payment.status, connectorRef: payment.id, amount } satisfies AuthorizeResult;
     },
 
     async capture(ctx, req) {
@@ -85,7 +87,9 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
         idempotencyKey: req.idempotencyKey,
         body: { amount: req.amount, currency: req.currency },
       });
-      return actionResult(res, 'capture');
+      if (res.kind === 'error') return { outcome: 'rejected', code: res.code, message: res.message };
+      const payment = readObject(res.body, 'payment', ['captured'] as const, 'capture');
+      return { outcome: 'succeeded', connectorRef: payment.id, amountCaptured: readAmount(res.body, 'amount_captured', 'capture') } satisfies CaptureResult;
     },
 
     async cancel(ctx, req) {
@@ -123,6 +127,22 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
         ? `/v1/refunds/${encodeURIComponent(req.connectorRef)}?payment_ref=${encodeURIComponent(req.paymentRef)}&idempotency_key=${encodeURIComponent(req.idempotencyKey)}`
         : `/v1/refunds?payment_ref=${encodeURIComponent(req.paymentRef)}&idempotency_key=${encodeURIComponent(req.idempotencyKey)}`;
       return refundResult(await client.send('refund status', 'GET', path, {}), 'refund status');
+    },
+
+    async paymentState(ctx, req) {
+      const client = http(ctx);
+      if (!client) return parseSandboxPaymentState(psp().paymentState(req.paymentRef, ctx.accountId));
+      const res = await client.send('payment state', 'GET', `/v1/payments/${encodeURIComponent(req.paymentRef)}`, {});
+      if (res.kind === 'error') {
+        // The PSP's definite "no such payment"; any other refusal says nothing about the payment.
+        if (res.code === 'payment_not_found') return { paymentRef: req.paymentRef, status: 'not_found', amountCaptured: null, amountRefunded: null, refunds: null };
+        throw new ConnectorUnknownOutcomeError(`sandbox payment state: PSP refused with ${res.code}`);
+      }
+      try {
+        return parseSandboxPaymentState(res.body);
+      } catch (err) {
+        throw new ConnectorUnknownOutcomeError(`sandbox payment state: ${(err as Error).message}`, err);
+      }
     },
 
     verifyWebhook(ctx, webhook) {
@@ -212,6 +232,13 @@ function refundResult(res: SimResponse, op: string): RefundResult {
     code: typeof body.failure_code === 'string' ? body.failure_code : 'refund_failed',
     message: typeof body.failure_message === 'string' ? body.failure_message : 'The refund failed.',
   };
+}
+
+/** A non-negative integer amount field of a 2xx body, or an unknown outcome. */
+function readAmount(body: unknown, field: string, op: string): number {
+  const value = (body as Record<string, unknown>)[field];
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+  throw new ConnectorUnknownOutcomeError(`sandbox ${op}: the PSP's answer has no readable ${field}`);
 }
 
 /** `{object, id, status}` of a 2xx body, or an unknown outcome: a 2xx we cannot read proves nothing. */
