@@ -7,6 +7,8 @@
  * unknown outcome as "maybe done" and retry with the same idempotency key, never as a failure.
  */
 
+import type { RefundReasonCode } from './refund-reasons.js';
+
 /** What an adapter knows about the connector account it is acting for. */
 export interface ConnectorContext {
   accountId: string;
@@ -74,7 +76,10 @@ export interface RefundRequest {
   paymentRef: string;
   amount: number;
   currency: string;
-  reason?: string | null;
+  /** The refund's reason as a canonical code (see `refund-reasons.ts`), for the PSP's own codes. */
+  reason?: RefundReasonCode | null;
+  /** The merchant's reason text when it is no well-known spelling (`reason` is then `other`). */
+  reasonText?: string | null;
   /** `settle_<refund id>`: the same on every retry of the same refund. */
   idempotencyKey: string;
   /** The gateway's refund id, echoed back by the PSP in its webhooks (how they converge). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Connector } from '../../src/connectors/connector.js';
+import type { Connector, RefundRequest } from '../../src/connectors/connector.js';
 import { SandboxPsp } from '../../src/connectors/sandbox/sandbox-psp.js';
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import type { Db, QueryResult, Tx } from '../../src/db/db.js';
@@ -12,11 +12,12 @@ import { BACKENDS, createHarness, pay, type Harness } from '../helpers/harness.j
 /** A sandbox connector whose refund calls can be intercepted (to simulate a crash or a hang). */
 function controllableSandbox(psp: SandboxPsp) {
   const inner = createSandboxConnector({ psp });
-  const control: { beforeRefund?: () => Promise<void>; afterRefund?: () => Promise<void> } = {};
+  const control: { beforeRefund?: () => Promise<void>; afterRefund?: () => Promise<void>; lastRequest?: RefundRequest } = {};
   const connector: Connector = {
     ...inner,
     name: 'sandbox',
     async refund(ctx, req) {
+      control.lastRequest = req;
       await control.beforeRefund?.();
       const result = await inner.refund(ctx, req);
       await control.afterRefund?.();
@@ -196,7 +197,9 @@ for (const backend of BACKENDS) {
         { name: 'string amount', id: base.id, body: { amount: '10' }, status: 400, code: 'invalid_param', param: 'amount' },
         { name: 'negative amount', id: base.id, body: { amount: -5 }, status: 400, code: 'invalid_param', param: 'amount' },
         { name: 'huge amount', id: base.id, body: { amount: 2 ** 60 }, status: 400, code: 'invalid_param', param: 'amount' },
-        { name: 'unknown reason', id: base.id, body: { reason: 'because' }, status: 400, code: 'invalid_param', param: 'reason' },
+        { name: 'empty reason', id: base.id, body: { reason: '' }, status: 400, code: 'invalid_param', param: 'reason' },
+        { name: 'reason over 500 characters', id: base.id, body: { reason: 'x'.repeat(501) }, status: 400, code: 'invalid_param', param: 'reason' },
+        { name: 'reason not text', id: base.id, body: { reason: 5 }, status: 400, code: 'invalid_param', param: 'reason' },
         { name: 'long description', id: base.id, body: { description: 'x'.repeat(81) }, status: 400, code: 'invalid_param', param: 'description' },
         { name: 'empty description', id: base.id, body: { description: '' }, status: 400, code: 'invalid_param', param: 'description' },
         { name: 'long reference', id: base.id, body: { reference: 'x'.repeat(41) }, status: 400, code: 'invalid_param', param: 'reference' },
@@ -281,6 +284,31 @@ for (const backend of BACKENDS) {
       assert.deepEqual(r.body.metadata, { ticket: 'T-9' });
       const own = await refund(p.id, { amount: 100, order_id: 'ord_override' });
       assert.equal(own.body.order_id, 'ord_override');
+    });
+
+    it('keeps a free-text reason as given and sends it to the PSP as "other" with its text', async () => {
+      const p = await pay(h);
+      const text = 'partial return — 2 of 3 items, customer kept the box';
+      const r = await refund(p.id, { amount: 100, reason: text });
+      assert.equal(r.status, 201);
+      assert.equal(r.body.reason, text);
+      assert.equal(control.lastRequest?.reason, 'other');
+      assert.equal(control.lastRequest?.reasonText, text);
+      const read = await h.call('GET', `/v1/refunds/${r.body.id}`, { key: key() });
+      assert.equal(read.body.reason, text);
+      const long = await refund(p.id, { amount: 100, reason: 'é'.repeat(500) });
+      assert.equal(long.status, 201);
+      assert.equal(long.body.reason, 'é'.repeat(500));
+    });
+
+    it('sends a well-known reason spelling to the PSP as its canonical code and keeps the spelling', async () => {
+      const p = await pay(h);
+      for (const [given, code] of [['customer_request', 'customer_request'], ['requested_by_customer', 'customer_request'], ['fraud', 'fraudulent'], ['duplicate', 'duplicate']]) {
+        const r = await refund(p.id, { amount: 100, reason: given });
+        assert.equal(r.body.reason, given);
+        assert.equal(control.lastRequest?.reason, code);
+        assert.equal(control.lastRequest?.reasonText, null);
+      }
     });
 
     it('a PSP rejection answers 201 failed, releases the hold and leaves the payment alone', async () => {

@@ -5,7 +5,8 @@ import { currencySchema, idParam, listOf, listQuerySchema, metadataSchema } from
 import { MAX_AMOUNT } from '../../lib/money.js';
 import type { Services } from '../../services.js';
 import { REFUNDS_FEATURE } from '../features/features.service.js';
-import { REFUND_REASONS, type CreateRefundInput } from './refunds.service.js';
+import { MAX_REASON_LENGTH } from '../../connectors/refund-reasons.js';
+import type { CreateRefundInput } from './refunds.service.js';
 import { refundObject, responses } from '../../http/objects.js';
 
 const tags = ['refunds'];
@@ -14,7 +15,10 @@ const text = (min: number, max: number) => ({ type: 'string', minLength: min, ma
 const refundFields = {
   amount: { type: 'integer', minimum: 0, maximum: MAX_AMOUNT, description: 'Minor units; omitted or 0 = the whole refundable balance' },
   currency: { ...currencySchema, description: 'Optional; must equal the payment\'s currency' },
-  reason: { type: 'string', enum: [...REFUND_REASONS] },
+  reason: {
+    ...text(1, MAX_REASON_LENGTH),
+    description: 'Free text, kept on the refund as given. The well-known values customer_request, duplicate, fraudulent and other (and common spellings such as requested_by_customer or fraud) map to each PSP\'s reason codes; other text is sent to the PSP as "other", with the text where the PSP has room for it.',
+  },
   description: { ...text(1, 80), description: 'Shown to the customer' },
   reference: { ...text(1, 40), description: 'Your own reconciliation reference' },
   metadata: metadataSchema,

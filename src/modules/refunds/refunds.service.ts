@@ -1,4 +1,5 @@
 import { ConnectorUnknownOutcomeError, type RefundResult } from '../../connectors/connector.js';
+import { refundReasonFor } from '../../connectors/refund-reasons.js';
 import type { Db, Tx } from '../../db/db.js';
 import { AppError, invalidParam } from '../../http/errors.js';
 import { decodeCursor, toPage } from '../../http/pagination.js';
@@ -17,13 +18,12 @@ import { emitEvents, type NewEvent } from '../webhooks/events.repository.js';
 import type { TransactionalKey } from '../idempotency/idempotency.service.js';
 import { refundsRepository as repo, storedJson, type NewRefund, type RefundLineItem, type RefundRow } from './refunds.repository.js';
 
-export const REFUND_REASONS = ['customer_request', 'duplicate', 'fraudulent', 'other'] as const;
-
 export interface CreateRefundInput {
   payment_id: string;
   amount?: number;
   currency?: string;
-  reason?: (typeof REFUND_REASONS)[number];
+  /** Free text, 1–500 characters; kept as given (see `refund-reasons.ts` for what the PSP gets). */
+  reason?: string;
   description?: string;
   reference?: string;
   metadata?: Record<string, string>;
@@ -306,6 +306,7 @@ export class RefundsService {
   async askPsp(refund: RefundRow, account: ConnectorAccountRow, paymentRef: string, mode: 'refund' | 'status'): Promise<RefundOutcome> {
     const connector = this.accounts.connectorFor(account);
     const ctx = this.accounts.contextFor(account);
+    const reason = refundReasonFor(refund.reason);
     let result: RefundResult;
     try {
       result =
@@ -314,7 +315,8 @@ export class RefundsService {
               paymentRef,
               amount: refund.amount,
               currency: refund.currency,
-              reason: refund.reason,
+              reason: reason?.code ?? null,
+              reasonText: reason?.text ?? null,
               idempotencyKey: refund.psp_idempotency_key,
               reference: refund.id,
             })
