@@ -69,3 +69,30 @@ export async function withRetry<T>(run: () => Promise<T>, attempts = 5): Promise
     }
   }
 }
+
+/**
+ * SQLSTATEs of a server that cannot serve right now: connection exceptions (class 08, also what
+ * PgBouncer answers when it cannot reach the server), shut down or starting up (57P01–57P03),
+ * out of connection slots (53300).
+ */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[123]|53300)$/;
+/** Socket errors of a connection that could not be made or was lost. */
+const UNAVAILABLE_NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** What `pg` and `pg-pool` say when a connection is lost or cannot be had in time. */
+const UNAVAILABLE_MESSAGES = /^(Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect|timeout expired$)/;
+
+/**
+ * The database could not be reached, or the connection was lost, rather than a statement
+ * failing: the request may be retried once the database is back (HTTP 503, `Retry-After`).
+ */
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (!err || typeof err !== 'object' || depth > 4) return false;
+  const e = err as { code?: unknown; syscall?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_NET_CODES.has(code)) return true;
+  if (e.syscall === 'connect') return true; // e.g. ENOENT for a Unix socket that is gone
+  if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.test(e.message)) return true;
+  // AggregateError: every address of the host refused. Causes are not followed: a PSP call's
+  // refused connection, wrapped, is not the database's.
+  return Array.isArray(e.errors) && e.errors.some((x) => isDatabaseUnavailable(x, depth + 1));
+}

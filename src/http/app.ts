@@ -5,7 +5,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Redis } from 'ioredis';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config.js';
-import type { Db } from '../db/db.js';
+import { isDatabaseUnavailable, type Db } from '../db/db.js';
 import { migrationsApplied } from '../db/migrate.js';
 import { FailureWindow } from '../lib/failure-window.js';
 import { newId } from '../lib/ids.js';
@@ -203,9 +203,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         // and could answer differently. The client gets a 500 and retries with the same key once
         // the lease ends; the work resumes where it stopped (a refund is found by its key).
         req.log.error({ err, request_id: req.id }, 'could not store the idempotent response');
-        reply.code(500).type('application/json; charset=utf-8');
-        return JSON.stringify(errorBody(new AppError('internal_error',
-          'An unexpected error occurred. It has been logged; quote the request_id when reporting it.'), req.id));
+        const failure = isDatabaseUnavailable(err) ? databaseUnavailable() : new AppError('internal_error',
+          'An unexpected error occurred. It has been logged; quote the request_id when reporting it.');
+        for (const [h, v] of Object.entries(failure.headers ?? {})) reply.header(h, v);
+        reply.code(failure.status).type('application/json; charset=utf-8');
+        return JSON.stringify(errorBody(failure, req.id));
       }
     } else {
       // a key not released stays in flight until its lease ends; a retry then takes it over
@@ -260,7 +262,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (!(await migrationsApplied(deps.db))) return reply.code(503).send({ status: 'migrations_pending' });
       return { status: 'ready', database: deps.db.kind };
     } catch {
-      return reply.code(503).send({ status: 'database_unreachable' });
+      return reply.code(503).header('Retry-After', String(DATABASE_RETRY_AFTER_S)).send({ status: 'database_unreachable' });
     }
   });
   app.get('/metrics', { config: { auth: 'none' }, schema: { hide: true } }, async (_req, reply) => {
@@ -286,6 +288,9 @@ function sendError(raw: Error & { statusCode?: number; code?: string }, req: Fas
     err = raw;
   } else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     err = new AppError('payload_too_large', 'The request body is too large.');
+  } else if (isDatabaseUnavailable(raw)) {
+    req.log.warn({ err: raw.message, request_id: req.id }, 'database unavailable');
+    err = databaseUnavailable();
   } else if (raw.statusCode === 503 && raw.code === 'FST_ERR_REP_ALREADY_SENT') {
     err = new AppError('service_unavailable', 'The server is shutting down.');
   } else if (raw.statusCode && raw.statusCode >= 400 && raw.statusCode < 500) {
@@ -297,6 +302,19 @@ function sendError(raw: Error & { statusCode?: number; code?: string }, req: Fas
   }
   if (err.headers) for (const [h, v] of Object.entries(err.headers)) reply.header(h, v);
   return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, req.id));
+}
+
+/** Seconds a client is told to wait when the database is unreachable (a restart takes a few). */
+const DATABASE_RETRY_AFTER_S = 2;
+
+/**
+ * 503 while the database is unreachable. Nothing the client was answered for is lost, and a retry
+ * with the same Idempotency-Key is safe: work the request had begun (a pending refund) resumes.
+ */
+function databaseUnavailable(): AppError {
+  return new AppError('service_unavailable',
+    `The database is unavailable. Retry in ${DATABASE_RETRY_AFTER_S} s with the same Idempotency-Key.`,
+    { headers: { 'Retry-After': String(DATABASE_RETRY_AFTER_S) } });
 }
 
 /** Fastify's trustProxy takes no hop count in its types: a count becomes proxy-addr's function form. */

@@ -1,8 +1,11 @@
 import type { Config } from '../config.js';
-import type { Db } from '../db/db.js';
+import { isDatabaseUnavailable, type Db } from '../db/db.js';
 import type { Logger } from '../lib/logger.js';
 import type { Services } from '../services.js';
 import { syncPendingRefunds } from './refund-sync.worker.js';
+
+/** How often each loop tries again while the database is unreachable. */
+const DATABASE_DOWN_POLL_MS = 1000;
 
 interface Loop {
   name: string;
@@ -19,6 +22,8 @@ interface Loop {
  */
 export class WorkerRunner {
   private stopped = false;
+  /** The database was unreachable on the last failed pass: said once, not on every poll. */
+  private databaseDown = false;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly running = new Set<Promise<void>>();
 
@@ -55,12 +60,24 @@ export class WorkerRunner {
       this.timers.delete(timer);
       const run = (async () => {
         let did = 0;
+        let delay = loop.everyMs;
         try {
           did = await loop.pass();
+          if (this.databaseDown) {
+            this.databaseDown = false;
+            this.log.info('database reachable again; background work resumes');
+          }
         } catch (err) {
-          this.log.warn({ worker: loop.name, err: (err as Error).message }, 'worker pass failed');
+          if (isDatabaseUnavailable(err)) {
+            // every loop would fail the same way: one line per outage, and a slower poll
+            if (!this.databaseDown) this.log.warn({ err: (err as Error).message }, 'database unavailable; background work waits for it');
+            this.databaseDown = true;
+            delay = Math.max(loop.everyMs, DATABASE_DOWN_POLL_MS);
+          } else {
+            this.log.warn({ worker: loop.name, err: (err as Error).message }, 'worker pass failed');
+          }
         }
-        this.schedule(loop, did > 0 ? 0 : loop.everyMs);
+        this.schedule(loop, did > 0 ? 0 : delay);
       })();
       this.running.add(run);
       void run.finally(() => this.running.delete(run));

@@ -68,7 +68,11 @@ export function malformation(res: HttpRes): string | undefined {
   if (!replayed && e.request_id !== requestId) return `error.request_id ${e.request_id} differs from Request-Id ${requestId}`;
   if (typeof e.request_id !== 'string' || !/^req_/.test(e.request_id)) return `error.request_id missing`;
   if (/\bat \S+:\d+:\d+|\b(SELECT|INSERT|UPDATE|DELETE)\b .*\b(FROM|INTO|SET)\b|node_modules/.test(res.raw)) return `leaks internals`;
-  if (res.status >= 500 && (res.status !== 500 || e.code !== 'internal_error')) return `a ${res.status} must be 500 internal_error`;
+  if (res.status === 503) {
+    if (e.code !== 'service_unavailable' || !res.headers.get('retry-after')) return `a 503 must be service_unavailable with Retry-After`;
+  } else if (res.status >= 500 && (res.status !== 500 || e.code !== 'internal_error')) {
+    return `a ${res.status} must be 500 internal_error or 503 service_unavailable`;
+  }
   return undefined;
 }
 
