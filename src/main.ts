@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createRuntime, seedDemoMerchant } from './bootstrap.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { runPspSim } from './connectors/sandbox/psp-sim.server.js';
+import { runPspSim } from './psp-sim/server.js';
 import { migrate } from './db/migrate.js';
 import { openDb } from './db/open.js';
 import { buildApp } from './http/app.js';

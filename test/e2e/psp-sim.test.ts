@@ -14,7 +14,7 @@ import { ConnectorUnknownOutcomeError, type ConnectorContext, type ConnectorEven
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import { verifySandboxSignature } from '../../src/connectors/sandbox/sandbox-signature.js';
 
-const CLI = fileURLToPath(new URL('../../src/connectors/sandbox/psp-sim.cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../src/psp-sim/cli.js', import.meta.url));
 const SECRET = 'whsec_e2e_secret';
 
 let child: ChildProcess;

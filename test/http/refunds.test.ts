@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Connector, RefundRequest } from '../../src/connectors/connector.js';
-import { SandboxPsp } from '../../src/connectors/sandbox/sandbox-psp.js';
+import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import type { Db, QueryResult, Tx } from '../../src/db/db.js';
 import { createLogger } from '../../src/lib/logger.js';

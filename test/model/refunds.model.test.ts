@@ -15,7 +15,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { SandboxPsp } from '../../src/connectors/sandbox/sandbox-psp.js';
+import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { BACKENDS, createHarness, type CallOptions, type Harness, type Res } from '../helpers/harness.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorUnknownOutcomeError, type ConnectorContext } from '../../src/connectors/connector.js';
 import { createSandboxConnector, sharedSandboxPsp } from '../../src/connectors/sandbox/sandbox.connector.js';
-import { SandboxPsp } from '../../src/connectors/sandbox/sandbox-psp.js';
+import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { signSandboxWebhook } from '../../src/connectors/sandbox/sandbox-signature.js';
 
 function ctx(settings: Record<string, unknown> = {}, credentials: Record<string, unknown> = {}): ConnectorContext {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import type { Connector, ConnectorContext } from '../../src/connectors/connector.js';
 import { ConnectorUnknownOutcomeError } from '../../src/connectors/connector.js';
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
-import { SandboxPsp } from '../../src/connectors/sandbox/sandbox-psp.js';
-import { startPspSim, type PspSimHandle } from '../../src/connectors/sandbox/psp-sim.server.js';
+import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
+import { startPspSim, type PspSimHandle } from '../../src/psp-sim/server.js';
 
 const ctx = (settings: Record<string, unknown> = {}): ConnectorContext => ({
   accountId: 'acct_truth',

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SANDBOX_TEST_TOKENS, SandboxPsp, SandboxPspError } from '../../src/connectors/sandbox/sandbox-psp.js';
+import { SANDBOX_TEST_TOKENS, SandboxPsp, SandboxPspError } from '../../src/psp-sim/psp-model.js';
 import { signSandboxWebhook, verifySandboxSignature } from '../../src/connectors/sandbox/sandbox-signature.js';
 import { parseSandboxWebhook, type SandboxWebhookEvent } from '../../src/connectors/sandbox/sandbox-webhook.js';
 

@@ -2,8 +2,8 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
-import { buildPspSim } from '../../src/connectors/sandbox/psp-sim.server.js';
-import { SandboxPsp } from '../../src/connectors/sandbox/sandbox-psp.js';
+import { buildPspSim } from '../../src/psp-sim/server.js';
+import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { verifySandboxSignature } from '../../src/connectors/sandbox/sandbox-signature.js';
 import type { SandboxWebhookEvent } from '../../src/connectors/sandbox/sandbox-webhook.js';
 

@@ -20,7 +20,7 @@ import {
   type ConnectorContext,
   type RefundResult,
 } from '../connector.js';
-import { DEFAULT_PENDING_DELAY_MS, SandboxPsp } from './sandbox-psp.js';
+import { DEFAULT_PENDING_DELAY_MS, SandboxPsp } from '../../psp-sim/psp-model.js';
 import { SANDBOX_SIGNATURE_HEADER, verifySandboxSignature } from './sandbox-signature.js';
 import { parseSandboxPaymentState, parseSandboxWebhook } from './sandbox-webhook.js';
 

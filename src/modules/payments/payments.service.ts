@@ -1,5 +1,5 @@
 import { ConnectorUnknownOutcomeError, type ActionResult, type AuthorizeResult, type Connector, type ConnectorContext } from '../../connectors/connector.js';
-import { SANDBOX_TEST_TOKENS } from '../../connectors/sandbox/sandbox-psp.js';
+import { SANDBOX_TEST_TOKENS } from '../../psp-sim/psp-model.js';
 import type { Db, Tx } from '../../db/db.js';
 import { AppError, invalidParam } from '../../http/errors.js';
 import { decodeCursor, toPage } from '../../http/pagination.js';

@@ -9,14 +9,14 @@
  * operation). A repeat returns the current state of what the first call did — never a second
  * effect, even when the repeat carries different parameters (as real PSPs do for retries).
  */
-import type { ActionResult, AuthorizeRequest, AuthorizeResult, CaptureResult, RefundResult } from '../connector.js';
-import { randomString } from '../../lib/ids.js';
+import type { ActionResult, AuthorizeRequest, AuthorizeResult, CaptureResult, RefundResult } from '../connectors/connector.js';
+import { randomString } from '../lib/ids.js';
 import {
   newSandboxEventId,
   type SandboxRefundStatus,
   type SandboxWebhookEvent,
   type SandboxWireRefund,
-} from './sandbox-webhook.js';
+} from '../connectors/sandbox/sandbox-webhook.js';
 
 export const SANDBOX_TEST_TOKENS = [
   'pm_card_visa',

@@ -6,9 +6,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
-import { signSandboxWebhook, SANDBOX_SIGNATURE_HEADER } from './sandbox-signature.js';
-import type { SandboxWebhookEvent } from './sandbox-webhook.js';
-import type { SimWebhookFaults } from './psp-sim.faults.js';
+import { signSandboxWebhook, SANDBOX_SIGNATURE_HEADER } from '../connectors/sandbox/sandbox-signature.js';
+import type { SandboxWebhookEvent } from '../connectors/sandbox/sandbox-webhook.js';
+import type { SimWebhookFaults } from './faults.js';
 
 export interface SimWebhookTarget {
   url: string;
