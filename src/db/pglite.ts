@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { PGlite, messages, protocol, types } from '@electric-sql/pglite';
+import { lockDataDir, type DataDirLock } from './data-dir-lock.js';
 import { parseInt8, sqlState, TransactionRolledBackError, type Db, type QueryResult, type Tx } from './db.js';
 
 /**
@@ -281,13 +282,27 @@ function serializer() {
   };
 }
 
-/** `dataDir` is a directory, or `memory://` for a throwaway database (tests). */
-export async function createPgliteDb(dataDir: string): Promise<Db> {
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const lite = await PGlite.create(dataDir, {
-    startParams: DURABLE_START_PARAMS,
-    parsers: { 20: (v: string) => parseInt8(v) },
-  });
+/**
+ * `dataDir` is a directory, or `memory://` for a throwaway database (tests). A directory is
+ * locked for this process until close() (see data-dir-lock.ts); `holder` is what another process
+ * is told this one is (default: `settle` and this process's arguments).
+ */
+export async function createPgliteDb(dataDir: string, holder = `settle ${process.argv.slice(2).join(' ')}`.trim()): Promise<Db> {
+  let lock: DataDirLock | undefined;
+  if (!dataDir.startsWith('memory://')) {
+    mkdirSync(dataDir, { recursive: true });
+    lock = lockDataDir(dataDir, holder);
+  }
+  let lite: PGlite;
+  try {
+    lite = await PGlite.create(dataDir, {
+      startParams: DURABLE_START_PARAMS,
+      parsers: { 20: (v: string) => parseInt8(v) },
+    });
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
 
   // PGlite runs one statement at a time. Every use of the backend below holds this lock, a
   // transaction for its whole length, so transactions from concurrent requests are serialized
@@ -488,7 +503,13 @@ export async function createPgliteDb(dataDir: string): Promise<Db> {
       });
     },
     close() {
-      return exclusive(() => lite.close());
+      return exclusive(async () => {
+        try {
+          await lite.close();
+        } finally {
+          lock?.release();
+        }
+      });
     },
   };
 }

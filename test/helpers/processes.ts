@@ -109,12 +109,35 @@ export function client(baseUrl: string, key?: string) {
   };
 }
 
-/** Runs a settle CLI command to completion. */
-export async function runSettle(args: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+/**
+ * Runs a settle CLI command to completion. With `timeoutMs`, a command still running then is
+ * killed (SIGKILL) and reported with `timedOut` and code null (a `serve` expected to refuse).
+ */
+export async function runSettle(
+  args: string[],
+  env: Record<string, string>,
+  opts: { timeoutMs?: number } = {},
+): Promise<{ code: number | null; output: string; stdout: string; stderr: string; timedOut: boolean }> {
   const proc = spawn(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  proc.stdout.on('data', (d) => (output += d));
-  proc.stderr.on('data', (d) => (output += d));
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d) => {
+    output += d;
+    stdout += d;
+  });
+  proc.stderr.on('data', (d) => {
+    output += d;
+    stderr += d;
+  });
+  let timedOut = false;
+  const timer = opts.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        proc.kill('SIGKILL');
+      }, opts.timeoutMs)
+    : undefined;
   const code = await new Promise<number | null>((r) => proc.on('exit', (c) => r(c)));
-  return { code, output };
+  clearTimeout(timer);
+  return { code, output, stdout, stderr, timedOut };
 }
