@@ -1,4 +1,4 @@
-import { ConnectorUnknownOutcomeError, type ActionResult, type AuthorizeResult, type Connector, type ConnectorContext } from '../../connectors/connector.js';
+import { ConnectorUnknownOutcomeError, type ActionResult, type AuthorizeResult, type CaptureResult, type Connector, type ConnectorContext } from '../../connectors/connector.js';
 import { SANDBOX_TEST_TOKENS } from '../../psp-sim/psp-model.js';
 import type { Db, Tx } from '../../db/db.js';
 import { AppError, invalidParam } from '../../http/errors.js';
@@ -172,16 +172,18 @@ export class PaymentsService {
         p.failure_message = result.message;
         await repo.insertTransaction(tx, p.id, 'authorization', p.amount, 'failed', p.connector_ref);
       } else {
+        // What the PSP authorized (a partial authorization, or a replay of an earlier call) is
+        // booked, never the amount asked for.
         p.connector_ref = result.connectorRef;
-        await repo.insertTransaction(tx, p.id, 'authorization', p.amount, 'succeeded', p.connector_ref);
+        await repo.insertTransaction(tx, p.id, 'authorization', result.amount, 'succeeded', p.connector_ref);
         if (result.outcome === 'captured') {
           p.status = 'succeeded';
-          p.amount_captured = p.amount;
-          await repo.insertTransaction(tx, p.id, 'capture', p.amount, 'succeeded', p.connector_ref);
+          p.amount_captured = result.amount;
+          await repo.insertTransaction(tx, p.id, 'capture', result.amount, 'succeeded', p.connector_ref);
           await this.bookCapture(tx, p, account);
         } else {
           p.status = 'requires_capture';
-          p.amount_capturable = p.amount;
+          p.amount_capturable = result.amount;
         }
       }
       const updated = await repo.update(tx, p);
@@ -220,23 +222,27 @@ export class PaymentsService {
       throw new AppError('amount_too_large', `Capture amount ${toCapture} exceeds the capturable amount of ${payment.amount_capturable}.`, { param: 'amount' });
     }
     const account = await this.originatingAccount(payment);
-    // one capture per payment: the key is the payment's, so concurrent captures collapse into one at the PSP
-    await this.askPsp('capture', 'not_capturable', (connector, ctx) => connector.capture(ctx, {
+    // One capture per payment: the key is the payment's, so concurrent captures and retries collapse
+    // into one at the PSP, which answers every one of them with what it captured the first time.
+    const result = await this.askPsp('capture', 'not_capturable', (connector, ctx) => connector.capture(ctx, {
       connectorRef: payment.connector_ref!,
       amount: toCapture,
       currency: payment.currency,
       idempotencyKey: `settle_capture_${payment.id}`,
     }), account);
+    const captured = result.amountCaptured;
     const updated = await this.db.transaction(async (tx) => {
       const p = (await repo.findById(tx, payment.id, true))!;
       if (p.status !== 'requires_capture') {
-        if (p.status === 'succeeded' && p.amount_captured === toCapture) return p; // a concurrent twin finished it
+        // a concurrent capture finished it; the check below refuses it if it booked another amount
+        if (p.status === 'succeeded') return p;
         throw new AppError('not_capturable', `This payment cannot be captured: its status is ${p.status}.`);
       }
+      // The PSP's amount is booked, never the request's: money that moved is the truth.
       p.status = 'succeeded';
-      p.amount_captured = toCapture;
+      p.amount_captured = captured;
       p.amount_capturable = 0; // a partial capture releases the rest
-      await repo.insertTransaction(tx, p.id, 'capture', toCapture, 'succeeded', p.connector_ref);
+      await repo.insertTransaction(tx, p.id, 'capture', captured, 'succeeded', p.connector_ref);
       await this.bookCapture(tx, p, account);
       const u = await repo.update(tx, p);
       const obj = await paymentEventObject(tx, u);
@@ -246,6 +252,7 @@ export class PaymentsService {
       ]);
       return u;
     });
+    if (updated.amount_captured !== toCapture) throw capturedOtherAmount(updated, toCapture);
     return this.view(updated);
   }
 
@@ -253,9 +260,9 @@ export class PaymentsService {
    * A capture or cancel at the PSP. No answer is a 502 the client retries (the PSP key makes the
    * retry safe); a refusal is the 409 of the action.
    */
-  private async askPsp(action: 'capture' | 'cancel', refused: 'not_capturable' | 'not_cancelable',
-    call: (connector: Connector, ctx: ConnectorContext) => Promise<ActionResult>, account: ConnectorAccountRow): Promise<void> {
-    let result: ActionResult;
+  private async askPsp<R extends ActionResult | CaptureResult>(action: 'capture' | 'cancel', refused: 'not_capturable' | 'not_cancelable',
+    call: (connector: Connector, ctx: ConnectorContext) => Promise<R>, account: ConnectorAccountRow): Promise<Extract<R, { outcome: 'succeeded' }>> {
+    let result: R;
     try {
       result = await call(this.accounts.connectorFor(account), this.accounts.contextFor(account));
     } catch (err) {
@@ -267,6 +274,7 @@ export class PaymentsService {
     if (result.outcome === 'rejected') {
       throw new AppError(refused, `The payment service provider refused the ${action}: ${result.message}`);
     }
+    return result as Extract<R, { outcome: 'succeeded' }>;
   }
 
   async cancel(auth: AuthContext, id: string) {
@@ -375,6 +383,20 @@ export class PaymentsService {
       credit: MERCHANT_BALANCE,
     });
   }
+}
+
+/**
+ * A capture whose amount is not what the PSP captured (a retry with another amount after a lost
+ * answer, or a concurrent capture of another amount). What the PSP captured has been booked; the
+ * request is refused so no success ever states an amount that did not move.
+ */
+function capturedOtherAmount(p: PaymentRow, requested: number): AppError {
+  return new AppError(
+    'not_capturable',
+    `This payment was already captured at the payment service provider for ${p.amount_captured} (an earlier capture request), ` +
+      `not the ${requested} requested; the captured amount is what was booked. A payment is captured once.`,
+    { extra: { payment_id: p.id, amount_captured: p.amount_captured } },
+  );
 }
 
 function buildLineItems(items: CreatePaymentInput['line_items'], amount: number): StoredLineItem[] {
