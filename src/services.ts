@@ -6,6 +6,7 @@ import type { Db } from './db/db.js';
 import { groupLimits } from './db/group.js';
 import { constantTimeEqual, hashSecret, type SecretBox } from './lib/crypto.js';
 import type { Logger } from './lib/logger.js';
+import { ApiKeysService } from './modules/api-keys/api-keys.service.js';
 import { ConnectorAccountsService } from './modules/connector-accounts/connector-accounts.service.js';
 import { FeaturesService } from './modules/features/features.service.js';
 import { IdempotencyService } from './modules/idempotency/idempotency.service.js';
@@ -65,6 +66,7 @@ export class MetricsService {
 export interface Services {
   admin: AdminAuth;
   merchants: MerchantsService;
+  apiKeys: ApiKeysService;
   features: FeaturesService;
   connectorAccounts: ConnectorAccountsService;
   payments: PaymentsService;
@@ -92,9 +94,11 @@ export function createServices(deps: {
     orphanGraceMs: config.connectorTimeoutMs + 5000,
     groups: groupLimits(db.kind, config.dbPoolSize, config.refundGroupMax),
   });
+  const merchants = new MerchantsService(db);
   return {
     admin: new AdminAuth(deps.adminKey),
-    merchants: new MerchantsService(db),
+    merchants,
+    apiKeys: new ApiKeysService(db, merchants),
     features: new FeaturesService(db),
     connectorAccounts,
     payments: new PaymentsService(db, connectorAccounts, logger),

@@ -1,6 +1,7 @@
 import type { Db } from './db.js';
 import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-drop-events-object-index.js';
+import * as m007 from './migrations/007-restricted-keys-and-console-sessions.js';
 
 export interface Migration {
   id: string;
@@ -11,6 +12,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { id: '001-initial', sql: m001.sql },
   { id: '002-drop-events-object-index', sql: m002.sql },
+  { id: '007-restricted-keys-and-console-sessions', sql: m007.sql },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across processes. */

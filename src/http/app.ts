@@ -15,10 +15,22 @@ import type { AuthContext } from '../modules/merchants/merchants.service.js';
 import type { Services } from '../services.js';
 import { AppError, errorBody, invalidParam, isStorableStatus } from './errors.js';
 import { sendReplay } from './idempotent.js';
+import { grants, permissionFor } from './permissions.js';
 import { registerRoutes } from './routes.js';
 import { findUnstorableText, validatorCompiler } from './validation.js';
 
+/** A registered route, as the permission test walks them. */
+export interface RouteSummary {
+  method: string;
+  url: string;
+  auth: 'merchant' | 'admin' | 'none';
+}
+
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, in order (HEAD twins of GET routes left out). */
+    routeList: RouteSummary[];
+  }
   interface FastifyRequest {
     auth?: AuthContext;
     /** The request carried the admin key. */
@@ -75,6 +87,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
+  const routeList: RouteSummary[] = [];
+  app.decorate('routeList', routeList);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      if (method === 'HEAD') continue;
+      routeList.push({ method, url: route.url, auth: route.config?.auth ?? (route.url.startsWith('/v1/') ? 'merchant' : 'none') });
+    }
+  });
   app.decorateRequest('auth', undefined);
   app.decorateRequest('idem', undefined);
   app.decorateRequest('txKey', undefined);
@@ -124,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     try {
       if (mode === 'merchant') {
         req.auth = await services.merchants.authenticate(bearer(req));
+        if (req.auth.permissions) requirePermission(req, req.auth.permissions);
       } else {
         if (!services.admin.check(bearer(req))) throw new AppError('invalid_api_key', 'Invalid admin key.');
         req.admin = true;
@@ -273,6 +294,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await registerRoutes(app, services);
   return app;
+}
+
+/** A restricted key calls a route only with the permission the route table gives it. */
+function requirePermission(req: FastifyRequest, granted: readonly string[]): void {
+  const route = req.routeOptions.url ?? '';
+  const needed = permissionFor(req.method, route);
+  if (!needed) {
+    throw new AppError('insufficient_permissions', `Restricted API keys cannot call ${req.method} ${route}.`);
+  }
+  if (!grants(granted, needed)) {
+    throw new AppError('insufficient_permissions', `This API key lacks the ${needed} permission that ${req.method} ${route} requires.`, { extra: { permission: needed } });
+  }
 }
 
 function bearer(req: FastifyRequest): string | undefined {

@@ -21,6 +21,7 @@ const CODES = {
   invalid_api_key: [401, 'authentication_error'],
   card_declined: [402, 'connector_error'],
   feature_disabled: [403, 'permission_error'],
+  insufficient_permissions: [403, 'permission_error'],
   payment_not_found: [404, 'invalid_request_error'],
   refund_not_found: [404, 'invalid_request_error'],
   connector_account_not_found: [404, 'invalid_request_error'],

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { apiKeysRoutes } from '../modules/api-keys/api-keys.routes.js';
 import { connectorAccountsRoutes } from '../modules/connector-accounts/connector-accounts.routes.js';
 import { inboundRoutes } from '../modules/inbound/inbound.routes.js';
 import { ledgerRoutes } from '../modules/ledger/ledger.routes.js';
@@ -12,7 +13,7 @@ export async function registerRoutes(app: FastifyInstance, services: Services): 
   // Response schemas document the objects in the OpenAPI document; serialization stays plain
   // JSON.stringify so a schema can never silently drop a field of a response.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  for (const routes of [adminRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes]) {
+  for (const routes of [adminRoutes, apiKeysRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes]) {
     await routes(app, services);
   }
 }

@@ -4,6 +4,7 @@ import type { Services } from '../../services.js';
 import { REFUNDS_FEATURE } from '../features/features.service.js';
 import { renderMerchant } from './merchants.service.js';
 import { merchantObject, responses } from '../../http/objects.js';
+import { listQuerySchema } from '../../http/schemas.js';
 
 const admin = { auth: 'admin' as const };
 const adminShowsSecret = { ...admin, showsSecret: true };
@@ -24,6 +25,22 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
   }, async (req, reply) => {
     const { merchant, keys } = await merchants.create(req.body.name);
     return reply.code(201).send(renderMerchant(merchant, keys));
+  });
+
+  app.get<{ Querystring: { limit: number; cursor?: string } }>('/v1/admin/merchants', {
+    config: admin,
+    schema: {
+      tags, security, summary: 'List merchants, newest first, with the refund kill switch as it applies to each',
+      querystring: { type: 'object', additionalProperties: false, properties: listQuerySchema },
+    },
+  }, async (req) => {
+    const page = await merchants.list(req.query);
+    const flags = await features.get(REFUNDS_FEATURE);
+    // the merchant's own switch, and whether refunds are on for it once the platform switch applies
+    return {
+      ...page,
+      data: page.data.map((m) => ({ ...m, refunds_enabled: flags.merchants[m.id] !== false, refunds_effective: flags.platform && flags.merchants[m.id] !== false })),
+    };
   });
 
   app.post<{ Params: { id: string }; Body: { mode: 'test' | 'live' } }>('/v1/admin/merchants/:id/api_keys', {

@@ -12,6 +12,19 @@ export interface ApiKeyRow {
   test_mode: boolean;
   key_hash: Buffer | Uint8Array;
   revoked_at: Date | null;
+  /** NULL for a secret key. */
+  permissions: string[] | null;
+}
+
+/** A key as listed: never its hash. */
+export interface ApiKeyListRow {
+  prefix: string;
+  merchant_id: string;
+  test_mode: boolean;
+  name: string | null;
+  permissions: string[] | null;
+  created_at: Date;
+  revoked_at: Date | null;
 }
 
 export const merchantsRepository = {
@@ -25,16 +38,42 @@ export const merchantsRepository = {
   async first(db: Queryable): Promise<MerchantRow | undefined> {
     return (await db.query<MerchantRow>('SELECT * FROM merchants ORDER BY created_at LIMIT 1')).rows[0];
   },
-  async insertKey(db: Queryable, prefix: string, merchantId: string, testMode: boolean, hash: Buffer): Promise<void> {
-    await db.query('INSERT INTO api_keys (prefix, merchant_id, test_mode, key_hash) VALUES ($1, $2, $3, $4)', [
+  async insertKey(db: Queryable, prefix: string, merchantId: string, testMode: boolean, hash: Buffer, restricted?: { name: string; permissions: readonly string[] }): Promise<void> {
+    await db.query('INSERT INTO api_keys (prefix, merchant_id, test_mode, key_hash, name, permissions) VALUES ($1, $2, $3, $4, $5, $6)', [
       prefix,
       merchantId,
       testMode,
       hash,
+      restricted?.name ?? null,
+      restricted ? [...restricted.permissions] : null,
     ]);
   },
+  async listKeys(db: Queryable, merchantId: string, testMode: boolean, limit: number, after?: { createdAt: string; id: string }): Promise<ApiKeyListRow[]> {
+    const params: unknown[] = [merchantId, testMode, limit + 1];
+    if (after) params.push(after.createdAt, after.id);
+    const r = await db.query<ApiKeyListRow>(
+      `SELECT prefix, merchant_id, test_mode, name, permissions, created_at, revoked_at FROM api_keys
+       WHERE merchant_id = $1 AND test_mode = $2 ${after ? 'AND (created_at, prefix) < ($4::timestamptz, $5)' : ''}
+       ORDER BY created_at DESC, prefix DESC LIMIT $3`,
+      params,
+    );
+    return r.rows;
+  },
+  async keyListing(db: Queryable, prefix: string): Promise<ApiKeyListRow | undefined> {
+    const r = await db.query<ApiKeyListRow>('SELECT prefix, merchant_id, test_mode, name, permissions, created_at, revoked_at FROM api_keys WHERE prefix = $1', [prefix]);
+    return r.rows[0];
+  },
+  async list(db: Queryable, limit: number, after?: { createdAt: string; id: string }): Promise<MerchantRow[]> {
+    const params: unknown[] = [limit + 1];
+    if (after) params.push(after.createdAt, after.id);
+    const r = await db.query<MerchantRow>(
+      `SELECT * FROM merchants ${after ? 'WHERE (created_at, id) < ($2::timestamptz, $3)' : ''} ORDER BY created_at DESC, id DESC LIMIT $1`,
+      params,
+    );
+    return r.rows;
+  },
   async findKey(db: Queryable, prefix: string): Promise<ApiKeyRow | undefined> {
-    return (await db.query<ApiKeyRow>('SELECT prefix, merchant_id, test_mode, key_hash, revoked_at FROM api_keys WHERE prefix = $1', [prefix])).rows[0];
+    return (await db.query<ApiKeyRow>('SELECT prefix, merchant_id, test_mode, key_hash, revoked_at, permissions FROM api_keys WHERE prefix = $1', [prefix])).rows[0];
   },
   async revokeKey(db: Queryable, prefix: string): Promise<{ prefix: string; merchant_id: string; test_mode: boolean; revoked_at: Date } | undefined> {
     const r = await db.query<{ prefix: string; merchant_id: string; test_mode: boolean; revoked_at: Date }>(

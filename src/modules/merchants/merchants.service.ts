@@ -1,5 +1,6 @@
 import type { Db, Queryable } from '../../db/db.js';
 import { AppError } from '../../http/errors.js';
+import { decodeCursor, toPage } from '../../http/pagination.js';
 import { constantTimeEqual, hashSecret } from '../../lib/crypto.js';
 import { newId, randomString } from '../../lib/ids.js';
 import { merchantsRepository as repo, type MerchantRow } from './merchants.repository.js';
@@ -10,10 +11,12 @@ export interface AuthContext {
   merchantId: string;
   testMode: boolean;
   keyPrefix: string;
+  /** A restricted key's permissions; undefined for a secret key, which may do everything. */
+  permissions?: readonly string[];
 }
 
-/** `sk_test_` / `sk_live_` + 32 base62 characters (≈ 190 bits). */
-const KEY_RE = /^sk_(test|live)_([A-Za-z0-9]{24,128})$/;
+/** `sk_test_` / `sk_live_` (secret) or `rk_test_` / `rk_live_` (restricted) + 32 base62 characters (≈ 190 bits). */
+const KEY_RE = /^(sk|rk)_(test|live)_([A-Za-z0-9]{24,128})$/;
 const PREFIX_CHARS = 8;
 /** A verified key is trusted for this long before the database is asked again; revocation
  *  therefore takes effect on every process within this window. */
@@ -21,7 +24,7 @@ const AUTH_CACHE_MS = 1000;
 
 export function keyPrefixOf(secret: string): string | undefined {
   const m = KEY_RE.exec(secret);
-  return m ? `sk_${m[1]}_${m[2].slice(0, PREFIX_CHARS)}` : undefined;
+  return m ? `${m[1]}_${m[2]}_${m[3].slice(0, PREFIX_CHARS)}` : undefined;
 }
 
 export function renderMerchant(m: MerchantRow, keys?: { test: string; live: string }) {
@@ -66,6 +69,10 @@ export class MerchantsService {
     return repo.find(this.db, id);
   }
 
+  async list(q: { limit: number; cursor?: string }) {
+    return toPage(await repo.list(this.db, q.limit, decodeCursor(q.cursor)), q.limit, (m) => renderMerchant(m));
+  }
+
   first() {
     return repo.first(this.db);
   }
@@ -84,7 +91,9 @@ export class MerchantsService {
       entry = row
         ? {
             hash: Buffer.from(row.key_hash),
-            ctx: row.revoked_at ? null : { merchantId: row.merchant_id, testMode: row.test_mode, keyPrefix: prefix },
+            ctx: row.revoked_at
+              ? null
+              : { merchantId: row.merchant_id, testMode: row.test_mode, keyPrefix: prefix, ...(row.permissions ? { permissions: row.permissions } : {}) },
             at: now,
           }
         : { hash: Buffer.alloc(32), ctx: null, at: now };
@@ -97,9 +106,19 @@ export class MerchantsService {
     return entry.ctx;
   }
 
-  private async insertKey(db: Queryable, merchantId: string, mode: Mode): Promise<string> {
-    const secret = `sk_${mode}_${randomString(32)}`;
-    await repo.insertKey(db, keyPrefixOf(secret)!, merchantId, mode === 'test', hashSecret(secret));
+  /** Forgets a key's cached verification, so that its revocation applies at once in this process. */
+  forgetKey(prefix: string): void {
+    this.cache.delete(prefix);
+  }
+
+  private async insertKey(db: Queryable, merchantId: string, mode: Mode, restricted?: { name: string; permissions: readonly string[] }): Promise<string> {
+    const secret = `${restricted ? 'rk' : 'sk'}_${mode}_${randomString(32)}`;
+    await repo.insertKey(db, keyPrefixOf(secret)!, merchantId, mode === 'test', hashSecret(secret), restricted);
     return secret;
+  }
+
+  /** A restricted key for the merchant and mode of `auth`; its secret is returned once. */
+  async createRestrictedKey(merchantId: string, mode: Mode, name: string, permissions: readonly string[]): Promise<string> {
+    return this.insertKey(this.db, merchantId, mode, { name, permissions });
   }
 }
