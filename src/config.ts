@@ -53,8 +53,11 @@ export interface Config {
   refundSyncMaxMs: number;
   /** How often background workers poll when idle. Default 500 ms. */
   workerPollMs: number;
+  /** What `settle serve` runs: `api` (HTTP API only), `worker` (background workers, with only
+   *  /healthz, /readyz and /metrics over HTTP) or `all` (both). `--role` overrides it. Default `all`. */
+  role: ServeRole;
   /** Run the background workers (outbox, refund sync, inbound webhooks, cleanup) in this process.
-   *  Default true. */
+   *  Default true; false makes role `all` an `api` process. */
   workersEnabled: boolean;
   /** Allow live-mode webhook endpoints on loopback/private addresses (never in production).
    *  Default false. */
@@ -62,6 +65,13 @@ export interface Config {
 }
 
 type Env = Record<string, string | undefined>;
+
+export const SERVE_ROLES = ['api', 'worker', 'all'] as const;
+export type ServeRole = (typeof SERVE_ROLES)[number];
+
+export function isServeRole(value: string | undefined): value is ServeRole {
+  return (SERVE_ROLES as readonly string[]).includes(value ?? '');
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -122,6 +132,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
   }
 
+  const role = env.SETTLE_ROLE || 'all';
+  if (!isServeRole(role)) problems.push(`SETTLE_ROLE must be one of ${SERVE_ROLES.join(', ')} (got "${role}")`);
+
   const redisUrl = env.REDIS_URL || undefined;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must start with redis://');
 
@@ -150,6 +163,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     refundSyncBaseMs: int('SETTLE_REFUND_SYNC_BASE_MS', 1000, 10, 3_600_000),
     refundSyncMaxMs: int('SETTLE_REFUND_SYNC_MAX_MS', 300_000, 10, 86_400_000),
     workerPollMs: int('SETTLE_WORKER_POLL_MS', 500, 10, 60_000),
+    role: isServeRole(role) ? role : 'all',
     workersEnabled: bool('SETTLE_WORKERS', true),
     allowPrivateWebhookUrls: bool('SETTLE_ALLOW_PRIVATE_WEBHOOK_URLS', false),
   };

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createRuntime, seedDemoMerchant } from './bootstrap.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, isServeRole, loadConfig, SERVE_ROLES, type Config, type ServeRole } from './config.js';
 import { runPspSim } from './psp-sim/server.js';
 import { migrate } from './db/migrate.js';
 import { openDb } from './db/open.js';
@@ -14,7 +14,9 @@ import { WorkerRunner } from './workers/runner.js';
 const USAGE = `Usage: settle <command>
 
 Commands:
-  serve                      Run the gateway (HTTP API and background workers)
+  serve [--role api|worker|all]
+                             Run the gateway: the HTTP API, the background workers, or both
+                             (default all, or SETTLE_ROLE)
   migrate                    Apply database migrations and exit
   ledger verify              Check every ledger invariant; exits 1 on any violation
   merchants create --name N  Create a merchant and print its secret keys (shown once)
@@ -46,8 +48,24 @@ async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel);
 
   switch (command) {
-    case 'serve':
-      return serve(config, logger);
+    case 'serve': {
+      let role: ServeRole = config.role;
+      try {
+        const { values } = parseArgs({ args: rest, options: { role: { type: 'string' } } });
+        if (values.role !== undefined) {
+          if (!isServeRole(values.role)) throw new Error(`--role must be one of ${SERVE_ROLES.join(', ')}`);
+          role = values.role;
+        }
+      } catch (err) {
+        console.error(`${(err as Error).message}\n\n${USAGE}`);
+        return 2;
+      }
+      if (role !== 'all' && !config.databaseUrl) {
+        console.error(`--role ${role} needs DATABASE_URL: the embedded database serves a single process, which runs both roles`);
+        return 2;
+      }
+      return serve(config, role, logger);
+    }
     case 'migrate': {
       const db = await openDb(config);
       const applied = await migrate(db);
@@ -84,22 +102,25 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
-async function serve(config: Config, logger: ReturnType<typeof createLogger>): Promise<number> {
+async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof createLogger>): Promise<number> {
   const rt = await createRuntime(config, logger);
-  const demo = await seedDemoMerchant(rt.services);
+  const api = role !== 'worker';
+  // the demo merchant's keys are printed by the process that serves the API they are for
+  const demo = api ? await seedDemoMerchant(rt.services) : undefined;
   // a rate limit shared by every gateway process when Redis is configured; per process otherwise
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 }) : undefined;
   redis?.on('error', (err) => logger.warn({ err: err.message }, 'redis unavailable; rate limiting fails open'));
-  const app = await buildApp({ config, db: rt.db, logger, services: rt.services, adminKey: rt.secrets.adminKey, redis });
-  const workers = config.workersEnabled ? WorkerRunner.forGateway(config, rt.db, rt.services, logger) : undefined;
+  const app = await buildApp({ config, db: rt.db, logger, services: rt.services, adminKey: rt.secrets.adminKey, redis, api });
+  const runsWorkers = role === 'worker' || (role === 'all' && config.workersEnabled);
+  const workers = runsWorkers ? WorkerRunner.forGateway(config, rt.db, rt.services, logger) : undefined;
   const address = await app.listen({ port: config.port, host: config.host });
   workers?.start();
 
   const base = address.replace('[::1]', 'localhost');
   const lines = [
     '',
-    `Settle is running at ${base} (database: ${rt.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'})`,
-    `  API reference: ${base}/docs`,
+    `Settle is running at ${base} (role: ${role}${runsWorkers ? '' : ', no background workers'}; database: ${rt.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'})`,
+    api ? `  API reference: ${base}/docs` : `  Background workers only; ${base}/healthz, /readyz and /metrics answer here`,
   ];
   if (rt.secrets.generated.adminKey) lines.push(`  Admin key (generated, kept in ${config.dataDir}/admin.key): ${rt.secrets.adminKey}`);
   if (demo) {

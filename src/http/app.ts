@@ -66,6 +66,9 @@ export interface AppDeps {
   adminKey: string;
   /** Shared rate-limit store across processes, when configured. */
   redis?: Redis;
+  /** Serve the API (`/v1/*`, `/docs`, `/openapi.json`), or only the operations endpoints
+   *  (`/healthz`, `/readyz`, `/metrics`) of a worker process. Default true. */
+  api?: boolean;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -273,7 +276,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       security: [{ secretKey: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  const api = deps.api ?? true;
+  if (api) await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
   // ---- operations
   app.get('/healthz', { config: { auth: 'none' }, schema: { hide: true } }, async () => ({ status: 'ok' }));
@@ -290,8 +294,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await services.metrics.refresh();
     return reply.type(registry.contentType).send(await registry.metrics());
   });
+  if (!api) return app;
   app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
-
   await registerRoutes(app, services);
   return app;
 }

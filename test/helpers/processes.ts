@@ -57,6 +57,8 @@ export interface GatewayOptions {
   databaseUrl?: string;
   dataDir?: string;
   env?: Record<string, string>;
+  /** Arguments after `serve`, e.g. `['--role', 'api']`. */
+  args?: string[];
 }
 
 /** A real `settle serve` process on a random port. */
@@ -75,7 +77,7 @@ export async function spawnGateway(opts: GatewayOptions = {}) {
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
     ...opts.env,
   };
-  const p = await spawnSettle(['serve'], env, /Settle is running at (http:\/\/\S+)/);
+  const p = await spawnSettle(['serve', ...(opts.args ?? [])], env, /Settle is running at (http:\/\/\S+)/);
   return { ...p, dataDir };
 }
 
