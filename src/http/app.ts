@@ -13,7 +13,7 @@ import type { Logger } from '../lib/logger.js';
 import { requestHash, validateKey, type IdempotencyScope, type TransactionalKey } from '../modules/idempotency/idempotency.service.js';
 import type { AuthContext } from '../modules/merchants/merchants.service.js';
 import type { Services } from '../services.js';
-import { AppError, errorBody, invalidParam, isStorableStatus } from './errors.js';
+import { AppError, asAppError, DATABASE_RETRY_AFTER_S, databaseUnavailable, errorBody, invalidParam, isStorableStatus } from './errors.js';
 import { sendReplay } from './idempotent.js';
 import { grants, permissionFor } from './permissions.js';
 import { registerRoutes } from './routes.js';
@@ -274,6 +274,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         },
       },
       security: [{ secretKey: [] }],
+      tags: [
+        { name: 'compatibility', description: 'Other gateways\' refund APIs, wire-exact to their documents, under /compat/<name>/: a client of one of them switches to Settle by changing only its base URL. Each is a translation over the native refund engine (docs/compat.md).' },
+      ],
     },
   });
   const api = deps.api ?? true;
@@ -320,39 +323,11 @@ function bearer(req: FastifyRequest): string | undefined {
 }
 
 function sendError(raw: Error & { statusCode?: number; code?: string }, req: FastifyRequest, reply: FastifyReply) {
-  let err: AppError;
-  if (raw instanceof AppError) {
-    err = raw;
-  } else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    err = new AppError('payload_too_large', 'The request body is too large.');
-  } else if (isDatabaseUnavailable(raw)) {
-    req.log.warn({ err: raw.message, request_id: req.id }, 'database unavailable');
-    err = databaseUnavailable();
-  } else if (raw.statusCode === 503 && raw.code === 'FST_ERR_REP_ALREADY_SENT') {
-    err = new AppError('service_unavailable', 'The server is shutting down.');
-  } else if (raw.statusCode && raw.statusCode >= 400 && raw.statusCode < 500) {
-    // Fastify's own client errors (malformed URL, bad Content-Length, …)
-    err = new AppError('invalid_param', 'The request is malformed.', { param: 'request' });
-  } else {
-    req.log.error({ err: raw, request_id: req.id }, 'unhandled error');
-    err = new AppError('internal_error', 'An unexpected error occurred. It has been logged; quote the request_id when reporting it.');
-  }
+  const err = asAppError(raw, req);
   if (err.headers) for (const [h, v] of Object.entries(err.headers)) reply.header(h, v);
   return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, req.id));
 }
 
-/** Seconds a client is told to wait when the database is unreachable (a restart takes a few). */
-const DATABASE_RETRY_AFTER_S = 2;
-
-/**
- * 503 while the database is unreachable. Nothing the client was answered for is lost, and a retry
- * with the same Idempotency-Key is safe: work the request had begun (a pending refund) resumes.
- */
-function databaseUnavailable(): AppError {
-  return new AppError('service_unavailable',
-    `The database is unavailable. Retry in ${DATABASE_RETRY_AFTER_S} s with the same Idempotency-Key.`,
-    { headers: { 'Retry-After': String(DATABASE_RETRY_AFTER_S) } });
-}
 
 /** Fastify's trustProxy takes no hop count in its types: a count becomes proxy-addr's function form. */
 function trustProxyOption(trust: Config['trustProxy']) {

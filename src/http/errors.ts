@@ -1,3 +1,6 @@
+import type { FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../db/db.js';
+
 /**
  * The one error class of the gateway, with the closed set of codes of the contract (section 2),
  * and the single place that maps them to an HTTP status and error `type`.
@@ -103,4 +106,39 @@ export function errorBody(err: AppError, requestId: string): ErrorBody {
 /** Statuses whose responses the idempotency layer stores and replays (section 3). */
 export function isStorableStatus(status: number): boolean {
   return status < 400 || [402, 403, 404, 409, 422].includes(status);
+}
+
+/** Any error thrown while handling a request, as the `AppError` it answers with (unknown → logged, 500). */
+export function asAppError(raw: Error & { statusCode?: number; code?: string }, req: FastifyRequest): AppError {
+  let err: AppError;
+  if (raw instanceof AppError) {
+    err = raw;
+  } else if (raw.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    err = new AppError('payload_too_large', 'The request body is too large.');
+  } else if (isDatabaseUnavailable(raw)) {
+    req.log.warn({ err: raw.message, request_id: req.id }, 'database unavailable');
+    err = databaseUnavailable();
+  } else if (raw.statusCode === 503 && raw.code === 'FST_ERR_REP_ALREADY_SENT') {
+    err = new AppError('service_unavailable', 'The server is shutting down.');
+  } else if (raw.statusCode && raw.statusCode >= 400 && raw.statusCode < 500) {
+    // Fastify's own client errors (malformed URL, bad Content-Length, …)
+    err = new AppError('invalid_param', 'The request is malformed.', { param: 'request' });
+  } else {
+    req.log.error({ err: raw, request_id: req.id }, 'unhandled error');
+    err = new AppError('internal_error', 'An unexpected error occurred. It has been logged; quote the request_id when reporting it.');
+  }
+  return err;
+}
+
+/** Seconds a client is told to wait when the database is unreachable (a restart takes a few). */
+export const DATABASE_RETRY_AFTER_S = 2;
+
+/**
+ * 503 while the database is unreachable. Nothing the client was answered for is lost, and a retry
+ * with the same Idempotency-Key is safe: work the request had begun (a pending refund) resumes.
+ */
+export function databaseUnavailable(): AppError {
+  return new AppError('service_unavailable',
+    `The database is unavailable. Retry in ${DATABASE_RETRY_AFTER_S} s with the same Idempotency-Key.`,
+    { headers: { 'Retry-After': String(DATABASE_RETRY_AFTER_S) } });
 }

@@ -8,12 +8,13 @@ import { paymentsRoutes } from '../modules/payments/payments.routes.js';
 import { refundsRoutes } from '../modules/refunds/refunds.routes.js';
 import { webhooksRoutes } from '../modules/webhooks/webhooks.routes.js';
 import type { Services } from '../services.js';
+import { compatRoutes } from './compat/surfaces.js';
 
 export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
   // Response schemas document the objects in the OpenAPI document; serialization stays plain
   // JSON.stringify so a schema can never silently drop a field of a response.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  for (const routes of [adminRoutes, apiKeysRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes]) {
+  for (const routes of [adminRoutes, apiKeysRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes, compatRoutes]) {
     await routes(app, services);
   }
 }
