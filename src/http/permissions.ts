@@ -49,6 +49,15 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /v1/ledger/accounts': 'ledger:read',
   'GET /v1/ledger/transactions': 'ledger:read',
 
+  // the compatibility surfaces (docs/compat.md): the same permissions as the native routes they translate
+  'POST /compat/gatelithix/v1/payments/refund': 'refunds:write',
+  'POST /compat/shiftxpay/v1/payments/:id/refunds': 'refunds:write',
+  'POST /compat/generic/refunds': 'refunds:write',
+  'POST /compat/primer/payments/:id/refund': 'refunds:write',
+  'GET /compat/primer/payments/:id': 'payments:read',
+  'POST /compat/elasticpay/api/v1/payment_intents/:id/refunds': 'refunds:write',
+  'GET /compat/elasticpay/api/v1/payment_intents/:id/refunds': 'refunds:read',
+
   'POST /v1/api_keys': 'api_keys:write',
   'GET /v1/api_keys': 'api_keys:read',
   'DELETE /v1/api_keys/:prefix': 'api_keys:write',
