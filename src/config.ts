@@ -36,6 +36,8 @@ export interface Config {
   /** Requests with an invalid API key (or admin key) allowed per client address per minute;
    *  past it, that address gets 429 before any key is looked up. 0 disables. Default 30. */
   authFailuresPerMinute: number;
+  /** How long a console session lasts after sign-in, in minutes. Default 480 (8 hours). */
+  consoleSessionMinutes: number;
   /** Behind a reverse proxy: which X-Forwarded-For hops to believe for the client's address
    *  (Fastify's trustProxy: true, a hop count, or addresses/CIDRs). Unset → the socket's peer. */
   trustProxy: boolean | number | string[] | undefined;
@@ -155,6 +157,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     idempotencyLockMs: int('SETTLE_IDEMPOTENCY_LOCK_MS', 30_000, 100, 3_600_000),
     rateLimitPerSecond: int('SETTLE_RATE_LIMIT_PER_SECOND', 100, 0, 1_000_000),
     authFailuresPerMinute: int('SETTLE_AUTH_FAILURES_PER_MINUTE', 30, 0, 1_000_000),
+    consoleSessionMinutes: int('SETTLE_CONSOLE_SESSION_MINUTES', 480, 1, 7 * 24 * 60),
     trustProxy: trustProxy(env.SETTLE_TRUST_PROXY),
     redisUrl,
     webhookRetrySchedule,

@@ -7,6 +7,7 @@ import { groupLimits } from './db/group.js';
 import { constantTimeEqual, hashSecret, type SecretBox } from './lib/crypto.js';
 import type { Logger } from './lib/logger.js';
 import { ApiKeysService } from './modules/api-keys/api-keys.service.js';
+import { ConsoleSessionsService } from './modules/console/console-sessions.service.js';
 import { ConnectorAccountsService } from './modules/connector-accounts/connector-accounts.service.js';
 import { FeaturesService } from './modules/features/features.service.js';
 import { IdempotencyService } from './modules/idempotency/idempotency.service.js';
@@ -67,6 +68,7 @@ export interface Services {
   admin: AdminAuth;
   merchants: MerchantsService;
   apiKeys: ApiKeysService;
+  consoleSessions: ConsoleSessionsService;
   features: FeaturesService;
   connectorAccounts: ConnectorAccountsService;
   payments: PaymentsService;
@@ -95,9 +97,11 @@ export function createServices(deps: {
     groups: groupLimits(db.kind, config.dbPoolSize, config.refundGroupMax),
   });
   const merchants = new MerchantsService(db);
+  const admin = new AdminAuth(deps.adminKey);
   return {
-    admin: new AdminAuth(deps.adminKey),
+    admin,
     merchants,
+    consoleSessions: new ConsoleSessionsService(db, merchants, admin, deps.adminKey, config.consoleSessionMinutes),
     apiKeys: new ApiKeysService(db, merchants),
     features: new FeaturesService(db),
     connectorAccounts,

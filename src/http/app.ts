@@ -1,3 +1,4 @@
+import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -16,6 +17,7 @@ import type { Services } from '../services.js';
 import { AppError, asAppError, DATABASE_RETRY_AFTER_S, databaseUnavailable, errorBody, invalidParam, isStorableStatus } from './errors.js';
 import { sendReplay } from './idempotent.js';
 import { grants, permissionFor } from './permissions.js';
+import { csrfError, header, sessionToken } from '../modules/console/console.routes.js';
 import { registerRoutes } from './routes.js';
 import { findUnstorableText, validatorCompiler } from './validation.js';
 
@@ -45,6 +47,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Who may call the route. Default `merchant`. */
     auth?: 'merchant' | 'admin' | 'none';
+    /** Console sign-in: takes a key in its body, so it counts towards the invalid-key limit. */
+    signIn?: boolean;
     /** Feature switch checked right after authentication (403 feature_disabled when off). */
     feature?: string;
     /** The response shows a secret once: its stored copy for idempotent replays is sealed. */
@@ -90,6 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
+  await app.register(cookie);
   const routeList: RouteSummary[] = [];
   app.decorate('routeList', routeList);
   app.addHook('onRoute', (route) => {
@@ -137,25 +142,54 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     req.startedAt = process.hrtime.bigint();
     reply.header('Request-Id', req.id);
     const mode = req.routeOptions.config?.auth ?? (req.routeOptions.url?.startsWith('/v1/') ? 'merchant' : 'none');
-    if (mode === 'none') return;
+    if (mode === 'none' && !req.routeOptions.config?.signIn) return;
     const wait = authFailures.blockedFor(req.ip);
     if (wait > 0) {
       throw new AppError('rate_limited', `Too many requests with invalid API keys from this address; retry in ${wait} s.`, {
         headers: { 'Retry-After': String(wait) },
       });
     }
+    if (mode === 'none') return;
+    const key = bearer(req);
+    const session = key === undefined ? sessionToken(req) : undefined;
+    if (session !== undefined) return authenticateSession(req, session, mode);
     try {
       if (mode === 'merchant') {
-        req.auth = await services.merchants.authenticate(bearer(req));
+        req.auth = await services.merchants.authenticate(key);
         if (req.auth.permissions) requirePermission(req, req.auth.permissions);
       } else {
-        if (!services.admin.check(bearer(req))) throw new AppError('invalid_api_key', 'Invalid admin key.');
+        if (!services.admin.check(key)) throw new AppError('invalid_api_key', 'Invalid admin key.');
         req.admin = true;
       }
     } catch (err) {
       if (err instanceof AppError && err.code === 'invalid_api_key') authFailures.record(req.ip);
       throw err;
     }
+  });
+
+  /**
+   * The console's session cookie stands in for the key it was exchanged for: the same merchant,
+   * mode and permissions, or the admin. Writes must carry the session's CSRF token (the cookie is
+   * SameSite=Strict too; the token also covers browsers and proxies that ignore that).
+   */
+  async function authenticateSession(req: FastifyRequest, token: string, mode: 'merchant' | 'admin'): Promise<void> {
+    const { identity } = await services.consoleSessions.resume(token);
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(req.method) && !services.consoleSessions.checkCsrf(token, header(req, 'x-csrf-token'))) {
+      throw csrfError();
+    }
+    if (mode === 'admin') {
+      if (!identity.admin) throw new AppError('invalid_api_key', 'This console session is not the platform admin\'s.');
+      req.admin = true;
+      return;
+    }
+    if (identity.admin) throw new AppError('invalid_api_key', 'The platform admin\'s console session has no merchant: sign in with a merchant key.');
+    req.auth = identity.auth;
+    if (identity.auth.permissions) requirePermission(req, identity.auth.permissions);
+  }
+
+  // a console sign-in with a wrong key counts like any request with an invalid key
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.routeOptions.config?.signIn && reply.statusCode === 401) authFailures.record(req.ip);
   });
 
   if (config.rateLimitPerSecond > 0) {

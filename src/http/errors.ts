@@ -25,6 +25,7 @@ const CODES = {
   card_declined: [402, 'connector_error'],
   feature_disabled: [403, 'permission_error'],
   insufficient_permissions: [403, 'permission_error'],
+  csrf_token_invalid: [403, 'permission_error'],
   payment_not_found: [404, 'invalid_request_error'],
   refund_not_found: [404, 'invalid_request_error'],
   connector_account_not_found: [404, 'invalid_request_error'],

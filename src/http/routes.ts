@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { apiKeysRoutes } from '../modules/api-keys/api-keys.routes.js';
+import { consoleRoutes } from '../modules/console/console.routes.js';
 import { connectorAccountsRoutes } from '../modules/connector-accounts/connector-accounts.routes.js';
 import { inboundRoutes } from '../modules/inbound/inbound.routes.js';
 import { ledgerRoutes } from '../modules/ledger/ledger.routes.js';
@@ -14,7 +15,7 @@ export async function registerRoutes(app: FastifyInstance, services: Services): 
   // Response schemas document the objects in the OpenAPI document; serialization stays plain
   // JSON.stringify so a schema can never silently drop a field of a response.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  for (const routes of [adminRoutes, apiKeysRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes, compatRoutes]) {
+  for (const routes of [adminRoutes, apiKeysRoutes, consoleRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes, compatRoutes]) {
     await routes(app, services);
   }
 }
