@@ -97,6 +97,11 @@ export interface PaymentFilter {
   status?: string;
   orderId?: string;
   customerId?: string;
+  currency?: string;
+  createdGte?: string;
+  createdLte?: string;
+  amountGte?: number;
+  amountLte?: number;
   after?: { createdAt: string; id: string };
 }
 
@@ -210,6 +215,11 @@ export const paymentsRepository = {
     if (f.status) add(`status = $${params.length + 1}`, f.status);
     if (f.orderId) add(`order_id = $${params.length + 1}`, f.orderId);
     if (f.customerId) add(`customer_id = $${params.length + 1}`, f.customerId);
+    if (f.currency) add(`currency = $${params.length + 1}`, f.currency);
+    if (f.createdGte) add(`created_at >= $${params.length + 1}::timestamptz`, f.createdGte);
+    if (f.createdLte) add(`created_at <= $${params.length + 1}::timestamptz`, f.createdLte);
+    if (f.amountGte !== undefined) add(`amount >= $${params.length + 1}`, f.amountGte);
+    if (f.amountLte !== undefined) add(`amount <= $${params.length + 1}`, f.amountLte);
     if (f.after) add(`(created_at, id) < ($${params.length + 1}::timestamptz, $${params.length + 2})`, f.after.createdAt, f.after.id);
     const r = await db.query<PaymentRow>(
       `SELECT * FROM payments WHERE merchant_id = $1 AND test_mode = $2 ${where.map((w) => `AND ${w}`).join(' ')}

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { amountSchema, currencySchema, idParam, listOf, listQuerySchema, metadataSchema } from '../../http/schemas.js';
 import type { Services } from '../../services.js';
-import type { CreatePaymentInput } from './payments.service.js';
+import type { CreatePaymentInput, PaymentListQuery } from './payments.service.js';
 import { paymentObject, responses } from '../../http/objects.js';
 
 const tags = ['payments'];
@@ -50,7 +50,7 @@ export async function paymentsRoutes(app: FastifyInstance, { payments }: Service
     return reply.code(201).send(await payments.create(req.auth!, req.body, req.idem ? key : undefined));
   });
 
-  app.get<{ Querystring: { limit: number; cursor?: string; status?: string; order_id?: string; customer_id?: string } }>('/v1/payments', {
+  app.get<{ Querystring: PaymentListQuery }>('/v1/payments', {
     schema: {
       tags, summary: 'List payments, newest first',
       querystring: {
@@ -60,6 +60,11 @@ export async function paymentsRoutes(app: FastifyInstance, { payments }: Service
           status: { type: 'string', enum: ['processing', 'requires_capture', 'succeeded', 'canceled', 'failed', 'partially_refunded', 'refunded'] },
           order_id: text(200),
           customer_id: text(200),
+          currency: currencySchema,
+          'created[gte]': { type: 'string', format: 'date-time', description: 'Created at or after (RFC 3339)' },
+          'created[lte]': { type: 'string', format: 'date-time', description: 'Created at or before (RFC 3339)' },
+          'amount[gte]': { ...amountSchema, description: 'Amount at least (minor units)' },
+          'amount[lte]': { ...amountSchema, description: 'Amount at most (minor units)' },
         },
       },
       response: responses(200, listOf(paymentObject)),

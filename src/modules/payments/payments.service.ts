@@ -82,6 +82,20 @@ export async function paymentEventObject(tx: Tx, p: PaymentRow): Promise<Payment
   return renderPayment(p, await repo.transactions(tx, [p.id], EVENT_TRANSACTIONS_LIMIT));
 }
 
+/** `GET /v1/payments` filters; ranges in Stripe's `field[gte]` / `field[lte]` form. */
+export interface PaymentListQuery {
+  limit: number;
+  cursor?: string;
+  status?: string;
+  order_id?: string;
+  customer_id?: string;
+  currency?: string;
+  'created[gte]'?: string;
+  'created[lte]'?: string;
+  'amount[gte]'?: number;
+  'amount[lte]'?: number;
+}
+
 export class PaymentsService {
   constructor(
     private readonly db: Db,
@@ -314,11 +328,16 @@ export class PaymentsService {
     return p;
   }
 
-  async list(auth: AuthContext, q: { limit: number; cursor?: string; status?: string; order_id?: string; customer_id?: string }) {
+  async list(auth: AuthContext, q: PaymentListQuery) {
     const rows = await repo.list(this.db, auth.merchantId, auth.testMode, q.limit, {
       status: q.status,
       orderId: q.order_id,
       customerId: q.customer_id,
+      currency: q.currency?.toUpperCase(),
+      createdGte: q['created[gte]'],
+      createdLte: q['created[lte]'],
+      amountGte: q['amount[gte]'],
+      amountLte: q['amount[lte]'],
       after: decodeCursor(q.cursor),
     });
     const txns = await repo.transactions(this.db, rows.slice(0, q.limit).map((r) => r.id));

@@ -118,12 +118,21 @@ export const webhooksRepository = {
     limit: number,
     after?: Cursor,
     type?: string,
+    filter: { objectId?: string; deliveryStatus?: string } = {},
   ): Promise<Pick<EventRow, 'id' | 'body' | 'created_at'>[]> {
     const params: unknown[] = [merchantId, testMode, limit + 1];
     const where: string[] = [];
     if (type !== undefined) {
       params.push(type);
       where.push(`type = $${params.length}`);
+    }
+    if (filter.objectId !== undefined) {
+      params.push(filter.objectId);
+      where.push(`object_id = $${params.length}`);
+    }
+    if (filter.deliveryStatus !== undefined) {
+      params.push(filter.deliveryStatus);
+      where.push(`EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = events.id AND d.status = $${params.length})`);
     }
     if (after) {
       params.push(after.createdAt, after.id);

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { idParam, listQuerySchema } from '../../http/schemas.js';
 import type { Services } from '../../services.js';
 import { EVENT_TYPES } from './events.repository.js';
-import type { CreateWebhookEndpointInput } from './webhooks.service.js';
+import type { CreateWebhookEndpointInput, ListEventsInput } from './webhooks.service.js';
 
 const tags = ['webhooks'];
 const endpointParams = idParam('The webhook endpoint id (we_…)');
@@ -55,13 +55,18 @@ export async function webhooksRoutes(app: FastifyInstance, { webhooks }: Service
     },
   }, async (req) => webhooks.deleteEndpoint(req.auth!, req.params.id));
 
-  app.get<{ Querystring: { limit: number; cursor?: string; type?: string } }>('/v1/events', {
+  app.get<{ Querystring: ListEventsInput & { limit: number } }>('/v1/events', {
     schema: {
       tags, summary: 'List events, newest first',
       description: 'Each event is exactly the JSON that is delivered to webhook endpoints.',
       querystring: {
         type: 'object', additionalProperties: false,
-        properties: { ...listQuerySchema, type: { type: 'string', enum: [...EVENT_TYPES] } },
+        properties: {
+          ...listQuerySchema,
+          type: { type: 'string', enum: [...EVENT_TYPES] },
+          object_id: { type: 'string', minLength: 1, maxLength: 100, description: 'Only events about this object: the id of the payment or refund in data.object' },
+          delivery_status: { type: 'string', enum: ['pending', 'succeeded', 'failed'], description: 'Only events with at least one webhook delivery in this status' },
+        },
       },
     },
   }, async (req) => webhooks.listEvents(req.auth!, req.query));

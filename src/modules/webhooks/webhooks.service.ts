@@ -35,6 +35,10 @@ export interface ListEndpointsInput {
 
 export interface ListEventsInput extends ListEndpointsInput {
   type?: string;
+  /** Events about this object (a payment's or a refund's id). */
+  object_id?: string;
+  /** Events with at least one delivery in this status. */
+  delivery_status?: 'pending' | 'succeeded' | 'failed';
 }
 
 /** An event as stored and delivered (contract section 7.1): the type merchants' receivers see. */
@@ -140,7 +144,10 @@ export class WebhooksService {
     if (input.type !== undefined && !EVENT_TYPE_SET.has(input.type)) {
       throw invalidParam('type', `Unknown event type "${input.type}"; one of: ${EVENT_TYPES.join(', ')}.`);
     }
-    const rows = await repo.listEvents(this.db, auth.merchantId, auth.testMode, limit, decodeCursor(input.cursor), input.type);
+    const rows = await repo.listEvents(this.db, auth.merchantId, auth.testMode, limit, decodeCursor(input.cursor), input.type, {
+      objectId: input.object_id,
+      deliveryStatus: input.delivery_status,
+    });
     // the stored body is the event exactly as delivered
     return toPage(rows, limit, (row) => JSON.parse(row.body) as EventJson);
   }
