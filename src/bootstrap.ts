@@ -65,7 +65,7 @@ export interface Runtime {
 /** Opens the database, applies migrations and wires the services. */
 export async function createRuntime(config: Config, logger: Logger, overrides: { db?: Db; connectors?: ConnectorRegistry } = {}): Promise<Runtime> {
   const secrets = loadSecrets(config);
-  const db = overrides.db ?? (await openDb(config));
+  const db = overrides.db ?? (await openDb(config, logger));
   await migrate(db);
   const connectors = overrides.connectors ?? createConnectors(config);
   const services = createServices({ config, db, logger, box: new SecretBox(secrets.encryptionKey), connectors, adminKey: secrets.adminKey });

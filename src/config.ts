@@ -23,6 +23,10 @@ export interface Config {
   bodyLimit: number;
   /** `pg` pool size per process. Default 4 × CPU cores, between 4 and 20 (8 on 2 cores). */
   dbPoolSize: number;
+  /** Named prepared statements on PostgreSQL (parsed and planned once per connection). Set false
+   *  behind a transaction pooler such as PgBouncer < 1.21 in `pool_mode=transaction`; left true
+   *  there, the first refused statement turns them off for the process. Default true. */
+  dbPreparedStatements: boolean;
   /** Refund steps of different payments that may share one database transaction under load
    *  (see src/db/group.ts); 1 runs every step in a transaction of its own. Default 16. */
   refundGroupMax: number;
@@ -152,6 +156,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     // more connections than the database has cores to run them cost it CPU per statement
     // (measured: docs/benchmarks.md, "Pool size")
     dbPoolSize: int('SETTLE_DB_POOL_SIZE', defaultDbPoolSize(), 1, 500),
+    dbPreparedStatements: bool('SETTLE_DB_PREPARED_STATEMENTS', true),
     refundGroupMax: int('SETTLE_REFUND_GROUP_MAX', 16, 1, 256),
     idempotencyRetentionHours: int('SETTLE_IDEMPOTENCY_RETENTION_HOURS', 24, 24, 24 * 365),
     idempotencyLockMs: int('SETTLE_IDEMPOTENCY_LOCK_MS', 30_000, 100, 3_600_000),

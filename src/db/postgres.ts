@@ -11,8 +11,14 @@ export interface PostgresOptions {
   /** Reported to the server as application_name. Default `settle`. */
   applicationName?: string;
   /** Run data statements as named prepared statements (parsed and planned once per connection).
-   *  Default true. */
+   *  Default true. Behind a transaction pooler (PgBouncer before 1.21 in `pool_mode=transaction`)
+   *  a connection's prepared statements are not the next transaction's: set false there. Left
+   *  true, the first statement the pooler routes to a server without it turns them off for the
+   *  process (`onPreparedStatementsRefused`) and is run again unnamed. */
   prepare?: boolean;
+  /** Called once when the server (a pooler) refused a named prepared statement and the process
+   *  went on without them. */
+  onPreparedStatementsRefused?: (err: Error) => void;
 }
 
 /** Statements worth preparing: data statements, not DDL or transaction control. */
@@ -43,6 +49,16 @@ export function preparedName(sql: string): string | undefined {
  */
 function isStalePlan(err: unknown): boolean {
   return sqlState(err) === '0A000' && /cached plan must not change result type/.test(String((err as Error).message));
+}
+
+/**
+ * A named prepared statement missing on the server connection (26000), or there already (42P05):
+ * a transaction pooler gave this client another server connection than the one it prepared on.
+ * Never a wrong result: a statement's name is a hash of its text.
+ */
+function isPreparedStatementMismatch(err: unknown): boolean {
+  const state = sqlState(err);
+  return (state === '26000' || state === '42P05') && /prepared statement "settle_/.test(String((err as Error).message));
 }
 
 /** The client's socket, when it has one that can be corked (the bench's floor corks it as we do). */
@@ -80,6 +96,12 @@ export function createPostgresDb(opts: PostgresOptions): Db {
     // gateway still awaits each statement whose answer it needs; what overlaps is BEGIN with a
     // transaction's first statement and COMMIT with its last (`Tx.lastQuery`): two round trips
     // fewer per transaction, and shorter row locks.
+    // Through a transaction pooler (PgBouncer, pool_mode=transaction), which hands the server
+    // connection to another client once a transaction ends, this stays correct because nothing
+    // is ever pipelined behind a statement that leaves the connection idle: everything overlapped
+    // is inside BEGIN … COMMIT, a statement outside a transaction goes alone on a connection
+    // checked out for it, and the connection returns to the pool only once COMMIT (or ROLLBACK)
+    // is answered. test/e2e/pgbouncer.test.ts runs the refund path through PgBouncer.
     pipeline: true,
   } as pg.PoolConfig);
   // A backend that dies while idle in the pool (server restart, pg_terminate_backend) surfaces
@@ -92,7 +114,17 @@ export function createPostgresDb(opts: PostgresOptions): Db {
   // every client closes that gap; a client that failed is not queryable, its next query rejects
   // and it is discarded on release.
   pool.on('connect', (client) => client.on('error', () => {}));
-  const prepare = opts.prepare ?? true;
+  let prepare = opts.prepare ?? true;
+  /** True when `err` means the work must run again on a fresh connection (once per cause). */
+  const recoverable = (err: unknown): boolean => {
+    if (isStalePlan(err)) return true;
+    if (!isPreparedStatementMismatch(err)) return false;
+    if (prepare) {
+      prepare = false;
+      opts.onPreparedStatementsRefused?.(err as Error);
+    }
+    return true;
+  };
 
   const run = async <T>(client: pg.PoolClient, sql: string, params?: readonly unknown[]): Promise<QueryResult<T>> => {
     const name = prepare ? preparedName(sql) : undefined;
@@ -133,7 +165,7 @@ export function createPostgresDb(opts: PostgresOptions): Db {
       } catch (err) {
         // as pg's pool.query does: a connection that saw an error is not reused
         c.release(err as Error);
-        if (!isStalePlan(err) || attempt > 1) throw err;
+        if (attempt > 1 || !recoverable(err)) throw err;
       }
     }
   };
@@ -204,7 +236,7 @@ export function createPostgresDb(opts: PostgresOptions): Db {
           } else if (state !== 'committed' && state !== 'rolled back') {
             broken = true; // COMMIT's answer never came
           }
-          if (isStalePlan(err)) broken = true;
+          if (isStalePlan(err) || isPreparedStatementMismatch(err)) broken = true;
           throw err;
         } finally {
           c.release(broken);
@@ -214,7 +246,7 @@ export function createPostgresDb(opts: PostgresOptions): Db {
         try {
           return await attempt();
         } catch (err) {
-          if (!isStalePlan(err) || staleRetried) throw err;
+          if (staleRetried || !recoverable(err)) throw err;
           staleRetried = true;
           return attempt();
         }

@@ -48,6 +48,9 @@ export interface TrafficOptions {
   apiKey: string;
   /** An attempt without an answer after this long counts as hung (a violation). Default 20000 ms. */
   requestTimeoutMs?: number;
+  /** Where each attempt goes, when several gateways share the load (read per attempt); default
+   *  `baseUrl`. */
+  pickBaseUrl?: () => string;
 }
 
 const ERROR_TYPES = new Set([
@@ -97,6 +100,7 @@ export class RefundTraffic {
 
   private readonly apiKey: string;
   private readonly timeoutMs: number;
+  private readonly pickBaseUrl?: () => string;
   private readonly fresh: RefundRequest[] = [];
   private readonly retries: Retry[] = [];
   private stopped = false;
@@ -107,6 +111,7 @@ export class RefundTraffic {
     this.baseUrl = opts.baseUrl;
     this.apiKey = opts.apiKey;
     this.timeoutMs = opts.requestTimeoutMs ?? 20_000;
+    this.pickBaseUrl = opts.pickBaseUrl;
   }
 
   add(reqs: RefundRequest[]): void {
@@ -198,7 +203,7 @@ export class RefundTraffic {
    */
   async send(req: RefundRequest): Promise<HttpRes | string | 'hung'> {
     this.figures.attempts++;
-    const call = client(this.baseUrl, this.apiKey)('POST', req.path, req.body, { 'Idempotency-Key': req.key });
+    const call = client(this.pickBaseUrl?.() ?? this.baseUrl, this.apiKey)('POST', req.path, req.body, { 'Idempotency-Key': req.key });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), this.timeoutMs)));
     try {
