@@ -6,10 +6,32 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { constructEvent } from '../../src/sdk/verify-signature.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+
+/** A merchant's webhook receiver on 127.0.0.1: keeps every body with its signature header. */
+async function startReceiver() {
+  const hits: { raw: string; signature: string }[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      hits.push({ raw: Buffer.concat(chunks).toString('utf8'), signature: String(req.headers['settle-signature']) });
+      res.writeHead(200).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    hits,
+    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
 const sortedKeys = (o: object) => Object.keys(o).sort();
 
 describe('compatibility surfaces', () => {
@@ -322,6 +344,63 @@ describe('compatibility surfaces', () => {
       assert.deepEqual([bad.status, bad.body.error.code, bad.body.error.param], [400, 'invalid_param', 'amount_cents']);
       const unknown = await send('GET', url('pi_0abc123def456ghi789jkl012mn'), {});
       assert.equal(unknown.status, 404);
+    });
+  });
+
+  describe('elasticpay webhook dialect', () => {
+    test('an endpoint created with dialect elasticpay receives payment_intent.* events, signed, carrying the payment intent', async () => {
+      const rx = await startReceiver();
+      const only = await startReceiver();
+      try {
+        const ep = await h.call('POST', '/v1/webhook_endpoints', { key: key(), body: { url: rx.url, enabled_events: ['*'], dialect: 'elasticpay' } });
+        assert.equal(ep.status, 201);
+        assert.equal(ep.body.dialect, 'elasticpay');
+        assert.deepEqual(ep.body.enabled_events, ['payment_intent.refunded', 'payment_intent.partially_refunded', 'payment_intent.refund_failed']);
+        const narrow = await h.call('POST', '/v1/webhook_endpoints', { key: key(), body: { url: only.url, enabled_events: ['payment_intent.refunded'], dialect: 'elasticpay' } });
+        assert.deepEqual((await h.call('GET', `/v1/webhook_endpoints/${narrow.body.id}`, { key: key() })).body.enabled_events, ['payment_intent.refunded']);
+
+        const p = await pay(h, { amount: 5000, currency: 'AUD' });
+        const url = `/compat/elasticpay/api/v1/payment_intents/${p.id}/refunds`;
+        const partial = await send('POST', url, JSON_HEADERS, '{"amount_cents": 2000, "reason": "partial_return"}');
+        await send('POST', url, JSON_HEADERS, '{"reason": "customer_request"}');
+        const failing = await pay(h, { amount: 1000, currency: 'AUD', payment_method: 'pm_card_refund_fails' });
+        await send('POST', `/compat/elasticpay/api/v1/payment_intents/${failing.id}/refunds`, JSON_HEADERS, '{}');
+        for (let i = 0; i < 20 && (rx.hits.length < 3 || only.hits.length < 1); i++) {
+          await h.rt.services.webhooks.deliverDue();
+          await new Promise((r) => setTimeout(r, 20));
+        }
+
+        const events = rx.hits.map((hit) => constructEvent(hit.raw, hit.signature, ep.body.secret));
+        assert.deepEqual(events.map((e) => e.type), ['payment_intent.partially_refunded', 'payment_intent.refunded', 'payment_intent.refund_failed']);
+        const [partiallyRefunded, refunded, refundFailed] = events.map((e) => e.data.object as any);
+        assert.deepEqual(
+          [partiallyRefunded.object, partiallyRefunded.id, partiallyRefunded.status, partiallyRefunded.amount_cents, partiallyRefunded.amount_refunded_cents, partiallyRefunded.currency],
+          ['payment_intent', p.id, 'succeeded', 5000, 2000, 'AUD'],
+        );
+        assert.deepEqual(partiallyRefunded.refunds.map((r: any) => [r.refund_id, r.status, r.amount_cents]), [[partial.body.refund_id, 'succeeded', 2000]]);
+        assert.deepEqual([refunded.status, refunded.amount_refunded_cents], ['refunded', 5000]);
+        assert.deepEqual([refundFailed.id, refundFailed.status, refundFailed.refunds[0].status], [failing.id, 'succeeded', 'failed']);
+        assert.ok(events.every((e) => e.id.startsWith('evt_') && e.test_mode === true));
+
+        const narrowed = only.hits.map((hit) => constructEvent(hit.raw, hit.signature, narrow.body.secret));
+        assert.deepEqual(narrowed.map((e) => e.type), ['payment_intent.refunded']);
+        // the same events, native, in the events API
+        const nativeEvent = await h.call('GET', `/v1/events/${events[1].id}`, { key: key() });
+        assert.equal(nativeEvent.body.type, 'payment.refunded');
+        for (const id of [ep.body.id, narrow.body.id]) await h.call('DELETE', `/v1/webhook_endpoints/${id}`, { key: key() });
+      } finally {
+        await rx.close();
+        await only.close();
+      }
+    });
+
+    test('refuses event names the dialect does not have, and dialect names on a native endpoint', async () => {
+      const bad = await h.call('POST', '/v1/webhook_endpoints', { key: key(), body: { url: 'http://127.0.0.1:9/x', enabled_events: ['refund.succeeded'], dialect: 'elasticpay' } });
+      assert.deepEqual([bad.status, bad.body.error.code, bad.body.error.param], [400, 'invalid_param', 'enabled_events[0]']);
+      const native = await h.call('POST', '/v1/webhook_endpoints', { key: key(), body: { url: 'http://127.0.0.1:9/x', enabled_events: ['payment_intent.refunded'] } });
+      assert.deepEqual([native.status, native.body.error.param], [400, 'enabled_events[0]']);
+      const unknown = await h.call('POST', '/v1/webhook_endpoints', { key: key(), body: { url: 'http://127.0.0.1:9/x', enabled_events: ['*'], dialect: 'stripe' } });
+      assert.deepEqual([unknown.status, unknown.body.error.param], [400, 'dialect']);
     });
   });
 

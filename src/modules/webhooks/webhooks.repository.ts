@@ -1,5 +1,6 @@
 import type { Queryable } from '../../db/db.js';
 import type { Cursor } from '../../http/pagination.js';
+import type { WebhookDialect } from './dialects.js';
 import type { EventRow } from './events.repository.js';
 
 export interface WebhookEndpointRow {
@@ -8,6 +9,8 @@ export interface WebhookEndpointRow {
   test_mode: boolean;
   url: string;
   enabled_events: string[];
+  /** `settle`, or a compatibility surface's event dialect (see dialects.ts). */
+  dialect: WebhookDialect;
   description: string | null;
   status: 'enabled' | 'disabled';
   secret_sealed: string;
@@ -52,20 +55,21 @@ export interface ClaimedDelivery {
   url: string;
   secret_sealed: string;
   test_mode: boolean;
+  dialect: WebhookDialect;
 }
 
 export const webhooksRepository = {
   async insertEndpoint(
     db: Queryable,
-    row: Pick<WebhookEndpointRow, 'id' | 'merchant_id' | 'test_mode' | 'url' | 'enabled_events' | 'description' | 'secret_sealed'>,
+    row: Pick<WebhookEndpointRow, 'id' | 'merchant_id' | 'test_mode' | 'url' | 'enabled_events' | 'dialect' | 'description' | 'secret_sealed'>,
   ): Promise<WebhookEndpointRow> {
     // created_at truncated to milliseconds: list cursors carry a JS Date, and a microsecond
     // remainder would make keyset pagination skip rows created within the same millisecond
     const r = await db.query<WebhookEndpointRow>(
-      `INSERT INTO webhook_endpoints (id, merchant_id, test_mode, url, enabled_events, description, status, secret_sealed, created_at)
-       VALUES ($1, $2, $3, $4, $5::text[], $6, 'enabled', $7, date_trunc('milliseconds', now()))
+      `INSERT INTO webhook_endpoints (id, merchant_id, test_mode, url, enabled_events, description, status, secret_sealed, created_at, dialect)
+       VALUES ($1, $2, $3, $4, $5::text[], $6, 'enabled', $7, date_trunc('milliseconds', now()), $8)
        RETURNING *`,
-      [row.id, row.merchant_id, row.test_mode, row.url, row.enabled_events, row.description, row.secret_sealed],
+      [row.id, row.merchant_id, row.test_mode, row.url, row.enabled_events, row.description, row.secret_sealed, row.dialect],
     );
     return r.rows[0];
   },
@@ -216,7 +220,7 @@ export const webhooksRepository = {
          FROM due, events e, webhook_endpoints w
         WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.endpoint_id
        RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.locked_until::text AS lease,
-                 e.body, w.url, w.secret_sealed, w.test_mode`,
+                 e.body, w.url, w.secret_sealed, w.test_mode, w.dialect`,
       [limit, leaseMs],
     );
     return r.rows;

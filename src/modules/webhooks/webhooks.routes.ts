@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { idParam, listQuerySchema } from '../../http/schemas.js';
 import type { Services } from '../../services.js';
+import { dialectEventNames, WEBHOOK_DIALECTS } from './dialects.js';
 import { EVENT_TYPES } from './events.repository.js';
 import type { CreateWebhookEndpointInput, ListEventsInput } from './webhooks.service.js';
 
@@ -19,8 +20,12 @@ export const createWebhookEndpointBody = {
     },
     enabled_events: {
       type: 'array', minItems: 1, maxItems: EVENT_TYPES.length + 1,
-      items: { type: 'string', enum: ['*', ...EVENT_TYPES] },
-      description: '`["*"]` for every event type, or a list of event types.',
+      items: { type: 'string', enum: ['*', ...EVENT_TYPES, ...dialectEventNames('elasticpay')] },
+      description: '`["*"]` for every event type, or a list of event types (in the endpoint\'s dialect).',
+    },
+    dialect: {
+      type: 'string', enum: [...WEBHOOK_DIALECTS],
+      description: 'The events\' names and shapes. `settle` (default): the native events. `elasticpay`: ElasticPay\'s payment_intent.refunded, payment_intent.partially_refunded and payment_intent.refund_failed, carrying the payment intent (docs/compat.md).',
     },
     description: { type: ['string', 'null'], maxLength: 1000 },
   },

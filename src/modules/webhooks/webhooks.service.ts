@@ -10,6 +10,7 @@ import { newId, randomString } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
 import type { SettleEvent } from '../../sdk/verify-signature.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
+import { deliveredBody, dialectEventNames, dialectEventTypes, nativeEventTypes, type WebhookDialect } from './dialects.js';
 import { EVENT_TYPES } from './events.repository.js';
 import {
   BlockedAddressError,
@@ -25,6 +26,8 @@ export interface CreateWebhookEndpointInput {
   url: string;
   enabled_events: string[];
   description?: string | null;
+  /** The events' names and shapes; default `settle` (see dialects.ts). */
+  dialect?: WebhookDialect;
 }
 
 export interface ListEndpointsInput {
@@ -57,7 +60,8 @@ export function renderEndpoint(row: WebhookEndpointRow) {
     id: row.id,
     object: 'webhook_endpoint' as const,
     url: row.url,
-    enabled_events: row.enabled_events,
+    enabled_events: dialectEventTypes(row.dialect, row.enabled_events),
+    dialect: row.dialect,
     description: row.description,
     status: row.status,
     test_mode: row.test_mode,
@@ -99,7 +103,8 @@ export class WebhooksService {
   }
 
   async createEndpoint(auth: AuthContext, input: CreateWebhookEndpointInput) {
-    const enabledEvents = validateEnabledEvents(input.enabled_events);
+    const dialect = input.dialect ?? 'settle';
+    const enabledEvents = dialect === 'settle' ? validateEnabledEvents(input.enabled_events) : validateDialectEvents(dialect, input.enabled_events);
     const url = await this.validateUrl(input.url, !auth.testMode);
     const id = newId('we');
     const secret = `whsec_${randomString(32)}`;
@@ -109,6 +114,7 @@ export class WebhooksService {
       test_mode: auth.testMode,
       url,
       enabled_events: enabledEvents,
+      dialect,
       description: input.description ?? null,
       // bound to the endpoint id, so a sealed secret cannot be moved to another endpoint's row
       secret_sealed: this.box.seal(secret, id),
@@ -255,13 +261,14 @@ export class WebhooksService {
     }
     const secret = this.box.open(d.secret_sealed, d.endpoint_id);
     const t = Math.floor(Date.now() / 1000);
+    const body = deliveredBody(d.dialect, d.body);
     const res = await request(d.url, {
       method: 'POST',
-      body: d.body,
+      body,
       headers: {
         'content-type': 'application/json',
         'user-agent': 'Settle-Webhooks/1.0',
-        'settle-signature': signPayload(secret, d.body, t),
+        'settle-signature': signPayload(secret, body, t),
         'settle-event-id': d.event_id,
         'settle-delivery-attempt': String(d.attempts),
       },
@@ -324,6 +331,23 @@ function validateEnabledEvents(types: readonly string[]): string[] {
     }
   });
   return [...new Set(types)];
+}
+
+/** A dialect endpoint's events, in the dialect's names (or `*` for all of them), as the native types to store. */
+function validateDialectEvents(dialect: Exclude<WebhookDialect, 'settle'>, names: readonly string[]): string[] {
+  const names_ = dialectEventNames(dialect);
+  if (!Array.isArray(names) || names.length === 0) {
+    throw invalidParam('enabled_events', `enabled_events must be ["*"] or a non-empty list of: ${names_.join(', ')}.`);
+  }
+  if (names.includes('*') && names.some((t) => t !== '*')) {
+    throw invalidParam('enabled_events', '"*" already subscribes to every event type and cannot be combined with others.');
+  }
+  const found = nativeEventTypes(dialect, names);
+  if ('unknown' in found) {
+    throw invalidParam(`enabled_events[${found.unknown}]`,
+      `Unknown event type "${names[found.unknown]}" for the ${dialect} dialect; one of: ${names_.join(', ')}, or "*".`);
+  }
+  return found.types;
 }
 
 function describeError(err: unknown, timeoutMs: number): string {

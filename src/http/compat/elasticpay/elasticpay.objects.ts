@@ -1,4 +1,5 @@
 /** ElasticPay's objects, rendered from the native refund (shared by its routes and its webhook dialect). */
+import type { PaymentView } from '../../../modules/payments/payments.service.js';
 import type { RefundView } from '../../../modules/refunds/refunds.service.js';
 
 /**
@@ -34,5 +35,23 @@ export function renderElasticPayRefundItem(r: RefundView) {
     currency: r.currency,
     reason: r.reason,
     created_at: r.created_at,
+  };
+}
+
+/**
+ * A payment intent, as ElasticPay's `payment_intent.*` webhook events carry it. A partially
+ * refunded payment stays `succeeded` (ElasticPay's rule); a fully refunded one is `refunded`.
+ */
+export function renderElasticPayPaymentIntent(p: PaymentView) {
+  return {
+    id: p.id,
+    object: 'payment_intent' as const,
+    status: p.status === 'partially_refunded' ? 'succeeded' : p.status,
+    amount_cents: p.amount,
+    amount_refunded_cents: p.amount_refunded,
+    currency: p.currency,
+    refunds: p.transactions
+      .filter((t) => t.type === 'refund')
+      .map((t) => ({ refund_id: t.refund_id, status: t.status, amount_cents: t.amount, currency: p.currency, created_at: t.created_at })),
   };
 }
