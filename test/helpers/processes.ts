@@ -25,7 +25,11 @@ export async function spawnSettle(args: string[], env: Record<string, string>, r
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   const match = await new Promise<RegExpMatchArray>((resolveReady, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${ready}; output:\n${out}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // a process that never became ready must not outlive its test (it may hold a data directory)
+      proc.kill('SIGKILL');
+      reject(new Error(`timed out waiting for ${ready}; output:\n${out}`));
+    }, timeoutMs);
     const check = () => {
       const m = out.match(ready);
       if (m) {

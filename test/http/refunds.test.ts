@@ -495,9 +495,12 @@ for (const backend of BACKENDS) {
       const p = await pay(h, { amount: 3000 });
       const stats0 = psp.stats();
       let release!: () => void;
-      control.beforeRefund = () => new Promise<void>((res) => { release = res; });
+      // wait for the first request to reach the PSP call, however long a loaded machine takes
+      const reachedPsp = new Promise<void>((reached) => {
+        control.beforeRefund = () => new Promise<void>((res) => { release = res; reached(); });
+      });
       const hung = refund(p.id, { amount: 1200 }, { idempotencyKey: `hang-${p.id}` });
-      await new Promise((res) => setTimeout(res, 50));
+      await reachedPsp;
       control.beforeRefund = undefined;
       const busy = await refund(p.id, { amount: 1200 }, { idempotencyKey: `hang-${p.id}` });
       assert.equal(busy.status, 409);
