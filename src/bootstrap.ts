@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 import { createSandboxConnector } from './connectors/sandbox/sandbox.connector.js';
+import { createStripeConnector } from './connectors/stripe/stripe.connector.js';
 import type { Connector, ConnectorRegistry } from './connectors/connector.js';
 import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
@@ -51,7 +52,8 @@ export function loadSecrets(config: Config): Secrets {
 
 export function createConnectors(config: Config): ConnectorRegistry {
   const sandbox = createSandboxConnector({ timeoutMs: config.connectorTimeoutMs });
-  return new Map<string, Connector>([[sandbox.name, sandbox]]);
+  const stripe = createStripeConnector({ apiBase: config.stripeApiBase, timeoutMs: config.connectorTimeoutMs });
+  return new Map<string, Connector>([sandbox, stripe].map((c) => [c.name, c]));
 }
 
 export interface Runtime {

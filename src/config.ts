@@ -68,6 +68,10 @@ export interface Config {
   /** Allow live-mode webhook endpoints on loopback/private addresses (never in production).
    *  Default false. */
   allowPrivateWebhookUrls: boolean;
+  /** Where the Stripe connector sends its API calls, e.g. `http://127.0.0.1:4100` (the psp-sim's
+   *  Stripe wire). Unset → Stripe's own `https://api.stripe.com`. An operator setting only: a
+   *  merchant's account settings never choose a PSP's host. */
+  stripeApiBase: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -144,6 +148,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   const redisUrl = env.REDIS_URL || undefined;
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must start with redis://');
 
+  const stripeApiBase = pspBase(env, 'SETTLE_STRIPE_API_BASE', problems);
+
   const config: Config = {
     databaseUrl,
     dataDir: env.SETTLE_DATA_DIR || './.settle',
@@ -174,10 +180,28 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     role: isServeRole(role) ? role : 'all',
     workersEnabled: bool('SETTLE_WORKERS', true),
     allowPrivateWebhookUrls: bool('SETTLE_ALLOW_PRIVATE_WEBHOOK_URLS', false),
+    stripeApiBase,
   };
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/** A PSP's base URL from the operator's environment: http(s), a host, no path, query or credentials. */
+function pspBase(env: Env, key: string, problems: string[]): string | undefined {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !/^https?:$/.test(url.protocol) || url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) {
+    problems.push(`${key} must be an http(s) URL with no path, e.g. http://127.0.0.1:4100 (got "${raw}")`);
+    return undefined;
+  }
+  return url.origin;
 }
 
 function parseKey(raw: string): Buffer | undefined {

@@ -186,4 +186,4 @@ export class ConnectorUnknownOutcomeError extends Error {
 
 export type ConnectorRegistry = ReadonlyMap<string, Connector>;
 
-export const SUPPORTED_CONNECTORS = ['sandbox'] as const;
+export const SUPPORTED_CONNECTORS = ['sandbox', 'stripe'] as const;

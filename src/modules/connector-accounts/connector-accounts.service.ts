@@ -6,6 +6,7 @@ import type { SecretBox } from '../../lib/crypto.js';
 import { newConnectorShortId, newUuid, randomString } from '../../lib/ids.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
 import { connectorAccountsRepository as repo, type ConnectorAccountRow } from './connector-accounts.repository.js';
+import { STRIPE_KEY_PREFIX } from '../../connectors/stripe/stripe.connector.js';
 
 export interface CreateConnectorAccountInput {
   connector: string;
@@ -48,6 +49,7 @@ export class ConnectorAccountsService {
     }
     const settings = input.settings ?? {};
     validateSettings(input.connector, settings);
+    validateCredentials(input.connector, auth.testMode, input.credentials ?? {});
     const id = newUuid();
     const credentials = { ...(input.credentials ?? {}) };
     // The PSP signs its webhooks with this secret: the merchant's own (as issued by the PSP) when
@@ -149,8 +151,34 @@ export class ConnectorAccountsService {
   }
 }
 
+/**
+ * What each connector needs to act, checked before anything is stored: a Stripe account needs its
+ * secret key (of its own mode: `sk_test_` in test mode, `sk_live_` in live mode) and the signing
+ * secret of the webhook endpoint registered at Stripe.
+ */
+function validateCredentials(connector: string, testMode: boolean, credentials: Record<string, string>): void {
+  if (connector !== 'stripe') return;
+  const allowed = ['secret_key', 'webhook_secret'];
+  for (const key of Object.keys(credentials)) {
+    if (!allowed.includes(key)) throw invalidParam(`credentials.${key}`, `Unknown stripe credential: ${key}; expected secret_key and webhook_secret.`);
+  }
+  const prefix = testMode ? STRIPE_KEY_PREFIX.test : STRIPE_KEY_PREFIX.live;
+  const secretKey = credentials.secret_key;
+  if (typeof secretKey !== 'string' || !secretKey.startsWith(prefix) || secretKey.length <= prefix.length || /\s/.test(secretKey)) {
+    throw invalidParam('credentials.secret_key', `A ${testMode ? 'test' : 'live'}-mode Stripe account needs a secret key starting with ${prefix}.`);
+  }
+  const webhookSecret = credentials.webhook_secret;
+  if (typeof webhookSecret !== 'string' || !/^whsec_\S+$/.test(webhookSecret)) {
+    throw invalidParam('credentials.webhook_secret', 'credentials.webhook_secret must be the whsec_… signing secret of the webhook endpoint registered at Stripe.');
+  }
+}
+
 function validateSettings(connector: string, settings: Record<string, unknown>): void {
-  if (connector !== 'sandbox') return;
+  if (connector !== 'sandbox') {
+    const [key] = Object.keys(settings);
+    if (key !== undefined) throw invalidParam(`settings.${key}`, `Unknown ${connector} setting: ${key}.`);
+    return;
+  }
   for (const [key, value] of Object.entries(settings)) {
     if (key === 'base_url') {
       if (typeof value !== 'string' || !/^https?:\/\/[^\s]+$/.test(value)) {
