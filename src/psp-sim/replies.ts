@@ -10,7 +10,13 @@ export interface SimReply {
 
 /** Runs one PSP operation under the fault configuration: latency, then maybe never answer, answer
  *  500 without applying, or apply and drop the response. */
-export type Faulted = (op: SimOp, request: FastifyRequest, reply: FastifyReply, apply: () => SimReply) => Promise<unknown>;
+export type Faulted = (op: SimOp, request: FastifyRequest, reply: FastifyReply, apply: () => SimReply, injectedError?: SimReply) => Promise<unknown>;
+
+/** The sandbox wire's answer to an injected `error` fault. */
+export const INJECTED_ERROR: SimReply = {
+  status: 500,
+  body: { error: { code: 'sim_injected_error', message: 'Injected failure; the operation was not applied.' } },
+};
 
 /** Sandbox wire: HTTP status for each definite refusal; anything unlisted is a 400. */
 const STATUS_BY_CODE: Record<string, number> = {

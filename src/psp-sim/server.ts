@@ -13,9 +13,11 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import { createLogger } from '../lib/logger.js';
 import { SandboxPsp, SandboxPspError } from './psp-model.js';
 import { SimFaultState, simFaultsSchema, type SimFaultsInput, type SimOp } from './faults.js';
-import { errorReply, send, type SimReply } from './replies.js';
+import { errorReply, INJECTED_ERROR, send, type SimReply } from './replies.js';
 import { SimWebhookDispatcher } from './webhook-dispatcher.js';
 import { registerSandboxWire } from './wires/sandbox/sandbox.wire.js';
+import { modelPaymentRef, modelRefundRef } from './wires/stripe/stripe-objects.js';
+import { createStripeWire } from './wires/stripe/stripe.wire.js';
 
 const amountSchema = { type: 'integer', minimum: 1, maximum: 999_999_999_999 } as const;
 const refParams = { type: 'object', required: ['ref'], properties: { ref: { type: 'string', minLength: 1 } } } as const;
@@ -27,7 +29,15 @@ export interface PspSimOptions {
   logger?: FastifyBaseLogger | boolean;
   /** HTTP client for webhooks. Default the global `fetch`. */
   fetch?: typeof fetch;
+  /** Which PSP's API the server speaks (docs/psp-sim.md). Default `sandbox`. */
+  wire?: PspSimWire;
 }
+
+export const PSP_SIM_WIRES = ['sandbox', 'stripe'] as const;
+export type PspSimWire = (typeof PSP_SIM_WIRES)[number];
+
+/** The operator API takes the model's refs or a wire's ids (`pi_…`, `ch_…`, `re_…`). */
+const modelRef = (ref: string): string => modelPaymentRef(ref) ?? modelRefundRef(ref) ?? ref;
 
 export interface PspSimHandle {
   /** `http://host:port`, without a trailing slash. */
@@ -52,7 +62,8 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
   });
 
   const faults = new SimFaultState();
-  const webhooks = new SimWebhookDispatcher({ faults: () => faults.current.webhook, logger: app.log, fetch: opts.fetch });
+  const stripeWire = opts.wire === 'stripe' ? createStripeWire(psp) : undefined;
+  const webhooks = new SimWebhookDispatcher({ faults: () => faults.current.webhook, logger: app.log, fetch: opts.fetch, encoder: stripeWire?.encoder });
   const unsubscribe = psp.onEvent((event, accountId) => webhooks.dispatch(accountId, event));
   const closing = new AbortController();
   const heldSockets = new Set<Socket>();
@@ -93,7 +104,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
    * Runs one PSP API operation under the fault configuration: latency, then maybe never answer,
    * answer 500 without applying, or apply and drop the response.
    */
-  async function faulted(op: SimOp, request: FastifyRequest, reply: FastifyReply, apply: () => SimReply): Promise<unknown> {
+  async function faulted(op: SimOp, request: FastifyRequest, reply: FastifyReply, apply: () => SimReply, injectedError = INJECTED_ERROR): Promise<unknown> {
     const decision = faults.decide(op);
     const latency = faults.targets(op) ? faults.current.latency_ms : 0;
     if (latency > 0) await sleep(latency, undefined, { signal: closing.signal });
@@ -106,7 +117,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
       socket.once('close', () => heldSockets.delete(socket));
       return undefined;
     }
-    if (decision === 'error') return send(reply, { status: 500, body: { error: { code: 'sim_injected_error', message: 'Injected failure; the operation was not applied.' } } });
+    if (decision === 'error') return send(reply, injectedError);
 
     const result = apply();
     if (decision === 'drop') {
@@ -120,7 +131,8 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
 
   // ------------------------------------------------------------------------------ PSP wires
 
-  registerSandboxWire(app, { psp, faults, faulted });
+  if (stripeWire) stripeWire.register(app, { psp, faults, faulted });
+  else registerSandboxWire(app, { psp, faults, faulted });
 
   // ------------------------------------------------------------------------- operator API (/_sim)
 
@@ -170,7 +182,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
       },
     },
     async (request, reply) => {
-      const refund = psp.dashboardRefund(request.params.ref, request.body?.amount, {
+      const refund = psp.dashboardRefund(modelRef(request.params.ref), request.body?.amount, {
         pendingDelayMs: faults.current.pending_delay_ms ?? undefined,
         forcePending: faults.current.force_pending,
       });
@@ -190,11 +202,11 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
         },
       },
     },
-    async (request) => psp.failRefund(request.params.ref, request.body?.code, request.body?.message),
+    async (request) => psp.failRefund(modelRef(request.params.ref), request.body?.code, request.body?.message),
   );
 
   app.post<{ Params: { ref: string } }>('/_sim/refunds/:ref/complete', { schema: { params: refParams } }, async (request) =>
-    psp.completeRefund(request.params.ref),
+    psp.completeRefund(modelRef(request.params.ref)),
   );
 
   app.post<{ Body: { payment_ref?: string } | undefined }>(
@@ -208,7 +220,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
   );
 
   app.get<{ Params: { ref: string } }>('/_sim/payments/:ref', { schema: { params: refParams } }, async (request) =>
-    psp.totals(request.params.ref),
+    psp.totals(modelRef(request.params.ref)),
   );
 
   app.get('/_sim/stats', async () => psp.stats());
@@ -256,7 +268,7 @@ export async function startPspSim(
 export async function runPspSim(argv: string[]): Promise<PspSimHandle> {
   const args = parseArgs(argv);
   const logger = createLogger(args.logLevel, process.stderr).child({ component: 'psp-sim' });
-  const handle = await startPspSim({ port: args.port, host: args.host, logger });
+  const handle = await startPspSim({ port: args.port, host: args.host, logger, wire: args.wire });
   process.stdout.write(`psp-sim listening on ${handle.url}\n`);
 
   let stopping = false;
@@ -277,8 +289,8 @@ export async function runPspSim(argv: string[]): Promise<PspSimHandle> {
   return handle;
 }
 
-function parseArgs(argv: string[]): { port: number; host: string; logLevel: string } {
-  const out = { port: DEFAULT_PSP_SIM_PORT, host: DEFAULT_PSP_SIM_HOST, logLevel: 'warn' };
+function parseArgs(argv: string[]): { port: number; host: string; logLevel: string; wire: PspSimWire } {
+  const out: { port: number; host: string; logLevel: string; wire: PspSimWire } = { port: DEFAULT_PSP_SIM_PORT, host: DEFAULT_PSP_SIM_HOST, logLevel: 'warn', wire: 'sandbox' };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -301,8 +313,15 @@ function parseArgs(argv: string[]): { port: number; host: string; logLevel: stri
       case '--log-level':
         out.logLevel = value();
         break;
+      case '--wire': {
+        const wire = value();
+        if (!(PSP_SIM_WIRES as readonly string[]).includes(wire)) throw new Error(`psp-sim: --wire must be one of ${PSP_SIM_WIRES.join(', ')}, got ${wire}`);
+        out.wire = wire as PspSimWire;
+        break;
+      }
+        break;
       default:
-        throw new Error(`psp-sim: unknown argument ${arg} (usage: psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn])`);
+        throw new Error(`psp-sim: unknown argument ${arg} (usage: psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn] [--wire sandbox|stripe])`);
     }
   }
   return out;

@@ -29,7 +29,23 @@ export interface SimEventRecord {
   last_error: string | null;
 }
 
+/** How one wire puts the model's events on the network: the body, and the signature headers. */
+export interface SimWebhookEncoder {
+  /** The body sent for one model event, built when the event happens (a snapshot). */
+  body(event: SandboxWebhookEvent, accountId: string): string;
+  /** The headers that sign one delivery attempt (fresh timestamp per attempt). */
+  headers(secret: string, rawBody: string): Record<string, string>;
+}
+
+/** The sandbox wire: the model's event as JSON, `Sandbox-Signature`. */
+export const sandboxWebhookEncoder: SimWebhookEncoder = {
+  body: (event) => JSON.stringify(event),
+  headers: (secret, rawBody) => ({ [SANDBOX_SIGNATURE_HEADER]: signSandboxWebhook(secret, rawBody) }),
+};
+
 export interface SimWebhookDispatcherOptions {
+  /** The wire's body and signature. Default `sandboxWebhookEncoder`. */
+  encoder?: SimWebhookEncoder;
   /** The live webhook faults (read at each event). */
   faults: () => SimWebhookFaults;
   logger: FastifyBaseLogger;
@@ -92,7 +108,7 @@ export class SimWebhookDispatcher {
     const faults = this.opts.faults();
     const entry: Entry = {
       record: { event, account_id: accountId, status: 'scheduled', attempts: 0, deliveries: 0, last_error: null },
-      rawBody: JSON.stringify(event),
+      rawBody: (this.opts.encoder ?? sandboxWebhookEncoder).body(event, accountId),
       copies: faults.duplicate ? 2 : 1,
       delayMs: faults.delay_ms,
     };
@@ -172,7 +188,7 @@ export class SimWebhookDispatcher {
           headers: {
             'content-type': 'application/json',
             'user-agent': 'settle-psp-sim',
-            [SANDBOX_SIGNATURE_HEADER]: signSandboxWebhook(target.secret, entry.rawBody),
+            ...(this.opts.encoder ?? sandboxWebhookEncoder).headers(target.secret, entry.rawBody),
           },
           body: entry.rawBody,
           signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.attemptTimeoutMs)]),

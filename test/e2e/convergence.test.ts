@@ -6,12 +6,17 @@ import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY } from '../helpers/harness.js';
 import { client, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+import { CONNECTOR_SETUPS, type ConnectorSetup } from '../helpers/connectors.js';
 
 /**
  * The gateway and the PSP agree, whatever order their messages arrive in: real gateway and
- * psp-sim processes, the sim's signed webhooks delivered to the gateway's inbound endpoint.
+ * psp-sim processes, the sim's signed webhooks delivered to the gateway's inbound endpoint. The
+ * same suite runs over every connector, each against the sim speaking its PSP's wire.
  */
-describe('convergence with the PSP over real HTTP', () => {
+for (const setup of CONNECTOR_SETUPS) convergenceSuite(setup);
+
+function convergenceSuite(setup: ConnectorSetup) {
+describe(`convergence with the PSP over real HTTP (${setup.connector})`, () => {
   let temp: TempDatabase | undefined;
   let gw: Proc | undefined;
   let sim: Proc | undefined;
@@ -23,22 +28,30 @@ describe('convergence with the PSP over real HTTP', () => {
     const r = await fetch(sim!.url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
     return r.json() as Promise<any>;
   };
-  const faults = (f: Record<string, unknown>) => simCall('PUT', '/_sim/faults', f);
+  let baseFaults: Record<string, unknown> = {};
+  const faults = (f: Record<string, unknown>) => simCall('PUT', '/_sim/faults', { ...baseFaults, ...f });
 
   before(async (t) => {
     if (!(await postgresOrSkip(t as never))) return;
     temp = await createTempDatabase();
-    sim = await spawnPspSim();
+    sim = await spawnPspSim(setup.wire);
     // slow refund sync: here the webhooks, not the status queries, must finish the refunds
-    gw = await spawnGateway({ databaseUrl: temp.url, env: { SETTLE_REFUND_SYNC_BASE_MS: '60000', SETTLE_WORKER_POLL_MS: '50', SETTLE_CONNECTOR_TIMEOUT_MS: '2000' } });
+    gw = await spawnGateway({
+      databaseUrl: temp.url,
+      env: { SETTLE_REFUND_SYNC_BASE_MS: '60000', SETTLE_WORKER_POLL_MS: '50', SETTLE_CONNECTOR_TIMEOUT_MS: '2000', ...setup.gatewayEnv(sim.url) },
+    });
     const m = await client(gw.url, ADMIN_KEY)('POST', '/v1/admin/merchants', { name: 'Converger' });
     api = client(gw.url, m.body.api_keys.test);
-    const acct = await api('POST', '/v1/connector_accounts', { connector: 'sandbox', settings: { base_url: sim.url, pending_delay_ms: 300 } });
+    const plan = setup.account(sim.url, { pendingDelayMs: 300 });
+    baseFaults = plan.faults;
+    const acct = await api('POST', '/v1/connector_accounts', plan.body);
+    assert.equal(acct.status, 201, acct.raw);
     account = acct.body;
-    await simCall('PUT', `/_sim/accounts/${account.id}/webhook`, {
-      url: `${gw.url}/v1/connectors/sandbox/webhooks/${account.id}`,
+    await simCall('PUT', `/_sim/accounts/${plan.simAccount(account)}/webhook`, {
+      url: `${gw.url}${account.webhook_path}`,
       secret: account.webhook_secret,
     });
+    await faults({});
     db = createPostgresDb({ connectionString: temp.url, max: 2 });
   });
   after(async () => {
@@ -86,7 +99,9 @@ describe('convergence with the PSP over real HTTP', () => {
 
   test('webhook before the API learns the outcome (response lost): the webhook finishes the refund, booked once', async (t) => {
     if (!temp) return t.skip('no postgres');
-    await faults({ drop_response_rate: 1, ops: ['refund'] });
+    // the webhook is late, so the API call has answered by then (Stripe's SDK retries a reset
+    // connection once, which would otherwise leave time for the webhook to win)
+    await faults({ drop_response_rate: 1, ops: ['refund'], webhook: { delay_ms: 500 } });
     const p = await payment();
     const r = await api('POST', `/v1/payments/${p.id}/refunds`, { amount: 1200 }, { 'Idempotency-Key': `lost-${p.id}` });
     assert.equal(r.status, 201);
@@ -128,7 +143,7 @@ describe('convergence with the PSP over real HTTP', () => {
     assert.ok(oob, 'a connector-sourced refund exists');
     assert.equal(oob.amount, 4000);
     assert.equal(oob.status, 'succeeded');
-    assert.equal(oob.connector_ref, dash.id);
+    assert.equal(oob.connector_ref, setup.wireRefundId(dash.id));
     const events = await db!.query<{ type: string }>(`SELECT type FROM events WHERE object_id = $1`, [oob.id]);
     assert.ok(events.rows.some((e) => e.type === 'refund.succeeded'));
   });
@@ -139,14 +154,14 @@ describe('convergence with the PSP over real HTTP', () => {
     const p = await payment();
     const r = await api('POST', `/v1/payments/${p.id}/refunds`, { amount: 3000 });
     await converged(p, 3000);
-    await simCall('POST', `/_sim/refunds/${r.body.connector_ref}/fail`, { code: 'bank_rejected' });
+    await simCall('POST', `/_sim/refunds/${r.body.connector_ref}/fail`, { code: setup.failure.psp });
     const g = await converged(p, 0);
     assert.equal(g.amount_refunded, 0);
     assert.equal(g.status, 'succeeded', 'the payment is restored');
     assert.equal(g.amount_refundable, 10_000);
     const failed = await api('GET', `/v1/refunds/${r.body.id}`);
     assert.equal(failed.body.status, 'failed');
-    assert.equal(failed.body.failure_code, 'bank_rejected');
+    assert.equal(failed.body.failure_code, setup.failure.gateway);
     const ledger = await api('GET', `/v1/ledger/transactions?payment_id=${p.id}`);
     assert.deepEqual(ledger.body.data.map((x: any) => x.type).sort(), ['capture', 'refund', 'refund_reversal']);
     const events = await db!.query<{ type: string }>(`SELECT type FROM events WHERE object_id IN ($1, $2) ORDER BY created_at, id`, [r.body.id, p.id]);
@@ -171,11 +186,12 @@ describe('convergence with the PSP over real HTTP', () => {
     if (!temp) return t.skip('no postgres');
     const before = (await db!.query<{ n: number }>('SELECT count(*)::int AS n FROM inbound_webhooks')).rows[0].n;
     const body = JSON.stringify({ id: 'sbevt_forged', type: 'refund.updated', created: Math.floor(Date.now() / 1000), data: {} });
-    const r = await fetch(`${gw!.url}/v1/connectors/sandbox/webhooks/${account.id}`, {
-      method: 'POST', headers: { 'content-type': 'application/json', 'sandbox-signature': `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}` }, body,
+    const r = await fetch(`${gw!.url}${account.webhook_path}`, {
+      method: 'POST', headers: { 'content-type': 'application/json', [setup.signatureHeader]: `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}` }, body,
     });
     assert.equal(r.status, 400);
     const after = (await db!.query<{ n: number }>('SELECT count(*)::int AS n FROM inbound_webhooks')).rows[0].n;
     assert.equal(after, before);
   });
 });
+}

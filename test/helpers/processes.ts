@@ -85,9 +85,9 @@ export async function spawnGateway(opts: GatewayOptions = {}) {
   return { ...p, dataDir };
 }
 
-/** A real `settle psp-sim` process on a random port. */
-export async function spawnPspSim() {
-  return spawnSettle(['psp-sim', '--port', '0'], {}, /psp-sim listening on (http:\/\/\S+)/);
+/** A real `settle psp-sim` process on a random port, speaking one PSP's wire (default sandbox). */
+export async function spawnPspSim(wire: 'sandbox' | 'stripe' = 'sandbox') {
+  return spawnSettle(['psp-sim', '--port', '0', '--wire', wire], {}, /psp-sim listening on (http:\/\/\S+)/);
 }
 
 export interface HttpRes {
