@@ -116,6 +116,7 @@ describe('compatibility surfaces', () => {
       const manual = await pay(h, { capture_method: 'manual' });
       const cases: [string, () => Promise<unknown>, number, string, string?][] = [
         ['missing payment_intent_id', async () => ({ amount: 100 }), 400, 'invalid_param', 'payment_intent_id'],
+        ['no body at all', async () => undefined, 400, 'invalid_param', 'payment_intent_id'],
         ['amount above the remaining balance', async () => ({ payment_intent_id: p.id, amount: 1001 }), 400, 'refund_exceeds_amount', 'amount'],
         ['no such payment intent', async () => ({ payment_intent_id: 'a1b2c3d4-e5f6-7890-abcd-ef1234567890' }), 404, 'payment_intent_not_found', 'payment_intent_id'],
         ['payment intent not succeeded', async () => ({ payment_intent_id: manual.id }), 409, 'invalid_state_transition'],
@@ -123,7 +124,8 @@ describe('compatibility surfaces', () => {
         ['originating account hard-deleted', async () => ({ payment_intent_id: (await payThroughDeletedAccount(true)).id }), 409, 'originating_account_unavailable'],
       ];
       for (const [name, body, status, code, param] of cases) {
-        const r = await send('POST', url, JSON_HEADERS, JSON.stringify(await body()));
+        const payload = await body();
+        const r = await send('POST', url, payload === undefined ? {} : JSON_HEADERS, payload === undefined ? undefined : JSON.stringify(payload));
         assert.equal(r.status, status, name);
         assert.equal(r.body.error.code, code, name);
         if (param) assert.equal(r.body.error.param, param, name);
@@ -230,6 +232,8 @@ describe('compatibility surfaces', () => {
       await send('POST', url, JSON_HEADERS, JSON.stringify({ paymentId: p.id, currency: 'USD', reason: 'other' }));
       const again = await send('POST', url, JSON_HEADERS, JSON.stringify({ paymentId: p.id, currency: 'USD', reason: 'other' }));
       assert.deepEqual([again.status, again.body.error.code], [403, 'amount.insufficient']);
+      const empty = await send('POST', url, {});
+      assert.deepEqual([empty.status, empty.body.error.code, empty.body.error.param], [400, 'invalid_param', 'paymentId']);
       for (const [body, param] of [
         [{ currency: 'USD', reason: 'other' }, 'paymentId'],
         [{ paymentId: p.id, reason: 'other' }, 'currency'],

@@ -69,6 +69,7 @@ export const elasticpay: SurfaceDefinition = {
       config: refundRouteConfig,
       schema: {
         tags: [COMPAT_TAG],
+        operationId: 'compatElasticpayCreateRefund',
         summary: 'ElasticPay: refund a payment intent',
         description: 'Seed 004. A full refund without amount_cents, a partial one with it; several partial refunds up to the charged amount.',
         params,
@@ -85,6 +86,7 @@ export const elasticpay: SurfaceDefinition = {
       config: readRouteConfig,
       schema: {
         tags: [COMPAT_TAG],
+        operationId: 'compatElasticpayListRefunds',
         summary: 'ElasticPay: list a payment intent\'s refunds',
         description: 'Seed 004. Newest first, in the native list envelope and pagination (limit, cursor): the ElasticPay document does not describe them.',
         params,

@@ -7,6 +7,7 @@ import { MAX_REASON_LENGTH } from '../../../connectors/refund-reasons.js';
 import { MAX_AMOUNT } from '../../../lib/money.js';
 import type { RefundView } from '../../../modules/refunds/refunds.service.js';
 import type { Services } from '../../../services.js';
+import { invalidParam } from '../../errors.js';
 import { answer, COMPAT_TAG, compatErrorSchema, createRefund, defined, refundRouteConfig, type SurfaceDefinition } from '../compat.js';
 
 interface Body {
@@ -18,8 +19,9 @@ interface Body {
 
 const str = { type: 'string' } as const;
 
+// null: no body at all, answered as a missing payment_intent_id (the document's invalid_param case)
 const bodySchema = {
-  type: 'object',
+  type: ['object', 'null'],
   required: ['payment_intent_id'],
   additionalProperties: false,
   properties: {
@@ -74,10 +76,11 @@ export const gatelithix: SurfaceDefinition = {
   },
   params: { payment_id: 'payment_intent_id' },
   async routes(app: FastifyInstance, services: Services) {
-    app.post<{ Body: Body }>('/v1/payments/refund', {
+    app.post<{ Body: Body | null | undefined }>('/v1/payments/refund', {
       config: refundRouteConfig,
       schema: {
         tags: [COMPAT_TAG],
+        operationId: 'compatGatelithixCreateRefund',
         summary: 'Gatelithix: refund a payment',
         description: 'Seed 000. Refunds a succeeded payment in full (amount 0 or omitted) or in part, through the connector account that settled it.',
         body: bodySchema,
@@ -85,6 +88,7 @@ export const gatelithix: SurfaceDefinition = {
       },
     }, async (req, reply) => {
       const b = req.body;
+      if (!b) throw invalidParam('payment_intent_id', 'Missing required parameter: payment_intent_id.');
       const refund = await createRefund(services, req, defined({
         payment_id: b.payment_intent_id,
         amount: b.amount,

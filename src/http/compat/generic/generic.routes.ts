@@ -7,6 +7,7 @@ import { REFUND_REASON_CODES } from '../../../connectors/refund-reasons.js';
 import { MAX_AMOUNT } from '../../../lib/money.js';
 import type { RefundView } from '../../../modules/refunds/refunds.service.js';
 import type { Services } from '../../../services.js';
+import { invalidParam } from '../../errors.js';
 import { metadataSchema } from '../../schemas.js';
 import { answer, COMPAT_TAG, compatErrorSchema, createRefund, defined, refundRouteConfig, type SurfaceDefinition } from '../compat.js';
 
@@ -26,8 +27,9 @@ const nstr = { type: ['string', 'null'] } as const;
 const int = { type: 'integer' } as const;
 const text = (min: number, max: number, description: string) => ({ type: 'string', minLength: min, maxLength: max, description }) as const;
 
+// null: no body at all, answered as a missing paymentId
 const bodySchema = {
-  type: 'object',
+  type: ['object', 'null'],
   required: ['paymentId', 'currency', 'reason'],
   additionalProperties: false,
   properties: {
@@ -113,10 +115,11 @@ export const generic: SurfaceDefinition = {
   },
   params: { payment_id: 'paymentId', line_items: 'lineItems' },
   async routes(app: FastifyInstance, services: Services) {
-    app.post<{ Body: Body }>('/refunds', {
+    app.post<{ Body: Body | null | undefined }>('/refunds', {
       config: refundRouteConfig,
       schema: {
         tags: [COMPAT_TAG],
+        operationId: 'compatGenericCreateRefund',
         summary: 'Generic: create a refund',
         description: 'Seed 002. Refunds a payment in full or in part, several times until it is fully refunded; an already refunded payment, or more than is left, answers 403 amount.insufficient.',
         body: bodySchema,
@@ -124,6 +127,7 @@ export const generic: SurfaceDefinition = {
       },
     }, async (req, reply) => {
       const b = req.body;
+      if (!b) throw invalidParam('paymentId', 'Missing required parameter: paymentId.');
       const refund = await createRefund(services, req, defined({
         payment_id: b.paymentId,
         amount: b.amount,

@@ -128,6 +128,7 @@ export const primer: SurfaceDefinition = {
       config: refundRouteConfig,
       schema: {
         tags: [COMPAT_TAG],
+        operationId: 'compatPrimerRefundPayment',
         summary: 'Primer: refund a payment',
         description: 'Seed 003. Refunds the full remaining amount by default, or a lesser amount; answers 200 with the payment, the refund in its transactions. Idempotent with X-Idempotency-Key.',
         params,
@@ -144,6 +145,7 @@ export const primer: SurfaceDefinition = {
       config: readRouteConfig,
       schema: {
         tags: [COMPAT_TAG],
+        operationId: 'compatPrimerRetrievePayment',
         summary: 'Primer: retrieve a payment',
         description: 'Seed 003. The payment with its transactions, refunds included.',
         params,

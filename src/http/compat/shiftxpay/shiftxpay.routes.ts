@@ -59,6 +59,7 @@ export const shiftxpay: SurfaceDefinition = {
       config: refundRouteConfig,
       schema: {
         tags: [COMPAT_TAG],
+        operationId: 'compatShiftxpayCreateRefund',
         summary: 'ShiftXPay: refund a payment',
         description: 'Seed 001. Refunds a captured payment in full (no body, empty body, amount omitted or 0) or in part; answers 201 with the payment\'s new status.',
         params: idParam('The payment id (pay_…)'),
