@@ -62,6 +62,13 @@ export interface Config {
   /** What `settle serve` runs: `api` (HTTP API only), `worker` (background workers, with only
    *  /healthz, /readyz and /metrics over HTTP) or `all` (both). `--role` overrides it. Default `all`. */
   role: ServeRole;
+  /** How often the background reconciliation runs, in ms; 0 turns it off. Default 900000 (15 min). */
+  reconcileIntervalMs: number;
+  /** The background reconciliation checks every payment with activity in this many hours. Default 24. */
+  reconcileLookbackHours: number;
+  /** The background reconciliation leaves payments changed in the last this-many ms for its next
+   *  run (their webhooks may be in flight). Default 60000. */
+  reconcileSettleMs: number;
   /** Run the background workers (outbox, refund sync, inbound webhooks, cleanup) in this process.
    *  Default true; false makes role `all` an `api` process. */
   workersEnabled: boolean;
@@ -178,6 +185,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     refundSyncMaxMs: int('SETTLE_REFUND_SYNC_MAX_MS', 300_000, 10, 86_400_000),
     workerPollMs: int('SETTLE_WORKER_POLL_MS', 500, 10, 60_000),
     role: isServeRole(role) ? role : 'all',
+    reconcileIntervalMs: int('SETTLE_RECONCILE_INTERVAL_MS', 900_000, 0, 86_400_000),
+    reconcileLookbackHours: int('SETTLE_RECONCILE_LOOKBACK_HOURS', 24, 1, 24 * 90),
+    reconcileSettleMs: int('SETTLE_RECONCILE_SETTLE_MS', 60_000, 0, 86_400_000),
     workersEnabled: bool('SETTLE_WORKERS', true),
     allowPrivateWebhookUrls: bool('SETTLE_ALLOW_PRIVATE_WEBHOOK_URLS', false),
     stripeApiBase,

@@ -19,6 +19,8 @@ Commands:
                              (default all, or SETTLE_ROLE)
   migrate                    Apply database migrations and exit
   ledger verify              Check every ledger invariant; exits 1 on any violation
+  reconcile [--since T] [--fix]  Compare payments with activity since T (ISO time or 30m/24h/7d,
+                             default 24h) with what their PSP did; exits 1 on any difference left
   merchants create --name N  Create a merchant and print its secret keys (shown once)
   psp-sim [--port P] [--host H]  Run the sandbox PSP simulator as an HTTP service
 
@@ -84,6 +86,31 @@ async function main(argv: string[]): Promise<number> {
       console.log(violations.length === 0 ? 'ledger verify: OK (0 violations)' : `ledger verify: FAILED (${violations.length} violations)`);
       return violations.length === 0 ? 0 : 1;
     }
+    case 'reconcile': {
+      let opts: { since: Date; fix: boolean };
+      try {
+        const { values } = parseArgs({ args: rest, options: { since: { type: 'string' }, fix: { type: 'boolean' } } });
+        opts = { since: parseSince(values.since ?? '24h'), fix: values.fix ?? false };
+      } catch (err) {
+        console.error(`reconcile: ${(err as Error).message}`);
+        return 2;
+      }
+      const rt = await createRuntime(config, logger);
+      try {
+        const report = await rt.services.reconciliation.run(opts);
+        for (const d of report.differences) {
+          console.log(`DIFFERENCE${d.status === 'fixed' ? ' (fixed)' : ''} ${d.payment_id} ${d.kind}${d.refund_id ? ` ${d.refund_id}` : ''}${d.connector_ref ? ` [${d.connector_ref}]` : ''}: ${d.message}`);
+        }
+        for (const u of report.unverifiable) console.log(`UNVERIFIED ${u.paymentId}: ${u.reason}`);
+        const left = report.differences.filter((d) => d.status !== 'fixed').length;
+        const fixed = report.differences.length - left;
+        console.log(`reconcile: checked ${report.checked} payments since ${opts.since.toISOString()}; ${report.differences.length} differences` +
+          `${opts.fix ? ` (${fixed} fixed)` : ''}, ${report.unverifiable.length} unverifiable`);
+        return left === 0 ? 0 : 1;
+      } finally {
+        await rt.db.close();
+      }
+    }
     case 'merchants': {
       if (rest[0] !== 'create') break;
       const { values } = parseArgs({ args: rest.slice(1), options: { name: { type: 'string' } } });
@@ -100,6 +127,15 @@ async function main(argv: string[]): Promise<number> {
   }
   console.error(`unknown command: ${argv.join(' ')}\n\n${USAGE}`);
   return 2;
+}
+
+/** `2026-01-31T00:00:00Z`, or a duration back from now: `30m`, `24h`, `7d`. */
+function parseSince(raw: string): Date {
+  const rel = /^(\d+)([smhd])$/.exec(raw);
+  if (rel) return new Date(Date.now() - Number(rel[1]) * { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[rel[2] as 's' | 'm' | 'h' | 'd']);
+  const t = Date.parse(raw);
+  if (Number.isNaN(t)) throw new Error(`--since must be an ISO time or a duration like 30m, 24h or 7d; got ${raw}`);
+  return new Date(t);
 }
 
 async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof createLogger>): Promise<number> {

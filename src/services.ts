@@ -15,6 +15,7 @@ import { InboundWebhooksService } from './modules/inbound/inbound.service.js';
 import { LedgerService } from './modules/ledger/ledger.service.js';
 import { MerchantsService } from './modules/merchants/merchants.service.js';
 import { PaymentsService } from './modules/payments/payments.service.js';
+import { ReconciliationService } from './modules/reconciliation/reconciliation.service.js';
 import { RefundsService } from './modules/refunds/refunds.service.js';
 import { WebhooksService } from './modules/webhooks/webhooks.service.js';
 
@@ -31,10 +32,11 @@ export class AdminAuth {
 
 /** Gauges read from the database when /metrics is scraped, and the refund path's transaction counts. */
 export class MetricsService {
-  private gauges: { pendingRefunds?: Gauge; pendingDeliveries?: Gauge; inboundBacklog?: Gauge } = {};
+  private gauges: { pendingRefunds?: Gauge; pendingDeliveries?: Gauge; inboundBacklog?: Gauge; openDifferences?: Gauge } = {};
   constructor(
     private readonly db: Db,
     private readonly refunds: RefundsService,
+    private readonly reconciliation: ReconciliationService,
   ) {}
   register(registry: Registry): void {
     const stats = this.refunds.transactionStats; // live counts
@@ -46,21 +48,35 @@ export class MetricsService {
     counter('settle_refund_db_transactions_total', 'Database transactions run for refund steps that lock a payment (one per group)', () => stats.transactions);
     counter('settle_refund_db_transaction_members_total', 'Refund steps run in those transactions (more than the transactions when steps were grouped)', () => stats.members);
     counter('settle_refund_db_groups_rolled_back_total', 'Groups rolled back because a member failed; their members then ran alone', () => stats.groupsRolledBack);
+    const found = this.reconciliation.found; // live counts per kind
+    new Counter({
+      name: 'settle_reconciliation_differences_total',
+      help: 'Differences with the PSP found by reconciliation in this process (each stored once), by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [kind, n] of found) this.inc({ kind }, n);
+      },
+    });
     this.gauges = {
       pendingRefunds: new Gauge({ name: 'settle_refunds_pending', help: 'Refunds waiting for a final PSP outcome', registers: [registry] }),
       pendingDeliveries: new Gauge({ name: 'settle_webhook_deliveries_pending', help: 'Outbound webhook deliveries not yet delivered', registers: [registry] }),
       inboundBacklog: new Gauge({ name: 'settle_inbound_webhooks_unprocessed', help: 'Inbound PSP webhooks stored but not yet processed', registers: [registry] }),
+      openDifferences: new Gauge({ name: 'settle_reconciliation_differences_open', help: 'Differences with the PSP found by reconciliation and not resolved since', registers: [registry] }),
     };
   }
   async refresh(): Promise<void> {
-    const r = await this.db.query<{ refunds: number; deliveries: number; inbound: number }>(
+    const r = await this.db.query<{ refunds: number; deliveries: number; inbound: number; differences: number }>(
       `SELECT (SELECT count(*) FROM refunds WHERE status = 'pending')::int AS refunds,
               (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')::int AS deliveries,
-              (SELECT count(*) FROM inbound_webhooks WHERE status = 'received')::int AS inbound`,
+              (SELECT count(*) FROM inbound_webhooks WHERE status = 'received')::int AS inbound,
+              (SELECT count(*) FROM reconciliation_differences WHERE status = 'open')::int AS differences`,
     );
     this.gauges.pendingRefunds?.set(r.rows[0].refunds);
     this.gauges.pendingDeliveries?.set(r.rows[0].deliveries);
     this.gauges.inboundBacklog?.set(r.rows[0].inbound);
+    this.gauges.openDifferences?.set(r.rows[0].differences);
   }
 }
 
@@ -77,6 +93,7 @@ export interface Services {
   ledger: LedgerService;
   webhooks: WebhooksService;
   inbound: InboundWebhooksService;
+  reconciliation: ReconciliationService;
   metrics: MetricsService;
 }
 
@@ -98,6 +115,8 @@ export function createServices(deps: {
   });
   const merchants = new MerchantsService(db);
   const admin = new AdminAuth(deps.adminKey);
+  const inbound = new InboundWebhooksService(db, connectorAccounts, refunds, logger);
+  const reconciliation = new ReconciliationService(db, connectorAccounts, inbound, logger);
   return {
     admin,
     merchants,
@@ -110,7 +129,8 @@ export function createServices(deps: {
     idempotency: new IdempotencyService(db, box, { lockMs: config.idempotencyLockMs, retentionHours: config.idempotencyRetentionHours }),
     ledger: new LedgerService(db),
     webhooks: new WebhooksService(db, box, config, logger),
-    inbound: new InboundWebhooksService(db, connectorAccounts, refunds, logger),
-    metrics: new MetricsService(db, refunds),
+    inbound,
+    reconciliation,
+    metrics: new MetricsService(db, refunds, reconciliation),
   };
 }

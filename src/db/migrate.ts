@@ -1,6 +1,7 @@
 import type { Db } from './db.js';
 import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-drop-events-object-index.js';
+import * as m003 from './migrations/003-reconciliation.js';
 import * as m007 from './migrations/007-restricted-keys-and-console-sessions.js';
 import * as m009 from './migrations/009-webhook-endpoint-dialect.js';
 
@@ -15,6 +16,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '002-drop-events-object-index', sql: m002.sql },
   { id: '007-restricted-keys-and-console-sessions', sql: m007.sql },
   { id: '009-webhook-endpoint-dialect', sql: m009.sql },
+  { id: '003-reconciliation', sql: m003.sql },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across processes. */

@@ -71,6 +71,16 @@ export const merchantObject = obj('Merchant', {
   api_keys: obj('MerchantKeys', { test: str, live: str }, 'Only in the create response'),
 });
 
+export const reconciliationDifferenceObject = obj('ReconciliationDifference', {
+  id: str, object: { type: 'string', enum: ['reconciliation_difference'] }, payment_id: str, connector_account_id: str,
+  kind: { type: 'string', description: 'What differs: payment_not_found_at_psp, captured_amount, refunded_amount, refund_missing, refund_status, refund_amount, refund_not_at_psp, refund_unknown_reference, ledger_capture, ledger_refunds' },
+  refund_id: nstr, connector_ref: nstr,
+  gateway: { description: "The gateway's value (an amount, a status, or null)" },
+  psp: { description: "The PSP's value (an amount, a status, a refund, or null)" },
+  message: str, status: { type: 'string', enum: ['open', 'fixed', 'resolved'] }, test_mode: bool,
+  detected_at: time, resolved_at: { type: ['string', 'null'], format: 'date-time' },
+}, 'A difference between the gateway and its PSP found by reconciliation (docs/reconciliation.md)');
+
 /** `{200: schema, 4xx/5xx: the error envelope}` for a route's `response`. */
 export function responses(status: 200 | 201, schema: object) {
   return { [status]: schema, '4xx': errorResponseSchema, '5xx': errorResponseSchema };

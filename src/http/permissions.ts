@@ -48,6 +48,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
 
   'GET /v1/ledger/accounts': 'ledger:read',
   'GET /v1/ledger/transactions': 'ledger:read',
+  // differences between the ledger and the PSP's record: read with the ledger
+  'GET /v1/reconciliation/differences': 'ledger:read',
 
   // the compatibility surfaces (docs/compat.md): the same permissions as the native routes they translate
   'POST /compat/gatelithix/v1/payments/refund': 'refunds:write',

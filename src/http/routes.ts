@@ -6,6 +6,7 @@ import { inboundRoutes } from '../modules/inbound/inbound.routes.js';
 import { ledgerRoutes } from '../modules/ledger/ledger.routes.js';
 import { adminRoutes } from '../modules/merchants/admin.routes.js';
 import { paymentsRoutes } from '../modules/payments/payments.routes.js';
+import { reconciliationRoutes } from '../modules/reconciliation/reconciliation.routes.js';
 import { refundsRoutes } from '../modules/refunds/refunds.routes.js';
 import { webhooksRoutes } from '../modules/webhooks/webhooks.routes.js';
 import type { Services } from '../services.js';
@@ -15,7 +16,7 @@ export async function registerRoutes(app: FastifyInstance, services: Services): 
   // Response schemas document the objects in the OpenAPI document; serialization stays plain
   // JSON.stringify so a schema can never silently drop a field of a response.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  for (const routes of [adminRoutes, apiKeysRoutes, consoleRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, webhooksRoutes, inboundRoutes, compatRoutes]) {
+  for (const routes of [adminRoutes, apiKeysRoutes, consoleRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, reconciliationRoutes, webhooksRoutes, inboundRoutes, compatRoutes]) {
     await routes(app, services);
   }
 }

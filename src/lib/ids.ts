@@ -40,7 +40,7 @@ function idRandom(length: number): string {
 }
 const ID_LIMIT = 256 - (256 % ALPHABET.length);
 
-export type IdPrefix = 'mer' | 'pay' | 're' | 'evt' | 'we' | 'req' | 'li' | 'txn' | 'whd' | 'iwh';
+export type IdPrefix = 'mer' | 'pay' | 're' | 'evt' | 'we' | 'req' | 'li' | 'txn' | 'whd' | 'iwh' | 'rcd';
 
 /**
  * Prefixed, time-ordered ids: 10 chars of base-36 milliseconds, a 4-char base-36 sequence that

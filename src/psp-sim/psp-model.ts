@@ -400,6 +400,17 @@ export class SandboxPsp {
     return refundView(created.refund);
   }
 
+  /** A capture made in the PSP's own dashboard, which the gateway never hears of (the sandbox
+   *  sends no capture webhook): the whole authorization by default. Throws `SandboxPspError` when
+   *  refused. */
+  dashboardCapture(paymentRef: string, amount?: number): SandboxPaymentView {
+    const payment = this.payments.get(paymentRef);
+    if (!payment) throw new SandboxPspError('payment_not_found', `No such payment: ${paymentRef}.`);
+    const result = this.doCapture({ connectorRef: paymentRef, amount: amount ?? payment.amount, idempotencyKey: '' }, payment.accountId);
+    if (result.outcome === 'rejected') throw new SandboxPspError(result.code, result.message);
+    return paymentView(payment);
+  }
+
   /** The bank rejects a refund after the fact: succeeded or pending → failed, which makes its
    *  amount refundable again at the PSP. A refund that already failed is returned unchanged. */
   failRefund(refundRef: string, code = 'bank_rejected', message?: string): SandboxRefundView {

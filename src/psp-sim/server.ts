@@ -190,6 +190,18 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
     },
   );
 
+  // A capture the gateway never hears of (reconciliation finds it).
+  app.post<{ Params: { ref: string }; Body: { amount?: number } | undefined }>(
+    '/_sim/payments/:ref/capture',
+    {
+      schema: {
+        params: refParams,
+        body: { type: ['object', 'null'], additionalProperties: false, properties: { amount: amountSchema } },
+      },
+    },
+    async (request) => psp.dashboardCapture(request.params.ref, request.body?.amount),
+  );
+
   app.post<{ Params: { ref: string }; Body: { code?: string; message?: string } | undefined }>(
     '/_sim/refunds/:ref/fail',
     {

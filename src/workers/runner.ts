@@ -47,7 +47,13 @@ export class WorkerRunner {
       { name: 'inbound-webhooks', everyMs: config.workerPollMs, pass: () => services.inbound.processDue() },
       { name: 'payment-recovery', everyMs: 10_000, pass: () => services.payments.recoverProcessing(config.connectorTimeoutMs + 30_000) },
       { name: 'idempotency-cleanup', everyMs: 600_000, pass: () => services.idempotency.purgeExpired() },
+      ...(config.reconcileIntervalMs > 0 ? [reconciliationLoop(config, services)] : []),
     ], log);
+  }
+
+  /** Whether this runner has a loop of that name (tests, process roles). */
+  has(name: string): boolean {
+    return this.loops.some((l) => l.name === name);
   }
 
   start(): void {
@@ -91,4 +97,26 @@ export class WorkerRunner {
     this.timers.clear();
     await Promise.allSettled([...this.running]);
   }
+}
+
+/**
+ * Reconciliation with the PSPs (docs/reconciliation.md): every process polls, one runs it per
+ * interval (a lease row in the database), over the payments with activity in the lookback
+ * window, leaving the latest changes to the next run (their webhooks may be in flight).
+ */
+function reconciliationLoop(config: Config, services: Services): Loop {
+  const everyMs = config.reconcileIntervalMs;
+  return {
+    name: 'reconciliation',
+    everyMs: Math.min(everyMs, 60_000),
+    pass: async () => {
+      await services.reconciliation.backgroundPass({
+        everyMs,
+        lookbackMs: config.reconcileLookbackHours * 3_600_000,
+        settleMs: config.reconcileSettleMs,
+        leaseMs: Math.max(everyMs, 600_000),
+      });
+      return 0; // paced by its interval, never back to back
+    },
+  };
 }

@@ -105,22 +105,33 @@ export class InboundWebhooksService {
     let payment: PaymentRow | undefined;
     if (paymentRef) payment = await paymentsRepository.findByConnectorRef(this.db, row.connector_account_id, paymentRef);
 
+    if (!(await this.applyRefundReports(row.connector_account_id, payment, reports))) return false;
+    if (event.type === 'payment.refunded' && payment) await this.reconcileCumulative(payment.id, event);
+    return true;
+  }
+
+  /**
+   * Records what the PSP reports about refunds: the one path for webhooks and for
+   * reconciliation's `--fix`. Refunds of ours move as reported; refunds the gateway never made
+   * (dashboard refunds) are recorded. Returns false when something could not be applied yet (the
+   * payment is not known, or a reported refund is waiting for room on the payment).
+   */
+  async applyRefundReports(connectorAccountId: string, payment: PaymentRow | undefined, reports: readonly ConnectorRefundReport[]): Promise<boolean> {
+    let complete = true;
     for (const report of reports) {
-      const ours = await this.findRefund(row.connector_account_id, report);
+      const ours = await this.findRefund(connectorAccountId, report);
       if (ours) {
         await this.applyReport(ours, report);
       } else if (!report.reference) {
         if (!payment) return false;
-        await this.recordOutOfBand(payment.id, report);
+        if (!(await this.recordOutOfBand(payment.id, report))) complete = false;
       } else {
         // names a refund of ours we do not have: phase 1 always commits before the PSP is
         // called, so this is another gateway's refund or a forged reference — never booked
         this.log.warn({ reference: report.reference, connector_ref: report.connectorRef }, 'webhook names an unknown gateway refund');
       }
     }
-
-    if (event.type === 'payment.refunded' && payment) await this.reconcileCumulative(payment.id, event);
-    return true;
+    return complete;
   }
 
   private async findRefund(accountId: string, report: ConnectorRefundReport): Promise<RefundRow | undefined> {
@@ -151,14 +162,26 @@ export class InboundWebhooksService {
     }
   }
 
-  private async recordOutOfBand(paymentId: string, report: ConnectorRefundReport): Promise<void> {
-    await this.db.transaction(async (tx) => {
+  /**
+   * Records a refund the gateway did not make. When it does not fit beside the refunds in flight
+   * (their holds), the PSP's report wins: those refunds are settled with the PSP first, which
+   * refuses the ones it no longer has room for, and the report is recorded once it fits. Returns
+   * false when it still does not fit (the webhook is retried later; reconciliation reports it).
+   */
+  private async recordOutOfBand(paymentId: string, report: ConnectorRefundReport): Promise<boolean> {
+    const attempt = () => this.db.transaction(async (tx) => {
       const payment = (await paymentsRepository.findById(tx, paymentId, true))!;
       // re-checked under the payment lock: a concurrent worker may have recorded it meanwhile
       const existing = await refundsRepository.findByConnectorRef(tx, payment.connector_account_id, report.connectorRef);
-      if (existing) return;
-      await this.refunds.recordConnectorRefund(tx, payment, report);
+      if (existing) return true;
+      return (await this.refunds.recordConnectorRefund(tx, payment, report)) !== 'no_room';
     });
+    if (await attempt()) return true;
+    await this.refunds.settleHeldRefunds(paymentId);
+    if (await attempt()) return true;
+    this.log.error({ payment_id: paymentId, connector_ref: report.connectorRef, amount: report.amount },
+      'PSP reports a refund that does not fit the payment even after settling the refunds in flight; retried later');
+    return false;
   }
 
   /**
@@ -175,7 +198,9 @@ export class InboundWebhooksService {
       if (missing <= 0) return;
       const ref = `cumulative:${event.paymentRef}:${event.amountRefunded}`;
       if (await refundsRepository.findByConnectorRef(tx, payment.connector_account_id, ref)) return;
-      await this.refunds.recordConnectorRefund(tx, payment, { connectorRef: ref, amount: missing, status: 'succeeded' });
+      if ((await this.refunds.recordConnectorRefund(tx, payment, { connectorRef: ref, amount: missing, status: 'succeeded' })) === 'no_room') {
+        this.log.error({ payment_id: paymentId, amount: missing }, 'PSP reports a cumulative refunded amount above what the payment has left');
+      }
     });
   }
 }

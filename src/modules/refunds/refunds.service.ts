@@ -466,18 +466,17 @@ export class RefundsService {
   }
 
   /**
-   * A refund made outside the gateway (in the PSP's dashboard), learned from a webhook: it
-   * becomes a refund with `source: "connector"`, booked like any other. Returns undefined when
-   * the PSP reports more than the payment has left (logged; nothing is written).
+   * A refund made outside the gateway (in the PSP's dashboard), learned from a webhook or from
+   * reconciliation: it becomes a refund with `source: "connector"` in the status the PSP reports
+   * (a failed one is recorded failed, holding and booking nothing). Answers `no_room`, writing
+   * nothing, when a pending or succeeded report does not fit the refundable balance: the caller
+   * resolves the collision with the refunds in flight (see `heldRefunds`) and tries again.
    */
-  async recordConnectorRefund(tx: Tx, payment: PaymentRow, report: { connectorRef: string; amount: number; status: 'succeeded' | 'pending' | 'failed' }) {
-    if (report.status === 'failed') return undefined;
-    const refundable = amountRefundable(payment);
-    if (report.amount > refundable) {
-      this.log.error({ payment_id: payment.id, connector_ref: report.connectorRef, amount: report.amount, refundable },
-        'PSP reports a refund larger than the refundable balance; not recorded');
-      return undefined;
-    }
+  async recordConnectorRefund(tx: Tx, payment: PaymentRow,
+    report: { connectorRef: string; amount: number; status: 'succeeded' | 'pending' | 'failed'; failureCode?: string | null; failureMessage?: string | null },
+  ): Promise<RefundView | 'no_room'> {
+    const failed = report.status === 'failed';
+    if (!failed && report.amount > amountRefundable(payment)) return 'no_room';
     const id = newId('re');
     const refund = await repo.insert(tx, {
       id,
@@ -487,7 +486,7 @@ export class RefundsService {
       payment_id: payment.id,
       amount: report.amount,
       currency: payment.currency,
-      status: 'pending',
+      status: failed ? 'failed' : 'pending',
       reason: null,
       description: null,
       reference: null,
@@ -498,13 +497,20 @@ export class RefundsService {
       connector_account_id: payment.connector_account_id,
       connector_account_short_id: payment.connector_account_short_id,
       connector_ref: report.connectorRef,
-      failure_code: null,
-      failure_message: null,
+      failure_code: failed ? report.failureCode ?? 'refund_failed' : null,
+      failure_message: failed ? report.failureMessage ?? 'The payment service provider reported the refund as failed.' : null,
       source: 'connector',
       idempotency_key: null,
       psp_idempotency_key: `settle_${id}`,
       syncDelayMs: this.opts.syncBaseMs,
     });
+    if (failed) {
+      // nothing moved: no hold, no booking; recorded so the gateway's refunds list the PSP's
+      await repo.update(tx, { ...refund, next_sync_at: null });
+      const view = renderRefund(refund, payment);
+      await emitEvents(tx, refund.merchant_id, refund.test_mode, [{ type: 'refund.failed', object: view }]);
+      return view;
+    }
     payment.amount_refund_pending += report.amount;
     const p = await paymentsRepository.update(tx, payment);
     await emitEvents(tx, refund.merchant_id, refund.test_mode, [{ type: 'refund.created', object: renderRefund(refund, p) }]);
@@ -513,6 +519,24 @@ export class RefundsService {
       return this.applyFinal(tx, refund, p, { status: 'succeeded', connectorRef: report.connectorRef }, refund.created_at, { last: false });
     }
     return renderRefund(refund, p);
+  }
+
+  /**
+   * Settles the refunds holding part of a payment's balance by asking the PSP for each (the same
+   * idempotent call as their own, so a refund the PSP already has is answered, never made
+   * twice). Used when the PSP reports a refund that does not fit beside them: the PSP allowed its
+   * own, so it refuses (or has already refused) those that no longer fit, which releases their
+   * holds. Returns how many are still pending.
+   */
+  async settleHeldRefunds(paymentId: string): Promise<number> {
+    const payment = (await paymentsRepository.findById(this.db, paymentId))!;
+    const held = await repo.list(this.db, payment.merchant_id, payment.test_mode, 100, { paymentId, status: 'pending' });
+    let pending = 0;
+    for (const refund of held) {
+      const view = await this.drive(refund);
+      if (view.status === 'pending') pending += 1;
+    }
+    return pending;
   }
 
   /** Brings a refund found by idempotency key (or by the sync worker) to where it can be answered. */

@@ -12,6 +12,7 @@ export const EVENT_TYPES = [
   'refund.created',
   'refund.succeeded',
   'refund.failed',
+  'reconciliation.difference_found',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

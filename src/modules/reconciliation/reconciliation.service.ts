@@ -1,0 +1,319 @@
+/**
+ * Reconciliation: for every payment with activity in a window, ask the PSP (through its
+ * connector) what it captured and refunded, compare with the gateway's payment, refunds and
+ * ledger, and report every difference. With `fix`, what the PSP did that the gateway missed is
+ * recorded through the inbound webhook path (`InboundWebhooksService.applyRefundReports`), the
+ * same rules that book a PSP's webhooks: no rule is written twice.
+ *
+ * The PSP is the truth for money that moved. What a PSP cannot tell (a status `unknown`, null
+ * amounts) is never guessed: the payment is counted as unverifiable instead.
+ */
+import { ConnectorUnknownOutcomeError, type ConnectorPaymentState, type ConnectorRefundReport } from '../../connectors/connector.js';
+import type { Db } from '../../db/db.js';
+import { decodeCursor, toPage } from '../../http/pagination.js';
+import { newId } from '../../lib/ids.js';
+import type { Logger } from '../../lib/logger.js';
+import { connectorAccountsRepository } from '../connector-accounts/connector-accounts.repository.js';
+import type { ConnectorAccountsService } from '../connector-accounts/connector-accounts.service.js';
+import type { InboundWebhooksService } from '../inbound/inbound.service.js';
+import type { AuthContext } from '../merchants/merchants.service.js';
+import type { PaymentRow } from '../payments/payments.repository.js';
+import type { RefundRow } from '../refunds/refunds.repository.js';
+import { emitEvents } from '../webhooks/events.repository.js';
+import { reconciliationRepository as repo, type DifferenceRow, type PaymentLedger } from './reconciliation.repository.js';
+
+export const DIFFERENCE_KINDS = [
+  /** The PSP has no such payment. */
+  'payment_not_found_at_psp',
+  /** The gateway's amount_captured is not what the PSP captured. */
+  'captured_amount',
+  /** The gateway's amount_refunded is not the PSP's total of succeeded refunds. */
+  'refunded_amount',
+  /** The PSP has a refund the gateway has no record of (fixable: recorded as the PSP reports it). */
+  'refund_missing',
+  /** A refund's status differs (fixable where the gateway's refund can still move that way). */
+  'refund_status',
+  /** A refund's amount differs. */
+  'refund_amount',
+  /** The gateway booked a refund as succeeded that the PSP does not have. */
+  'refund_not_at_psp',
+  /** The PSP has a refund naming a gateway refund id the gateway does not have. */
+  'refund_unknown_reference',
+  /** The ledger's capture booking is not the payment's amount_captured. */
+  'ledger_capture',
+  /** The ledger's refund bookings (minus reversals) are not the payment's amount_refunded. */
+  'ledger_refunds',
+] as const;
+export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
+
+export interface Difference {
+  kind: DifferenceKind;
+  payment: PaymentRow;
+  refundId: string | null;
+  connectorRef: string | null;
+  gateway: unknown;
+  psp: unknown;
+  message: string;
+  /** The PSP's report that `fix` records through the inbound path. */
+  fix?: ConnectorRefundReport;
+}
+
+export interface ReconcileOptions {
+  /** Payments whose gateway record changed at or after this time. */
+  since: Date;
+  /** Record what the PSP did that the gateway missed. Default false. */
+  fix?: boolean;
+  /** Payments changed more recently than this are left for a later run (their webhooks may be
+   *  in flight). Default 0. */
+  settleMs?: number;
+}
+
+export interface ReconcileReport {
+  checked: number;
+  /** Payments the PSP could not tell about (status unknown, PSP unreachable, account deleted). */
+  unverifiable: { paymentId: string; reason: string }[];
+  /** Every difference found, with `status`: `open`, or `fixed` when `fix` recorded it. */
+  differences: DifferenceView[];
+}
+
+export function renderDifference(d: DifferenceRow) {
+  return {
+    id: d.id,
+    object: 'reconciliation_difference' as const,
+    payment_id: d.payment_id,
+    connector_account_id: d.connector_account_id,
+    kind: d.kind,
+    refund_id: d.refund_id,
+    connector_ref: d.connector_ref,
+    gateway: d.gateway_value ?? null,
+    psp: d.psp_value ?? null,
+    message: d.message,
+    status: d.status,
+    test_mode: d.test_mode,
+    detected_at: d.detected_at.toISOString(),
+    resolved_at: d.resolved_at ? d.resolved_at.toISOString() : null,
+  };
+}
+export type DifferenceView = ReturnType<typeof renderDifference>;
+
+const PAGE = 100;
+
+export class ReconciliationService {
+  /** Differences stored since this process started, per kind (the /metrics counter). */
+  readonly found = new Map<string, number>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly accounts: ConnectorAccountsService,
+    private readonly inbound: InboundWebhooksService,
+    private readonly log: Logger,
+  ) {}
+
+  async run(opts: ReconcileOptions): Promise<ReconcileReport> {
+    const report: ReconcileReport = { checked: 0, unverifiable: [], differences: [] };
+    const until = Date.now() - (opts.settleMs ?? 0);
+    let afterId = '';
+    for (;;) {
+      const page = await repo.paymentsWithActivity(this.db, opts.since, afterId, PAGE);
+      for (const payment of page) {
+        if (payment.updated_at.getTime() > until) continue;
+        await this.reconcilePayment(payment, opts.fix ?? false, report);
+      }
+      if (page.length < PAGE) break;
+      afterId = page[page.length - 1].id;
+    }
+    return report;
+  }
+
+  private async reconcilePayment(payment: PaymentRow, fix: boolean, report: ReconcileReport): Promise<void> {
+    const account = await connectorAccountsRepository.findById(this.db, payment.connector_account_id);
+    if (!account) {
+      report.unverifiable.push({ paymentId: payment.id, reason: 'its connector account was deleted' });
+      return;
+    }
+    let state: ConnectorPaymentState;
+    try {
+      state = await this.accounts.connectorFor(account).paymentState(this.accounts.contextFor(account), { paymentRef: payment.connector_ref! });
+    } catch (err) {
+      if (!(err instanceof ConnectorUnknownOutcomeError)) throw err;
+      report.unverifiable.push({ paymentId: payment.id, reason: `the PSP did not answer: ${err.message}` });
+      return;
+    }
+    report.checked += 1;
+    if (state.status === 'unknown') report.unverifiable.push({ paymentId: payment.id, reason: 'the PSP cannot tell what it did for this payment' });
+
+    let current = payment;
+    let found = compare(current, await repo.refundsOf(this.db, payment.id), await repo.ledgerOf(this.db, payment.id), state);
+    const fixed: Difference[] = [];
+    const fixes = found.flatMap((d) => (d.fix ? [d.fix] : []));
+    if (fix && fixes.length > 0) {
+      await this.inbound.applyRefundReports(account.id, payment, fixes);
+      current = (await this.db.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [payment.id])).rows[0];
+      const after = compare(current, await repo.refundsOf(this.db, payment.id), await repo.ledgerOf(this.db, payment.id), state);
+      const still = new Set(after.map(keyOf));
+      fixed.push(...found.filter((d) => !still.has(keyOf(d))));
+      found = after;
+    }
+    report.differences.push(...(await this.store(current, found, fixed)));
+  }
+
+  /** Stores what one payment's check found, emits an event for each new difference, and resolves
+   *  the payment's open differences this check no longer finds. */
+  private async store(payment: PaymentRow, open: Difference[], fixed: Difference[]): Promise<DifferenceView[]> {
+    return this.db.transaction(async (tx) => {
+      const views: DifferenceView[] = [];
+      const fixedNow: Difference[] = [];
+      for (const d of fixed) {
+        // found open by an earlier run (and announced then): it is now fixed
+        const row = await repo.markFixed(tx, payment.id, d.kind, d.connectorRef);
+        if (row) views.push(renderDifference(row));
+        else fixedNow.push(d);
+      }
+      const all = [...open.map((d) => [d, 'open'] as const), ...fixedNow.map((d) => [d, 'fixed'] as const)];
+      for (const [d, status] of all) {
+        const row = await repo.insertOpen(tx, {
+          id: newId('rcd'),
+          merchant_id: payment.merchant_id,
+          test_mode: payment.test_mode,
+          payment_id: payment.id,
+          connector_account_id: payment.connector_account_id,
+          kind: d.kind,
+          refund_id: d.refundId,
+          connector_ref: d.connectorRef,
+          gateway_value: d.gateway,
+          psp_value: d.psp,
+          message: d.message,
+          status,
+        });
+        if (row) {
+          this.found.set(d.kind, (this.found.get(d.kind) ?? 0) + 1);
+          await emitEvents(tx, payment.merchant_id, payment.test_mode, [{ type: 'reconciliation.difference_found', object: renderDifference(row) }]);
+        }
+        views.push(row ? renderDifference(row) : renderTransient(payment, d, status));
+      }
+      await repo.resolveOthers(tx, payment.id, open.map((d) => ({ kind: d.kind, connector_ref: d.connectorRef })));
+      return views;
+    });
+  }
+
+  /** The background job's pass: one process at a time, once per `everyMs`, over the lookback window. */
+  async backgroundPass(opts: { everyMs: number; lookbackMs: number; settleMs: number; leaseMs: number }): Promise<ReconcileReport | undefined> {
+    const { lookbackMs, settleMs } = opts;
+    const claim = await repo.claimRun(this.db, opts.everyMs, opts.leaseMs);
+    if (!claim) return undefined;
+    try {
+      const report = await this.run({ since: new Date(claim.start.getTime() - lookbackMs), settleMs });
+      const open = report.differences.filter((d) => d.status === 'open').length;
+      if (open > 0) this.log.warn({ differences: open, checked: report.checked }, 'reconciliation found differences with the PSP');
+      return report;
+    } finally {
+      await repo.releaseRun(this.db);
+    }
+  }
+
+  async list(auth: AuthContext, q: { limit: number; cursor?: string; status?: string; payment_id?: string }) {
+    const rows = await repo.list(this.db, q.limit, {
+      merchantId: auth.merchantId, testMode: auth.testMode, status: q.status, paymentId: q.payment_id, after: decodeCursor(q.cursor),
+    });
+    return toPage(rows, q.limit, renderDifference);
+  }
+
+  async listAll(q: { limit: number; cursor?: string; status?: string; merchant_id?: string }) {
+    const rows = await repo.list(this.db, q.limit, { merchantId: q.merchant_id, status: q.status, after: decodeCursor(q.cursor) });
+    return toPage(rows, q.limit, renderDifference);
+  }
+
+  countOpen(): Promise<number> {
+    return repo.countOpen(this.db);
+  }
+}
+
+function keyOf(d: Pick<Difference, 'kind' | 'connectorRef'>): string {
+  return `${d.kind}:${d.connectorRef ?? ''}`;
+}
+
+/** An open difference already stored by an earlier run, shown as this run found it. */
+function renderTransient(payment: PaymentRow, d: Difference, status: 'open' | 'fixed'): DifferenceView {
+  return {
+    id: '',
+    object: 'reconciliation_difference',
+    payment_id: payment.id,
+    connector_account_id: payment.connector_account_id,
+    kind: d.kind,
+    refund_id: d.refundId,
+    connector_ref: d.connectorRef,
+    gateway: d.gateway ?? null,
+    psp: d.psp ?? null,
+    message: d.message,
+    status,
+    test_mode: payment.test_mode,
+    detected_at: new Date().toISOString(),
+    resolved_at: null,
+  };
+}
+
+/**
+ * The differences between one payment as the gateway has it (row, refunds, ledger) and as the
+ * PSP reports it. Pure: the same inputs give the same list.
+ */
+export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: PaymentLedger, psp: ConnectorPaymentState): Difference[] {
+  const out: Difference[] = [];
+  const diff = (kind: DifferenceKind, gateway: unknown, pspValue: unknown, message: string, extra: Partial<Difference> = {}) =>
+    out.push({ kind, payment, refundId: null, connectorRef: null, gateway, psp: pspValue, message, ...extra });
+
+  // The gateway against itself: its ledger must say what its payment says.
+  if (ledger.captured !== payment.amount_captured) {
+    diff('ledger_capture', ledger.captured, payment.amount_captured, `The ledger books a capture of ${ledger.captured}; the payment says ${payment.amount_captured} was captured.`);
+  }
+  if (ledger.refunded !== payment.amount_refunded) {
+    diff('ledger_refunds', ledger.refunded, payment.amount_refunded, `The ledger books ${ledger.refunded} refunded; the payment says ${payment.amount_refunded}.`);
+  }
+
+  if (psp.status === 'not_found') {
+    diff('payment_not_found_at_psp', payment.connector_ref, null, `The PSP has no payment ${payment.connector_ref}.`);
+    return out;
+  }
+  if (psp.amountCaptured !== null && psp.amountCaptured !== payment.amount_captured) {
+    diff('captured_amount', payment.amount_captured, psp.amountCaptured, `The gateway has ${payment.amount_captured} captured; the PSP captured ${psp.amountCaptured}.`);
+  }
+  if (psp.amountRefunded !== null && psp.amountRefunded !== payment.amount_refunded) {
+    diff('refunded_amount', payment.amount_refunded, psp.amountRefunded, `The gateway has ${payment.amount_refunded} refunded; the PSP refunded ${psp.amountRefunded}.`);
+  }
+  if (psp.refunds === null) return out;
+
+  const matched = new Set<string>();
+  for (const r of psp.refunds) {
+    const ours = refunds.find((x) => x.connector_ref === r.connectorRef) ?? (r.reference ? refunds.find((x) => x.id === r.reference) : undefined);
+    const at = { connectorRef: r.connectorRef };
+    if (!ours) {
+      if (r.reference) {
+        diff('refund_unknown_reference', null, pspRefund(r), `The PSP's refund ${r.connectorRef} names gateway refund ${r.reference}, which the gateway does not have.`, at);
+      } else {
+        diff('refund_missing', null, pspRefund(r), `The PSP has a ${r.status} refund ${r.connectorRef} of ${r.amount} the gateway has no record of.`, { ...at, fix: r });
+      }
+      continue;
+    }
+    matched.add(ours.id);
+    const refundAt = { ...at, refundId: ours.id };
+    if (ours.amount !== r.amount) {
+      diff('refund_amount', ours.amount, r.amount, `Refund ${ours.id} is ${ours.amount} in the gateway and ${r.amount} at the PSP.`, refundAt);
+    }
+    if (ours.status !== r.status && !(r.status === 'pending' && ours.status === 'pending')) {
+      // what the inbound path can apply: a pending refund finishing, a succeeded one failing (reversal)
+      const fixable = (ours.status === 'pending' && r.status !== 'pending') || (ours.status === 'succeeded' && r.status === 'failed');
+      diff('refund_status', ours.status, r.status, `Refund ${ours.id} is ${ours.status} in the gateway and ${r.status} at the PSP.`,
+        { ...refundAt, ...(fixable ? { fix: r } : {}) });
+    }
+  }
+  for (const ours of refunds) {
+    // a pending refund may not have reached the PSP yet: the refund sync finishes it
+    if (matched.has(ours.id) || ours.status !== 'succeeded') continue;
+    diff('refund_not_at_psp', ours.amount, null, `Refund ${ours.id} of ${ours.amount} is succeeded in the gateway; the PSP has no such refund.`,
+      { refundId: ours.id, connectorRef: ours.connector_ref });
+  }
+  return out;
+}
+
+function pspRefund(r: ConnectorRefundReport) {
+  return { connector_ref: r.connectorRef, amount: r.amount, status: r.status, reference: r.reference ?? null };
+}

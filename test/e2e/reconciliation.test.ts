@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createPostgresDb } from '../../src/db/postgres.js';
+import type { Db } from '../../src/db/db.js';
+import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
+import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
+import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
+import { client, runSettle, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+
+/**
+ * Reconciliation against a real psp-sim process with differences injected on purpose: refunds
+ * and captures made in the PSP's dashboard while its webhooks are dropped, and a refund the bank
+ * fails after it succeeded. `settle reconcile` finds each, `--fix` records what the PSP did, and
+ * the background job stores, counts and announces what it finds.
+ */
+describe('reconciliation with the PSP (real gateway, psp-sim and PostgreSQL)', () => {
+  let temp: TempDatabase | undefined;
+  let gw: Proc | undefined;
+  let sim: Proc | undefined;
+  let db: Db | undefined;
+  let api: ReturnType<typeof client>;
+  let admin: ReturnType<typeof client>;
+  let account: any;
+
+  const simCall = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(sim!.url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+    return r.json() as Promise<any>;
+  };
+  const cli = (...args: string[]) =>
+    runSettle(['reconcile', ...args], { DATABASE_URL: temp!.url, SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY, SETTLE_ADMIN_KEY: ADMIN_KEY, LOG_LEVEL: 'warn' });
+
+  before(async (t) => {
+    if (!(await postgresOrSkip(t as never))) return;
+    temp = await createTempDatabase();
+    sim = await spawnPspSim();
+    gw = await spawnGateway({
+      databaseUrl: temp.url,
+      env: { SETTLE_WORKER_POLL_MS: '50', SETTLE_RECONCILE_INTERVAL_MS: '500', SETTLE_RECONCILE_SETTLE_MS: '0' },
+    });
+    admin = client(gw.url, ADMIN_KEY);
+    const m = await admin('POST', '/v1/admin/merchants', { name: 'Reconciled' });
+    api = client(gw.url, m.body.api_keys.test);
+    account = (await api('POST', '/v1/connector_accounts', { connector: 'sandbox', settings: { base_url: sim.url } })).body;
+    await simCall('PUT', `/_sim/accounts/${account.id}/webhook`, { url: `${gw.url}/v1/connectors/sandbox/webhooks/${account.id}`, secret: account.webhook_secret });
+    db = createPostgresDb({ connectionString: temp.url, max: 2 });
+  });
+  after(async () => {
+    await db?.close();
+    await Promise.all([gw?.kill(), sim?.kill()]);
+    await temp?.drop();
+  });
+
+  const pay = async (body: Record<string, unknown> = {}) => {
+    const p = await api('POST', '/v1/payments', { amount: 10_000, currency: 'USD', payment_method: 'pm_card_visa', connector_account: account.id, ...body });
+    assert.equal(p.status, 201, p.raw);
+    return p.body;
+  };
+
+  test('finds what the PSP did that the gateway never heard of, fixes the refunds, and reports the capture it cannot fix', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    // Webhooks dropped: the gateway hears nothing of what happens at the PSP from here on.
+    await simCall('PUT', '/_sim/faults', { webhook: { enabled: false } });
+    const refunded = await pay();
+    const apiRefund = await api('POST', `/v1/payments/${refunded.id}/refunds`, { amount: 1000 });
+    assert.equal(apiRefund.body.status, 'succeeded');
+    const dashboard = await simCall('POST', `/_sim/payments/${refunded.connector_ref}/refunds`, { amount: 2000 });
+    await simCall('POST', `/_sim/refunds/${apiRefund.body.connector_ref}/fail`, { code: 'bank_rejected' });
+    const uncaptured = await pay({ capture_method: 'manual' });
+    await simCall('POST', `/_sim/payments/${uncaptured.connector_ref}/capture`, { amount: 4000 });
+
+    const found = await cli('--since', '1h');
+    assert.equal(found.code, 1, found.output);
+    const lines = found.stdout.split('\n').filter((l) => l.startsWith('DIFFERENCE'));
+    const kinds = (paymentId: string) => lines.filter((l) => l.includes(paymentId)).map((l) => l.split(' ')[2].replace(/:$/, '')).sort();
+    assert.deepEqual(kinds(refunded.id), ['refund_missing', 'refund_status', 'refunded_amount']);
+    assert.deepEqual(kinds(uncaptured.id), ['captured_amount']);
+    assert.ok(lines.some((l) => l.includes(dashboard.id) && l.includes('2000')), found.stdout);
+
+    // Stored once, readable by the merchant, announced as events.
+    const open = await api('GET', '/v1/reconciliation/differences?status=open&limit=100');
+    assert.equal(open.status, 200, open.raw);
+    assert.equal(open.body.data.length, 4);
+    assert.ok(open.body.data.every((d: any) => d.object === 'reconciliation_difference' && d.status === 'open'));
+    const events = await api('GET', '/v1/events?type=reconciliation.difference_found&limit=100');
+    assert.equal(events.body.data.length, 4, events.raw);
+
+    const fixed = await cli('--since', '1h', '--fix');
+    assert.equal(fixed.code, 1, 'the capture made outside the gateway is reported, not invented: ' + fixed.output);
+    assert.match(fixed.stdout, new RegExp(`DIFFERENCE \\(fixed\\) ${refunded.id} refund_missing`));
+    assert.match(fixed.stdout, new RegExp(`DIFFERENCE \\(fixed\\) ${refunded.id} refund_status`));
+    assert.match(fixed.stdout, new RegExp(`DIFFERENCE ${uncaptured.id} captured_amount`));
+
+    // The gateway now agrees with the PSP: the dashboard refund booked, the failed one reversed.
+    const g = (await api('GET', `/v1/payments/${refunded.id}`)).body;
+    const s = await simCall('GET', `/_sim/payments/${refunded.connector_ref}`);
+    assert.equal(g.amount_refunded, s.amount_refunded);
+    assert.equal(g.amount_refunded, 2000);
+    const refunds = (await api('GET', `/v1/refunds?payment_id=${refunded.id}`)).body.data;
+    assert.deepEqual(refunds.map((r: any) => [r.source, r.amount, r.status]).sort(), [['api', 1000, 'failed'], ['connector', 2000, 'succeeded']]);
+    assert.deepEqual((await verifyLedger(db!)).violations, []);
+
+    const again = await cli('--since', '1h');
+    const left = again.stdout.split('\n').filter((l) => l.startsWith('DIFFERENCE'));
+    assert.deepEqual(left.map((l) => l.split(' ').slice(1, 3).join(' ').replace(/:$/, '')), [`${uncaptured.id} captured_amount`], again.stdout);
+    const stored = (await api('GET', '/v1/reconciliation/differences?limit=100')).body.data;
+    // each stored once: the open rows of the first run became fixed (the total agrees once the refunds do)
+    assert.deepEqual(stored.filter((d: any) => d.status === 'fixed').map((d: any) => d.kind).sort(), ['refund_missing', 'refund_status', 'refunded_amount']);
+    assert.deepEqual(stored.filter((d: any) => d.payment_id === uncaptured.id).map((d: any) => d.status), ['open']);
+    await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
+  });
+
+  test('the background job finds a difference by itself: stored, counted in /metrics, listed for the admin', async (t) => {
+    if (!temp) return t.skip('no postgres');
+    await simCall('PUT', '/_sim/faults', { webhook: { enabled: false } });
+    const p = await pay();
+    const dashboard = await simCall('POST', `/_sim/payments/${p.connector_ref}/refunds`, { amount: 700 });
+    let diff: any;
+    for (let i = 0; i < 100 && !diff; i++) {
+      const list = await admin('GET', '/v1/admin/reconciliation/differences?status=open&limit=100');
+      assert.equal(list.status, 200, list.raw);
+      diff = list.body.data.find((d: any) => d.connector_ref === dashboard.id);
+      if (!diff) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(diff, 'the background job stored the difference');
+    assert.equal(diff.kind, 'refund_missing');
+    assert.equal(diff.payment_id, p.id);
+    assert.deepEqual(diff.psp, { connector_ref: dashboard.id, amount: 700, status: 'succeeded', reference: null });
+    const metrics = await fetch(`${gw!.url}/metrics`).then((r) => r.text());
+    assert.match(metrics, /settle_reconciliation_differences_total\{kind="refund_missing"\} [1-9]/);
+    assert.match(metrics, /settle_reconciliation_differences_open [1-9]/);
+    await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
+  });
+});
