@@ -69,6 +69,12 @@ export interface Config {
   /** The background reconciliation leaves payments changed in the last this-many ms for its next
    *  run (their webhooks may be in flight). Default 60000. */
   reconcileSettleMs: number;
+  /** On SIGTERM, how long /readyz answers 503 (so a load balancer stops sending requests) before
+   *  the listener closes. Default 2000 ms. */
+  shutdownDelayMs: number;
+  /** After that, how long requests in flight and running background work get to finish before
+   *  the process exits anyway (exit code 1). Default 30000 ms. */
+  shutdownTimeoutMs: number;
   /** Run the background workers (outbox, refund sync, inbound webhooks, cleanup) in this process.
    *  Default true; false makes role `all` an `api` process. */
   workersEnabled: boolean;
@@ -188,6 +194,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     reconcileIntervalMs: int('SETTLE_RECONCILE_INTERVAL_MS', 900_000, 0, 86_400_000),
     reconcileLookbackHours: int('SETTLE_RECONCILE_LOOKBACK_HOURS', 24, 1, 24 * 90),
     reconcileSettleMs: int('SETTLE_RECONCILE_SETTLE_MS', 60_000, 0, 86_400_000),
+    shutdownDelayMs: int('SETTLE_SHUTDOWN_DELAY_MS', 2000, 0, 600_000),
+    shutdownTimeoutMs: int('SETTLE_SHUTDOWN_TIMEOUT_MS', 30_000, 100, 3_600_000),
     workersEnabled: bool('SETTLE_WORKERS', true),
     allowPrivateWebhookUrls: bool('SETTLE_ALLOW_PRIVATE_WEBHOOK_URLS', false),
     stripeApiBase,

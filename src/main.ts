@@ -146,7 +146,8 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
   // a rate limit shared by every gateway process when Redis is configured; per process otherwise
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 }) : undefined;
   redis?.on('error', (err) => logger.warn({ err: err.message }, 'redis unavailable; rate limiting fails open'));
-  const app = await buildApp({ config, db: rt.db, logger, services: rt.services, adminKey: rt.secrets.adminKey, redis, api });
+  const lifecycle = { draining: false };
+  const app = await buildApp({ config, db: rt.db, logger, services: rt.services, adminKey: rt.secrets.adminKey, redis, api, lifecycle });
   const runsWorkers = role === 'worker' || (role === 'all' && config.workersEnabled);
   const workers = runsWorkers ? WorkerRunner.forGateway(config, rt.db, rt.services, logger) : undefined;
   const address = await app.listen({ port: config.port, host: config.host });
@@ -179,7 +180,18 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    // Readiness goes false first: a load balancer polling /readyz stops sending new requests
+    // during the delay; then the listener closes and the requests in flight finish. Ctrl-C
+    // (SIGINT) at a terminal skips the delay.
+    lifecycle.draining = true;
+    const delay = signal === 'SIGTERM' ? config.shutdownDelayMs : 0;
+    logger.info({ signal, delay_ms: delay }, 'shutting down: not ready, then closing once requests in flight finish');
+    const deadline = setTimeout(() => {
+      logger.error({ timeout_ms: config.shutdownTimeoutMs }, 'shutdown took too long; exiting with work unfinished');
+      process.exit(1);
+    }, delay + config.shutdownTimeoutMs);
+    deadline.unref();
+    await new Promise((r) => setTimeout(r, delay));
     await app.close();
     await workers?.stop();
     await rt.services.webhooks.close();

@@ -73,6 +73,8 @@ export interface AppDeps {
   /** Serve the API (`/v1/*`, `/docs`, `/openapi.json`), or only the operations endpoints
    *  (`/healthz`, `/readyz`, `/metrics`) of a worker process. Default true. */
   api?: boolean;
+  /** Set `draining` when the process is shutting down: /readyz answers 503 from then on. */
+  lifecycle?: { draining: boolean };
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -319,6 +321,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // ---- operations
   app.get('/healthz', { config: { auth: 'none' }, schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { auth: 'none' }, schema: { hide: true } }, async (_req, reply) => {
+    if (deps.lifecycle?.draining) return reply.code(503).send({ status: 'shutting_down' });
     try {
       await deps.db.query('SELECT 1');
       if (!(await migrationsApplied(deps.db))) return reply.code(503).send({ status: 'migrations_pending' });

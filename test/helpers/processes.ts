@@ -76,6 +76,8 @@ export async function spawnGateway(opts: GatewayOptions = {}) {
     LOG_LEVEL: 'warn',
     SETTLE_RATE_LIMIT_PER_SECOND: '0',
     SETTLE_AUTH_FAILURES_PER_MINUTE: '0',
+    // stop at once on SIGTERM (no readiness drain) unless a test asks for it
+    SETTLE_SHUTDOWN_DELAY_MS: '0',
     // the suites can be run with a small pool to shake out a connection held while waiting for another
     ...(process.env.SETTLE_DB_POOL_SIZE ? { SETTLE_DB_POOL_SIZE: process.env.SETTLE_DB_POOL_SIZE } : {}),
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
