@@ -157,7 +157,9 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
   const lines = [
     '',
     `Settle is running at ${base} (role: ${role}${runsWorkers ? '' : ', no background workers'}; database: ${rt.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'})`,
-    api ? `  API reference: ${base}/docs` : `  Background workers only; ${base}/healthz, /readyz and /metrics answer here`,
+    ...(api
+      ? [`  Console:       ${base}/dashboard (sign in with a key below)`, `  API reference: ${base}/docs`]
+      : [`  Background workers only; ${base}/healthz, /readyz and /metrics answer here`]),
   ];
   if (rt.secrets.generated.adminKey) lines.push(`  Admin key (generated, kept in ${config.dataDir}/admin.key): ${rt.secrets.adminKey}`);
   if (demo) {

@@ -15,6 +15,7 @@ import { requestHash, validateKey, type IdempotencyScope, type TransactionalKey 
 import type { AuthContext } from '../modules/merchants/merchants.service.js';
 import type { Services } from '../services.js';
 import { AppError, asAppError, DATABASE_RETRY_AFTER_S, databaseUnavailable, errorBody, invalidParam, isStorableStatus } from './errors.js';
+import { registerDashboard } from './dashboard.js';
 import { sendReplay } from './idempotent.js';
 import { grants, permissionFor } from './permissions.js';
 import { csrfError, header, sessionToken } from '../modules/console/console.routes.js';
@@ -335,6 +336,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.type(registry.contentType).send(await registry.metrics());
   });
   if (!api) return app;
+  await registerDashboard(app);
   app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
   await registerRoutes(app, services);
   return app;
