@@ -4,7 +4,7 @@ import { createPostgresDb } from '../../src/db/postgres.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
 import { pgbouncerBinary, startPgBouncer, toolOrSkip, type PgBouncer } from '../helpers/private-postgres.js';
-import { spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+import { runSettle, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
 import { createPayments, GATEWAY_ENV, planRefunds, Rng, seedFromEnv, setupMerchant, type Merchant, type PaymentInfo } from '../reliability/fixtures.js';
 import { checkRefundOutcome, ledgerVerify } from '../reliability/invariants.js';
 import { RefundTraffic } from '../reliability/refund-traffic.js';
@@ -95,10 +95,15 @@ describe('behind PgBouncer in transaction pooling mode', () => {
       });
       assert.deepEqual(outcome.violations, []);
       assert.ok(outcome.figures.acknowledged > 50, JSON.stringify(outcome.figures));
-      assert.deepEqual(await ledgerVerify({
-        DATABASE_URL: bouncer.url, SETTLE_DB_PREPARED_STATEMENTS: 'false',
+      const cli = {
+        DATABASE_URL: bouncer.url, SETTLE_DB_PREPARED_STATEMENTS: 'false', LOG_LEVEL: 'warn',
         SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY, SETTLE_ADMIN_KEY: ADMIN_KEY, SETTLE_DATA_DIR: apis[0].dataDir,
-      }), []);
+      };
+      assert.deepEqual(await ledgerVerify(cli), []);
+      // the PSP agrees with the gateway, payment by payment, as the reconciliation reads it
+      const reconcile = await runSettle(['reconcile', '--since', '1h'], cli);
+      assert.equal(reconcile.code, 0, reconcile.output);
+      assert.match(reconcile.output, new RegExp(`checked ${payments.length} payments .*; 0 differences`));
       for (const p of [apis[0], apis[1], worker]) {
         assert.equal(p.proc.exitCode, null);
         assert.doesNotMatch(p.output(), /prepared statement/, 'no statement was prepared through the pooler');
