@@ -469,6 +469,17 @@ describe('compatibility surfaces', () => {
       assert.equal(list.status, 401);
     });
 
+    test('a restricted key needs the native route\'s permission on a surface', async () => {
+      const p = await pay(h, { amount: 1000 });
+      const made = await h.call('POST', '/v1/api_keys', { key: key(), body: { name: 'support', permissions: ['refunds:read'] } });
+      assert.equal(made.status, 201);
+      const url = `/compat/elasticpay/api/v1/payment_intents/${p.id}/refunds`;
+      const refused = await h.call('POST', url, { key: made.body.secret, body: { amount_cents: 100 } });
+      assert.deepEqual([refused.status, refused.body.error.code], [403, 'insufficient_permissions']);
+      assert.equal((await h.call('GET', url, { key: made.body.secret })).status, 200);
+      assert.equal((await native(p.id)).body.amount_refunded, 0);
+    });
+
     test('the surfaces are in /openapi.json under the compatibility tag', async () => {
       const doc = (await h.call('GET', '/openapi.json')).body;
       const tagged = Object.entries(doc.paths as Record<string, Record<string, any>>)
