@@ -21,6 +21,9 @@ export interface Config {
   logLevel: string;
   /** Maximum request body in bytes. Default 65536 (64 KiB). */
   bodyLimit: number;
+  /** Largest inbound PSP webhook body in bytes (its own limit: a payment with hundreds of refunds
+   *  is listed whole in every refund webhook). Default 8 MiB. */
+  inboundBodyLimit: number;
   /** `pg` pool size per process. Default 4 × CPU cores, between 4 and 20 (8 on 2 cores). */
   dbPoolSize: number;
   /** Named prepared statements on PostgreSQL (parsed and planned once per connection). Set false
@@ -172,6 +175,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     encryptionKey,
     logLevel,
     bodyLimit: int('SETTLE_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
+    inboundBodyLimit: int('SETTLE_INBOUND_BODY_LIMIT', 8 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     // more connections than the database has cores to run them cost it CPU per statement
     // (measured: docs/benchmarks.md, "Pool size")
     dbPoolSize: int('SETTLE_DB_POOL_SIZE', defaultDbPoolSize(), 1, 500),

@@ -338,7 +338,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!api) return app;
   await registerDashboard(app);
   app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
-  await registerRoutes(app, services);
+  await registerRoutes(app, services, { inboundBodyLimit: config.inboundBodyLimit });
   return app;
 }
 

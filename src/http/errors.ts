@@ -40,6 +40,7 @@ const CODES = {
   not_cancelable: [409, 'invalid_request_error'],
   idempotency_key_in_use: [409, 'idempotency_error'],
   no_default_connector_account: [409, 'invalid_request_error'],
+  connector_account_in_use: [409, 'invalid_request_error'],
   payload_too_large: [413, 'invalid_request_error'],
   amount_too_large: [422, 'invalid_request_error'],
   idempotency_key_reused: [422, 'idempotency_error'],

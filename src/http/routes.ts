@@ -12,11 +12,12 @@ import { webhooksRoutes } from '../modules/webhooks/webhooks.routes.js';
 import type { Services } from '../services.js';
 import { compatRoutes } from './compat/surfaces.js';
 
-export async function registerRoutes(app: FastifyInstance, services: Services): Promise<void> {
+export async function registerRoutes(app: FastifyInstance, services: Services, limits: { inboundBodyLimit: number }): Promise<void> {
   // Response schemas document the objects in the OpenAPI document; serialization stays plain
   // JSON.stringify so a schema can never silently drop a field of a response.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  for (const routes of [adminRoutes, apiKeysRoutes, consoleRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, reconciliationRoutes, webhooksRoutes, inboundRoutes, compatRoutes]) {
+  for (const routes of [adminRoutes, apiKeysRoutes, consoleRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, reconciliationRoutes, webhooksRoutes, compatRoutes]) {
     await routes(app, services);
   }
+  await inboundRoutes(app, services, limits.inboundBodyLimit);
 }

@@ -90,6 +90,16 @@ export const connectorAccountsRepository = {
     return r.rows[0];
   },
 
+  /** What still needs the account's PSP: refunds waiting for an outcome, payments not captured yet. */
+  async unfinishedWork(db: Queryable, id: string): Promise<{ pendingRefunds: number; uncapturedPayments: number }> {
+    const r = await db.query<{ refunds: number; payments: number }>(
+      `SELECT (SELECT count(*) FROM refunds WHERE connector_account_id = $1 AND status = 'pending')::int AS refunds,
+              (SELECT count(*) FROM payments WHERE connector_account_id = $1 AND status IN ('processing', 'requires_capture'))::int AS payments`,
+      [id],
+    );
+    return { pendingRefunds: r.rows[0].refunds, uncapturedPayments: r.rows[0].payments };
+  },
+
   async hardDelete(db: Queryable, id: string): Promise<void> {
     await db.query('DELETE FROM connector_accounts WHERE id = $1', [id]);
   },

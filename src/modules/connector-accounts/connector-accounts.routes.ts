@@ -45,7 +45,7 @@ export async function connectorAccountsRoutes(app: FastifyInstance, { connectorA
   app.delete<{ Params: { id: string }; Querystring: { hard?: boolean } }>('/v1/connector_accounts/:id', {
     schema: {
       tags, summary: 'Delete a connector account',
-      description: 'Soft delete by default (status inactive; nothing new routes through it). `?hard=true` removes the row and its credentials; payments that settled through it keep its ids.',
+      description: 'Soft delete by default (status inactive; nothing new routes through it). `?hard=true` removes the row and its credentials; payments that settled through it keep its ids. A hard delete is refused (409 connector_account_in_use) while the account has pending refunds or uncaptured payments.',
       params,
       querystring: { type: 'object', additionalProperties: false, properties: { hard: { type: 'boolean', default: false } } },
     },

@@ -110,6 +110,15 @@ export class ConnectorAccountsService {
       const row = await repo.find(tx, auth.merchantId, auth.testMode, idOrShortId, true);
       if (!row) throw new AppError('connector_account_not_found', `No such connector account: ${idOrShortId}.`, { param: 'id' });
       if (hard) {
+        // Without the account nothing could finish these: a pending refund would hold its amount
+        // for ever, an authorization could never be captured or canceled.
+        const work = await repo.unfinishedWork(tx, row.id);
+        if (work.pendingRefunds > 0 || work.uncapturedPayments > 0) {
+          throw new AppError('connector_account_in_use',
+            `This connector account still has ${work.pendingRefunds} pending refund(s) and ${work.uncapturedPayments} uncaptured payment(s); ` +
+            'it can be hard-deleted once they are finished (capture or cancel the payments; pending refunds finish with their PSP). ' +
+            'Deactivate it meanwhile (DELETE without hard=true): nothing new routes through it.', { param: 'id' });
+        }
         await repo.hardDelete(tx, row.id);
         return { id: row.id, short_id: row.short_id, object: 'connector_account' as const, deleted: true as const };
       }

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
 
-export async function inboundRoutes(app: FastifyInstance, { inbound }: Services): Promise<void> {
+/** `bodyLimit`: PSP webhooks carry every refund of a payment, so they get their own limit, larger
+ *  than the API's (SETTLE_INBOUND_BODY_LIMIT). */
+export async function inboundRoutes(app: FastifyInstance, { inbound }: Services, bodyLimit: number): Promise<void> {
   app.post<{ Params: { connector: string; account_id: string } }>('/v1/connectors/:connector/webhooks/:account_id', {
     config: { auth: 'none' },
+    bodyLimit,
     schema: {
       tags: ['inbound webhooks'],
       summary: 'Receive a PSP webhook',
