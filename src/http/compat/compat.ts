@@ -90,7 +90,9 @@ export function defined<T extends Record<string, unknown>>(o: T): T {
 export function compatErrorSchema(codes: string[]) {
   return {
     type: 'object',
-    description: `The error envelope of contract section 2, with this surface's codes (${codes.join(', ')}) and the native codes for errors its document does not name.`,
+    description: codes.length
+      ? `The error envelope of contract section 2, with this surface's codes (${codes.join(', ')}) and the native codes for errors its document does not name.`
+      : 'The error envelope of contract section 2, with the native codes: this surface\'s document names no errors.',
     properties: {
       error: {
         type: 'object',

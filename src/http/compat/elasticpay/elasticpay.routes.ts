@@ -57,7 +57,7 @@ const refundItemSchema = {
   },
 } as const;
 
-const errors = compatErrorSchema(['the native codes: the ElasticPay document names none']);
+const errors = compatErrorSchema([]);
 
 export const elasticpay: SurfaceDefinition = {
   name: 'elasticpay',

@@ -70,7 +70,7 @@ const paymentSchema = {
   },
 } as const;
 
-const errors = compatErrorSchema(['the native codes: the Primer document names none']);
+const errors = compatErrorSchema([]);
 
 function paymentStatus(p: PaymentView): (typeof PRIMER_STATUSES)[number] {
   switch (p.status) {
