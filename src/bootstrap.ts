@@ -81,11 +81,11 @@ export interface DemoMerchant {
   testAccountShortId: string;
 }
 
-/** On an empty database: a demo merchant, its keys and a sandbox connector account per mode. */
+/** On an empty database: a demo merchant, its keys and a test-mode sandbox connector account
+ *  (live mode needs a real PSP's account, which only the merchant can bring). */
 export async function seedDemoMerchant(services: Services): Promise<DemoMerchant | undefined> {
   if (await services.merchants.first()) return undefined;
   const { merchant, keys } = await services.merchants.create('Demo Merchant');
   const test = await services.connectorAccounts.create({ merchantId: merchant.id, testMode: true, keyPrefix: '' }, { connector: 'sandbox', name: 'Sandbox (test)' });
-  await services.connectorAccounts.create({ merchantId: merchant.id, testMode: false, keyPrefix: '' }, { connector: 'sandbox', name: 'Sandbox (live)' });
   return { merchantId: merchant.id, testKey: keys.test, liveKey: keys.live, testAccountShortId: test.short_id };
 }

@@ -157,6 +157,9 @@ export interface InboundWebhook {
 
 export interface Connector {
   readonly name: string;
+  /** A connector that moves no real money (the sandbox): accounts exist in test mode only, and
+   *  it refuses to act for a live-mode account. Default false. */
+  readonly testModeOnly?: boolean;
   authorize(ctx: ConnectorContext, req: AuthorizeRequest): Promise<AuthorizeResult>;
   capture(ctx: ConnectorContext, req: CaptureRequest): Promise<CaptureResult>;
   cancel(ctx: ConnectorContext, req: CancelRequest): Promise<ActionResult>;

@@ -2,8 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { createRuntime, type Runtime } from '../../src/bootstrap.js';
-import { loadConfig } from '../../src/config.js';
+import { createConnectors, createRuntime, type Runtime } from '../../src/bootstrap.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import type { ConnectorRegistry } from '../../src/connectors/connector.js';
 import type { Db } from '../../src/db/db.js';
 import { createPgliteDb } from '../../src/db/pglite.js';
@@ -58,6 +59,17 @@ export interface HarnessOptions {
   wrapDb?: (db: Db) => Db;
 }
 
+/**
+ * The gateway's connectors, with the sandbox also standing in for a live-mode PSP: the real
+ * sandbox is test-mode only, and the in-process tests of live mode (isolation of modes, keys,
+ * permissions) need some live PSP that answers without a network.
+ */
+export function harnessConnectors(config: Config): ConnectorRegistry {
+  const registry = new Map(createConnectors(config));
+  registry.set('sandbox', createSandboxConnector({ timeoutMs: config.connectorTimeoutMs, liveModeStandIn: true }));
+  return registry;
+}
+
 /** A gateway on a fresh database (in-memory PGlite, or a new database on the test Postgres). */
 export async function createHarness(backend: Backend, opts: HarnessOptions = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'settle-test-'));
@@ -81,7 +93,7 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
     ...opts.env,
   });
   const logger = createLogger(config.logLevel, opts.logStream);
-  const rt = await createRuntime(config, logger, { db, connectors: opts.connectors });
+  const rt = await createRuntime(config, logger, { db, connectors: opts.connectors ?? harnessConnectors(config) });
   const app = await buildApp({ config, db, logger, services: rt.services, adminKey: ADMIN_KEY });
 
   const call = async (method: string, url: string, o: CallOptions = {}): Promise<Res> => {

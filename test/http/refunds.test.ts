@@ -11,7 +11,8 @@ import { BACKENDS, createHarness, pay, type Harness } from '../helpers/harness.j
 
 /** A sandbox connector whose refund calls can be intercepted (to simulate a crash or a hang). */
 function controllableSandbox(psp: SandboxPsp) {
-  const inner = createSandboxConnector({ psp });
+  // stands in for a live PSP too: these tests also refund live-mode payments
+  const inner = createSandboxConnector({ psp, liveModeStandIn: true });
   const control: { beforeRefund?: () => Promise<void>; afterRefund?: () => Promise<void>; lastRequest?: RefundRequest } = {};
   const connector: Connector = {
     ...inner,

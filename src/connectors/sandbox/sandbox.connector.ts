@@ -18,6 +18,7 @@ import {
   type CaptureResult,
   type Connector,
   type ConnectorContext,
+  type ConnectorRefundReport,
   type RefundResult,
 } from '../connector.js';
 import { DEFAULT_PENDING_DELAY_MS, SandboxPsp } from '../../psp-sim/psp-model.js';
@@ -31,7 +32,48 @@ export interface SandboxConnectorOptions {
   timeoutMs?: number;
   /** HTTP client. Default the global `fetch` (undici). */
   fetch?: typeof fetch;
+  /**
+   * Tests only: lets this connector stand in for a real PSP in live mode (the in-process test
+   * harness needs some live-mode PSP). Never set by the gateway itself. Default false.
+   */
+  liveModeStandIn?: boolean;
 }
+
+/**
+ * What a Settle client reads for each refusal code of the sandbox PSP over HTTP. The PSP's own
+ * text is never passed on: `settings.base_url` could name any server, and whatever it answers
+ * must not reach an API client verbatim. Unlisted codes read as `UNLISTED_REFUSAL`.
+ */
+export const SANDBOX_REFUSAL_MESSAGES: Record<string, string> = {
+  card_declined: 'The card was declined.',
+  invalid_payment_method: 'The payment method is not one the sandbox knows.',
+  invalid_amount: 'The payment service provider refused the amount.',
+  invalid_currency: 'The payment service provider refused the currency.',
+  currency_mismatch: 'The currency does not match the payment\'s.',
+  amount_too_large: 'The amount is larger than the payment service provider allows.',
+  amount_exceeds_refundable: 'The amount exceeds what the payment service provider can still refund.',
+  payment_not_found: 'The payment service provider does not know this payment.',
+  refund_not_found: 'The payment service provider has no such refund.',
+  payment_already_captured: 'The payment is already captured at the payment service provider.',
+  payment_canceled: 'The payment is canceled at the payment service provider.',
+  payment_declined: 'The payment was declined at the payment service provider.',
+  payment_not_refundable: 'The payment service provider cannot refund this payment.',
+  refund_failed: 'The refund failed at the payment service provider.',
+  refund_rejected: 'The card issuer rejected the refund.',
+  bank_rejected: 'The bank rejected the refund after accepting it.',
+};
+const UNLISTED_REFUSAL = 'The payment service provider refused the request.';
+
+/** A PSP's code as Settle shows it: a short snake_case token, or `psp_refused`. */
+function refusalCode(code: unknown): string {
+  return typeof code === 'string' && /^[a-z][a-z0-9_]{0,63}$/.test(code) ? code : 'psp_refused';
+}
+const refusalMessage = (code: string): string => SANDBOX_REFUSAL_MESSAGES[code] ?? UNLISTED_REFUSAL;
+
+const LIVE_MODE_REFUSAL = {
+  code: 'connector_test_mode_only',
+  message: 'The sandbox connector moves no real money and acts for test-mode accounts only.',
+} as const;
 
 export const DEFAULT_SANDBOX_TIMEOUT_MS = 10_000;
 /** Bearer token sent when the account has no `credentials.api_key`. */
@@ -56,10 +98,15 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
     return new SimClient(baseUrl.replace(/\/+$/, ''), ctx, timeoutMs, doFetch);
   };
 
+  // A live-mode account can never reach the sandbox, even one created before that was refused.
+  const live = (ctx: ConnectorContext): boolean => !ctx.testMode && opts.liveModeStandIn !== true;
+
   return {
     name: 'sandbox',
+    testModeOnly: opts.liveModeStandIn !== true,
 
     async authorize(ctx, req) {
+      if (live(ctx)) return { outcome: 'declined', ...LIVE_MODE_REFUSAL };
       const client = http(ctx);
       if (!client) return psp().authorize({ ...req, accountId: ctx.accountId });
       const res = await client.send('authorize', 'POST', '/v1/payments', {
@@ -81,6 +128,7 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
     },
 
     async capture(ctx, req) {
+      if (live(ctx)) return { outcome: 'rejected', ...LIVE_MODE_REFUSAL };
       const client = http(ctx);
       if (!client) return psp().capture({ ...req, accountId: ctx.accountId });
       const res = await client.send('capture', 'POST', `/v1/payments/${encodeURIComponent(req.connectorRef)}/capture`, {
@@ -93,6 +141,7 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
     },
 
     async cancel(ctx, req) {
+      if (live(ctx)) return { outcome: 'rejected', ...LIVE_MODE_REFUSAL };
       const client = http(ctx);
       if (!client) return psp().cancel({ ...req, accountId: ctx.accountId });
       const res = await client.send('cancel', 'POST', `/v1/payments/${encodeURIComponent(req.connectorRef)}/cancel`, {
@@ -103,6 +152,7 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
     },
 
     async refund(ctx, req) {
+      if (live(ctx)) return { status: 'failed', ...LIVE_MODE_REFUSAL };
       const pendingDelayMs = pendingDelaySetting(ctx);
       const client = http(ctx);
       if (!client) return psp().refund({ ...req, accountId: ctx.accountId, pendingDelayMs });
@@ -121,6 +171,7 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
     },
 
     async refundStatus(ctx, req) {
+      if (live(ctx)) return { status: 'failed', ...LIVE_MODE_REFUSAL };
       const client = http(ctx);
       if (!client) return psp().refundStatus({ ...req, accountId: ctx.accountId });
       const path = req.connectorRef
@@ -130,6 +181,7 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
     },
 
     async paymentState(ctx, req) {
+      if (live(ctx)) throw new ConnectorUnknownOutcomeError(LIVE_MODE_REFUSAL.message);
       const client = http(ctx);
       if (!client) return parseSandboxPaymentState(psp().paymentState(req.paymentRef, ctx.accountId));
       const res = await client.send('payment state', 'GET', `/v1/payments/${encodeURIComponent(req.paymentRef)}`, {});
@@ -139,17 +191,23 @@ export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Conn
         throw new ConnectorUnknownOutcomeError(`sandbox payment state: PSP refused with ${res.code}`);
       }
       try {
-        return parseSandboxPaymentState(res.body);
+        const state = parseSandboxPaymentState(res.body);
+        return { ...state, refunds: state.refunds && state.refunds.map(ownWords) };
       } catch (err) {
         throw new ConnectorUnknownOutcomeError(`sandbox payment state: ${(err as Error).message}`, err);
       }
     },
 
     verifyWebhook(ctx, webhook) {
+      if (live(ctx)) return false;
       return verifySandboxSignature(ctx.webhookSecret, webhook.rawBody, headerValue(webhook.headers, SANDBOX_SIGNATURE_HEADER));
     },
 
-    parseWebhook: parseSandboxWebhook,
+    // inbound webhooks come from a server over HTTP: failure texts are Settle's, not the sender's
+    parseWebhook: (rawBody) => {
+      const event = parseSandboxWebhook(rawBody);
+      return event.type === 'payment.refunded' ? { ...event, refunds: event.refunds.map(ownWords) } : { ...event, refund: ownWords(event.refund) };
+    },
   };
 }
 
@@ -226,12 +284,8 @@ function refundResult(res: SimResponse, op: string): RefundResult {
   const refund = readObject(res.body, 'refund', ['succeeded', 'pending', 'failed'] as const, op);
   if (refund.status !== 'failed') return { status: refund.status, connectorRef: refund.id };
   const body = res.body as Record<string, unknown>;
-  return {
-    status: 'failed',
-    connectorRef: refund.id,
-    code: typeof body.failure_code === 'string' ? body.failure_code : 'refund_failed',
-    message: typeof body.failure_message === 'string' ? body.failure_message : 'The refund failed.',
-  };
+  const code = typeof body.failure_code === 'string' ? refusalCode(body.failure_code) : 'refund_failed';
+  return { status: 'failed', connectorRef: refund.id, code, message: refusalMessage(code) };
 }
 
 /** A non-negative integer amount field of a 2xx body, or an unknown outcome. */
@@ -266,13 +320,22 @@ function errorEnvelope(body: unknown): { code: string; message: string; paymentR
   if (typeof body !== 'object' || body === null) return undefined;
   const error = (body as Record<string, unknown>).error;
   if (typeof error !== 'object' || error === null) return undefined;
-  const { code, message, payment_ref: paymentRef } = error as Record<string, unknown>;
+  const { code, payment_ref: paymentRef } = error as Record<string, unknown>;
   if (typeof code !== 'string' || code.length === 0) return undefined;
+  // the code is kept (a snake_case token) and the message is Settle's: never the server's text
+  const settleCode = refusalCode(code);
   return {
-    code,
-    message: typeof message === 'string' ? message : code,
+    code: settleCode,
+    message: refusalMessage(settleCode),
     ...(typeof paymentRef === 'string' ? { paymentRef } : {}),
   };
+}
+
+/** A refund report with Settle's failure code and message in place of the PSP's text. */
+function ownWords(report: ConnectorRefundReport): ConnectorRefundReport {
+  if (report.failureCode == null && report.failureMessage == null) return report;
+  const code = report.failureCode == null ? 'refund_failed' : refusalCode(report.failureCode);
+  return { ...report, failureCode: code, failureMessage: refusalMessage(code) };
 }
 
 function pendingDelaySetting(ctx: ConnectorContext): number {

@@ -47,6 +47,9 @@ export class ConnectorAccountsService {
     if (!this.connectors.has(input.connector)) {
       throw invalidParam('connector', `Unknown connector "${input.connector}"; supported: ${[...this.connectors.keys()].join(', ')}.`);
     }
+    if (this.connectors.get(input.connector)!.testModeOnly && !auth.testMode) {
+      throw invalidParam('connector', `The ${input.connector} connector moves no real money and exists in test mode only; a live-mode account needs a real PSP (${[...this.connectors.values()].filter((c) => !c.testModeOnly).map((c) => c.name).join(', ')}).`);
+    }
     const settings = input.settings ?? {};
     validateSettings(input.connector, settings);
     validateCredentials(input.connector, auth.testMode, input.credentials ?? {});
