@@ -5,12 +5,17 @@ import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY } from '../helpers/harness.js';
 import { client, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+import { CONNECTOR_SETUPS, type ConnectorSetup } from '../helpers/connectors.js';
 
 /**
  * Races on a real PostgreSQL server through real HTTP: PGlite runs one query at a time, so only
- * a real server can show that the row lock and the CHECK constraint hold under contention.
+ * a real server can show that the row lock and the CHECK constraint hold under contention. The
+ * same races run over every connector, each against the sim speaking its PSP's wire.
  */
-describe('refund concurrency on PostgreSQL, through HTTP, across gateway processes', () => {
+for (const setup of CONNECTOR_SETUPS) concurrencySuite(setup);
+
+function concurrencySuite(setup: ConnectorSetup) {
+describe(`refund concurrency on PostgreSQL, through HTTP, across gateway processes (${setup.connector})`, () => {
   let temp: TempDatabase | undefined;
   let a: Proc | undefined;
   let b: Proc | undefined;
@@ -21,13 +26,14 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
   before(async (t) => {
     if (!(await postgresOrSkip(t as never))) return;
     temp = await createTempDatabase();
-    sim = await spawnPspSim();
-    a = await spawnGateway({ databaseUrl: temp.url });
-    b = await spawnGateway({ databaseUrl: temp.url });
+    sim = await spawnPspSim(setup.wire);
+    a = await spawnGateway({ databaseUrl: temp.url, env: setup.gatewayEnv(sim.url) });
+    b = await spawnGateway({ databaseUrl: temp.url, env: setup.gatewayEnv(sim.url) });
     const admin = client(a.url, ADMIN_KEY);
     const m = await admin('POST', '/v1/admin/merchants', { name: 'Racer' });
     key = m.body.api_keys.test;
-    const acct = await client(a.url, key)('POST', '/v1/connector_accounts', { connector: 'sandbox', settings: { base_url: sim.url } });
+    const plan = setup.account(sim.url, { pendingDelayMs: 2000 });
+    const acct = await client(a.url, key)('POST', '/v1/connector_accounts', plan.body);
     assert.equal(acct.status, 201, acct.raw);
     account = acct.body;
   });
@@ -144,7 +150,7 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
 
   test('SETTLE_REFUND_GROUP_MAX=1 gives every refund step a transaction of its own', async (t) => {
     if (!temp) return t.skip('no postgres');
-    const alone = await spawnGateway({ databaseUrl: temp.url, env: { SETTLE_REFUND_GROUP_MAX: '1' } });
+    const alone = await spawnGateway({ databaseUrl: temp.url, env: { SETTLE_REFUND_GROUP_MAX: '1', ...setup.gatewayEnv(sim!.url) } });
     try {
       const api = client(alone.url, key);
       const payments = await Promise.all(Array.from({ length: 8 }, async () =>
@@ -210,3 +216,4 @@ describe('refund concurrency on PostgreSQL, through HTTP, across gateway process
     assert.ok(refusedAfter >= 0 && refusedAfter <= 1000, `refused after ${refusedAfter} ms`);
   });
 });
+}
