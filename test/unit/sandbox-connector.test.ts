@@ -161,13 +161,13 @@ describe('sandbox connector, over HTTP', () => {
       status: 'failed',
       connectorRef: 'sbx_re_1',
       code: 'refund_rejected',
-      message: 'no',
+      message: 'The card issuer rejected the refund.', // Settle's words, not the server's
     });
     const refused = fakeFetch(() => json(400, { error: { code: 'amount_exceeds_refundable', message: 'too much' } }));
     assert.deepEqual(await createSandboxConnector({ fetch: refused.fetch }).refund(http, refundReq('sbx_pay_1', 'k')), {
       status: 'failed',
       code: 'amount_exceeds_refundable',
-      message: 'too much',
+      message: 'The amount exceeds what the payment service provider can still refund.',
     });
   });
 
@@ -181,14 +181,14 @@ describe('sandbox connector, over HTTP', () => {
       idempotencyKey: 'a',
       reference: 'p',
     });
-    assert.deepEqual(r, { outcome: 'declined', code: 'card_declined', message: 'Your card was declined.', connectorRef: 'sbx_pay_9' });
+    assert.deepEqual(r, { outcome: 'declined', code: 'card_declined', message: 'The card was declined.', connectorRef: 'sbx_pay_9' });
   });
 
   it('asks for refund status by ref when it has one, else by key', async () => {
     const { fetch, seen } = fakeFetch(() => json(404, { error: { code: 'refund_not_found', message: 'none' } }));
     const connector = createSandboxConnector({ fetch });
     const byKey = await connector.refundStatus(http, { paymentRef: 'sbx_pay_1', idempotencyKey: 'settle re/1' });
-    assert.deepEqual(byKey, { status: 'failed', code: 'refund_not_found', message: 'none' });
+    assert.deepEqual(byKey, { status: 'failed', code: 'refund_not_found', message: 'The payment service provider has no such refund.' });
     assert.equal(seen[0].url, 'http://psp.test/v1/refunds?payment_ref=sbx_pay_1&idempotency_key=settle%20re%2F1');
     assert.equal(seen[0].method, 'GET');
     await connector.refundStatus(http, { connectorRef: 'sbx_re_7', paymentRef: 'sbx_pay_1', idempotencyKey: 'k' });
@@ -245,7 +245,7 @@ describe('sandbox connector, over HTTP', () => {
     assert.deepEqual(await createSandboxConnector({ fetch: no.fetch }).cancel(http, { connectorRef: 'sbx_pay_1', idempotencyKey: 'x' }), {
       outcome: 'rejected',
       code: 'payment_already_captured',
-      message: 'm',
+      message: 'The payment is already captured at the payment service provider.',
     });
   });
 });
