@@ -108,8 +108,14 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`).join(',')}}`;
 }
 
+/** No body, `null` and `{}` are one request: every create takes an object, and an empty one asks
+ *  for the defaults exactly as no body does (a refund of the whole balance). */
 export function requestHash(method: string, path: string, body: unknown): string {
-  return sha256Hex(`${method}\n${path}\n${body === undefined ? '' : canonicalJson(body)}`);
+  return sha256Hex(`${method}\n${path}\n${isEmptyBody(body) ? '' : canonicalJson(body)}`);
+}
+
+function isEmptyBody(body: unknown): boolean {
+  return body === undefined || body === null || (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0);
 }
 
 /**
@@ -197,17 +203,31 @@ export class IdempotencyService {
     );
   }
 
-  /** Deletes stored responses past the retention window; returns how many. */
+  /**
+   * Deletes stored responses past the retention window, and detaches their keys from the
+   * payments and refunds they made: after its retention a key is a new key, and a request
+   * reusing it must never be answered with (or resume) the object of the request that used it
+   * first. Returns how many keys were purged.
+   */
   async purgeExpired(batch = 1000): Promise<number> {
-    const r = await this.db.query(
-      `DELETE FROM idempotency_keys WHERE ctid IN (
-         SELECT ctid FROM idempotency_keys
-         WHERE created_at < now() - ($1::int * interval '1 hour')
-           -- an in-flight key is purged only once its lease ran out (its owner died)
-           AND (state = 'done' OR locked_until < now()) LIMIT $2)`,
+    const r = await this.db.query<{ n: number }>(
+      `WITH gone AS (
+         DELETE FROM idempotency_keys WHERE ctid IN (
+           SELECT ctid FROM idempotency_keys
+           WHERE created_at < now() - ($1::int * interval '1 hour')
+             -- an in-flight key is purged only once its lease ran out (its owner died)
+             AND (state = 'done' OR locked_until < now()) LIMIT $2)
+         RETURNING merchant_id, test_mode, key),
+       payments_detached AS (
+         UPDATE payments p SET idempotency_key = NULL FROM gone
+         WHERE p.merchant_id = gone.merchant_id AND p.test_mode = gone.test_mode AND p.idempotency_key = gone.key RETURNING 1),
+       refunds_detached AS (
+         UPDATE refunds r SET idempotency_key = NULL FROM gone
+         WHERE r.merchant_id = gone.merchant_id AND r.test_mode = gone.test_mode AND r.idempotency_key = gone.key RETURNING 1)
+       SELECT count(*)::int AS n FROM gone`,
       [this.opts.retentionHours, batch],
     );
-    return r.rowCount;
+    return r.rows[0].n;
   }
 }
 
