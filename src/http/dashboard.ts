@@ -27,9 +27,11 @@ const CSP = [
 export async function registerDashboard(app: FastifyInstance): Promise<void> {
   if (!existsSync(join(DASHBOARD_DIR, 'index.html'))) {
     // a gateway run from sources without `npm run build`: say so instead of a bare 404
-    app.get('/dashboard/*', { config: { auth: 'none' }, schema: { hide: true } }, async () => {
+    const notBuilt = async () => {
       throw new AppError('not_found', 'The console is not built: run `npm run build`.');
-    });
+    };
+    app.get('/dashboard', { config: { auth: 'none' }, schema: { hide: true } }, notBuilt);
+    app.get('/dashboard/*', { config: { auth: 'none' }, schema: { hide: true } }, notBuilt);
     return;
   }
   await app.register(fastifyStatic, {

@@ -35,7 +35,8 @@ const DESKTOP = { width: 1440, height: 900 };
 const PHONE = { width: 390, height: 844 };
 
 for (const backend of ['pglite', 'postgres'] as const) {
-  describe(`the console in Chromium on ${backend}`, () => {
+  // a bound on the whole suite: a browser or gateway that stops answering fails it, never hangs `npm test`
+  describe(`the console in Chromium on ${backend}`, { timeout: 300_000 }, () => {
     let temp: TempDatabase | undefined;
     let gw: Proc | undefined;
     let browser: Browser | undefined;
@@ -54,11 +55,15 @@ for (const backend of ['pglite', 'postgres'] as const) {
         return;
       }
       if (backend === 'postgres') temp = await createTempDatabase();
-      [gw, browser, rx] = await Promise.all([
-        spawnGateway({ databaseUrl: temp?.url, env: { WEBHOOK_RETRY_SCHEDULE: '0.3,5', SETTLE_WORKER_POLL_MS: '50' } }),
-        launchChromium(),
-        receiver(),
+      // started together; each kept as soon as it is up, so that `after` stops whatever did start
+      const started = await Promise.allSettled([
+        spawnGateway({ databaseUrl: temp?.url, env: { WEBHOOK_RETRY_SCHEDULE: '0.3,5', SETTLE_WORKER_POLL_MS: '50' }, readyTimeoutMs: 90_000 }).then((g) => (gw = g)),
+        launchChromium().then((b) => (browser = b)),
+        receiver().then((r) => (rx = r)),
       ]);
+      const failed = started.find((s) => s.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+      if (!gw || !browser) throw new Error('unreachable: every start settled');
       admin = client(gw.url, ADMIN_KEY);
       const m = await admin('POST', '/v1/admin/merchants', { name: `Console ${backend}` });
       merchant = { id: m.body.id, name: m.body.name, testKey: m.body.api_keys.test };

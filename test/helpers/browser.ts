@@ -20,6 +20,8 @@ export async function launchChromium(): Promise<Browser> {
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // no crash reporter: it outlives the browser as a process of its own
+      '--disable-breakpad', '--disable-crash-reporter',
     ],
   });
 }

@@ -63,6 +63,8 @@ export interface GatewayOptions {
   env?: Record<string, string>;
   /** Arguments after `serve`, e.g. `['--role', 'api']`. */
   args?: string[];
+  /** How long to wait for the "running" line. Default 30000 ms. */
+  readyTimeoutMs?: number;
 }
 
 /** A real `settle serve` process on a random port. */
@@ -83,7 +85,7 @@ export async function spawnGateway(opts: GatewayOptions = {}) {
     ...(opts.databaseUrl ? { DATABASE_URL: opts.databaseUrl } : {}),
     ...opts.env,
   };
-  const p = await spawnSettle(['serve', ...(opts.args ?? [])], env, /Settle is running at (http:\/\/\S+)/);
+  const p = await spawnSettle(['serve', ...(opts.args ?? [])], env, /Settle is running at (http:\/\/\S+)/, opts.readyTimeoutMs);
   return { ...p, dataDir };
 }
 

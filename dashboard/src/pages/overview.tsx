@@ -14,13 +14,14 @@ const DAY = 86_400_000;
 export function Overview() {
   const { session } = useSession();
   const { data, error } = useLive(async () => {
-    const [payments, refunds, pending, failedEvents] = await Promise.all([
+    const [payments, refunds, pending, failedEvents, differences] = await Promise.all([
       can(session, 'payments:read') ? api<List<any>>('GET', '/v1/payments?limit=100') : undefined,
       can(session, 'refunds:read') ? api<List<any>>('GET', '/v1/refunds?limit=100') : undefined,
       can(session, 'refunds:read') ? api<List<any>>('GET', '/v1/refunds?status=pending&limit=100') : undefined,
       can(session, 'events:read') ? api<List<any>>('GET', '/v1/events?delivery_status=failed&limit=20') : undefined,
+      can(session, 'ledger:read') ? api<List<any>>('GET', '/v1/reconciliation/differences?status=open&limit=20') : undefined,
     ]);
-    return { payments: payments?.data, refunds: refunds?.data, pending: pending?.data, failedEvents: failedEvents?.data };
+    return { payments: payments?.data, refunds: refunds?.data, pending: pending?.data, failedEvents: failedEvents?.data, differences: differences?.data, more: { failed: failedEvents?.has_more, differences: differences?.has_more } };
   }, []);
   if (!data) return <><h1 tabIndex={-1}>Overview</h1><ErrorText error={error} /><Loading /></>;
 
@@ -42,7 +43,8 @@ export function Overview() {
         <Tile label={`Captured (${currency}, last ${payments.length} payments)`} value={money(captured, currency)} />
         <Tile label="Refund rate" value={captured ? `${((refunded / captured) * 100).toFixed(1)} %` : '—'} testid="refund-rate" />
         <Tile label={`Refunds pending over ${PENDING_TOO_LONG_MS / 60000} min`} value={data.pending ? String(stale.length) : '—'} warn={stale.length > 0} />
-        <Tile label="Events with failed webhook deliveries" value={data.failedEvents ? String(data.failedEvents.length) : '—'} warn={(data.failedEvents?.length ?? 0) > 0} />
+        <Tile label="Events with failed webhook deliveries" value={data.failedEvents ? `${data.failedEvents.length}${data.more.failed ? '+' : ''}` : '—'} warn={(data.failedEvents?.length ?? 0) > 0} />
+        <Tile label="Open reconciliation differences with the PSPs" value={data.differences ? `${data.differences.length}${data.more.differences ? '+' : ''}` : '—'} warn={(data.differences?.length ?? 0) > 0} testid="differences" />
       </div>
       {data.payments ? (
         <Section title={`Volume per day (${currency})`}>
@@ -64,6 +66,15 @@ export function Overview() {
             {data.failedEvents.map((e) => <tr><td>{e.id}</td><td>{e.type}</td><td>{when(e.created_at)}</td></tr>)}
           </Table>
           <p><a href="#/developers">Redeliver from Developers</a></p>
+        </Section>
+      ) : null}
+      {data.differences?.length ? (
+        <Section title="Reconciliation differences">
+          <Table label="Reconciliation differences" head={['Payment', 'Kind', 'What differs', 'Detected']}>
+            {data.differences.map((d) => (
+              <tr><td><a href={`#/payments/${d.payment_id}`}>{d.payment_id}</a></td><td>{d.kind.replace(/_/g, ' ')}</td><td>{d.message}</td><td>{when(d.detected_at)}</td></tr>
+            ))}
+          </Table>
         </Section>
       ) : null}
       {data.pending?.length ? (
