@@ -199,7 +199,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
         body: { type: ['object', 'null'], additionalProperties: false, properties: { amount: amountSchema } },
       },
     },
-    async (request) => psp.dashboardCapture(request.params.ref, request.body?.amount),
+    async (request) => psp.dashboardCapture(modelRef(request.params.ref), request.body?.amount),
   );
 
   app.post<{ Params: { ref: string }; Body: { code?: string; message?: string } | undefined }>(

@@ -6,6 +6,7 @@ import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
 import { client, runSettle, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+import { CONNECTOR_SETUPS, type ConnectorSetup } from '../helpers/connectors.js';
 
 /**
  * Reconciliation against a real psp-sim process with differences injected on purpose: refunds
@@ -13,7 +14,10 @@ import { client, runSettle, spawnGateway, spawnPspSim, type Proc } from '../help
  * fails after it succeeded. `settle reconcile` finds each, `--fix` records what the PSP did, and
  * the background job stores, counts and announces what it finds.
  */
-describe('reconciliation with the PSP (real gateway, psp-sim and PostgreSQL)', () => {
+for (const setup of CONNECTOR_SETUPS) reconciliationSuite(setup);
+
+function reconciliationSuite(setup: ConnectorSetup) {
+describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${setup.connector})`, () => {
   let temp: TempDatabase | undefined;
   let gw: Proc | undefined;
   let sim: Proc | undefined;
@@ -27,21 +31,22 @@ describe('reconciliation with the PSP (real gateway, psp-sim and PostgreSQL)', (
     return r.json() as Promise<any>;
   };
   const cli = (...args: string[]) =>
-    runSettle(['reconcile', ...args], { DATABASE_URL: temp!.url, SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY, SETTLE_ADMIN_KEY: ADMIN_KEY, LOG_LEVEL: 'warn' });
+    runSettle(['reconcile', ...args], { DATABASE_URL: temp!.url, SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY, SETTLE_ADMIN_KEY: ADMIN_KEY, LOG_LEVEL: 'warn', ...setup.gatewayEnv(sim!.url) });
 
   before(async (t) => {
     if (!(await postgresOrSkip(t as never))) return;
     temp = await createTempDatabase();
-    sim = await spawnPspSim();
+    sim = await spawnPspSim(setup.wire);
     gw = await spawnGateway({
       databaseUrl: temp.url,
-      env: { SETTLE_WORKER_POLL_MS: '50', SETTLE_RECONCILE_INTERVAL_MS: '500', SETTLE_RECONCILE_SETTLE_MS: '0' },
+      env: { SETTLE_WORKER_POLL_MS: '50', SETTLE_RECONCILE_INTERVAL_MS: '500', SETTLE_RECONCILE_SETTLE_MS: '0', ...setup.gatewayEnv(sim.url) },
     });
     admin = client(gw.url, ADMIN_KEY);
     const m = await admin('POST', '/v1/admin/merchants', { name: 'Reconciled' });
     api = client(gw.url, m.body.api_keys.test);
-    account = (await api('POST', '/v1/connector_accounts', { connector: 'sandbox', settings: { base_url: sim.url } })).body;
-    await simCall('PUT', `/_sim/accounts/${account.id}/webhook`, { url: `${gw.url}/v1/connectors/sandbox/webhooks/${account.id}`, secret: account.webhook_secret });
+    const plan = setup.account(sim.url, { pendingDelayMs: 2000 });
+    account = (await api('POST', '/v1/connector_accounts', plan.body)).body;
+    await simCall('PUT', `/_sim/accounts/${plan.simAccount(account)}/webhook`, { url: `${gw.url}${account.webhook_path}`, secret: account.webhook_secret });
     db = createPostgresDb({ connectionString: temp.url, max: 2 });
   });
   after(async () => {
@@ -64,7 +69,7 @@ describe('reconciliation with the PSP (real gateway, psp-sim and PostgreSQL)', (
     const apiRefund = await api('POST', `/v1/payments/${refunded.id}/refunds`, { amount: 1000 });
     assert.equal(apiRefund.body.status, 'succeeded');
     const dashboard = await simCall('POST', `/_sim/payments/${refunded.connector_ref}/refunds`, { amount: 2000 });
-    await simCall('POST', `/_sim/refunds/${apiRefund.body.connector_ref}/fail`, { code: 'bank_rejected' });
+    await simCall('POST', `/_sim/refunds/${apiRefund.body.connector_ref}/fail`, { code: setup.failure.psp });
     const uncaptured = await pay({ capture_method: 'manual' });
     await simCall('POST', `/_sim/payments/${uncaptured.connector_ref}/capture`, { amount: 4000 });
 
@@ -74,7 +79,7 @@ describe('reconciliation with the PSP (real gateway, psp-sim and PostgreSQL)', (
     const kinds = (paymentId: string) => lines.filter((l) => l.includes(paymentId)).map((l) => l.split(' ')[2].replace(/:$/, '')).sort();
     assert.deepEqual(kinds(refunded.id), ['refund_missing', 'refund_status', 'refunded_amount']);
     assert.deepEqual(kinds(uncaptured.id), ['captured_amount']);
-    assert.ok(lines.some((l) => l.includes(dashboard.id) && l.includes('2000')), found.stdout);
+    assert.ok(lines.some((l) => l.includes(setup.wireRefundId(dashboard.id)) && l.includes('2000')), found.stdout);
 
     // Stored once, readable by the merchant, announced as events.
     const open = await api('GET', '/v1/reconciliation/differences?status=open&limit=100');
@@ -118,16 +123,17 @@ describe('reconciliation with the PSP (real gateway, psp-sim and PostgreSQL)', (
     for (let i = 0; i < 100 && !diff; i++) {
       const list = await admin('GET', '/v1/admin/reconciliation/differences?status=open&limit=100');
       assert.equal(list.status, 200, list.raw);
-      diff = list.body.data.find((d: any) => d.connector_ref === dashboard.id);
+      diff = list.body.data.find((d: any) => d.connector_ref === setup.wireRefundId(dashboard.id));
       if (!diff) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(diff, 'the background job stored the difference');
     assert.equal(diff.kind, 'refund_missing');
     assert.equal(diff.payment_id, p.id);
-    assert.deepEqual(diff.psp, { connector_ref: dashboard.id, amount: 700, status: 'succeeded', reference: null });
+    assert.deepEqual(diff.psp, { connector_ref: setup.wireRefundId(dashboard.id), amount: 700, status: 'succeeded', reference: null });
     const metrics = await fetch(`${gw!.url}/metrics`).then((r) => r.text());
     assert.match(metrics, /settle_reconciliation_differences_total\{kind="refund_missing"\} [1-9]/);
     assert.match(metrics, /settle_reconciliation_differences_open [1-9]/);
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
   });
 });
+}
