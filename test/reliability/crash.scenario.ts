@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createTempDatabase, type TempDatabase } from '../helpers/databases.js';
 import { spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
 import { createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail, type Backend, type ScenarioReport } from './fixtures.js';
-import { checkRefundOutcome, ledgerVerify } from './invariants.js';
+import { checkRefundOutcome, ledgerVerify, reconcileClean } from './invariants.js';
 import { RefundTraffic } from './refund-traffic.js';
 
 export interface CrashScenarioOptions {
@@ -99,6 +99,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
     await gw!.kill('SIGTERM');
     gw = undefined;
     violations.push(...(await ledgerVerify(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! })));
+    violations.push(...(await reconcileClean(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! })));
     const stats = await simStats(sim.url);
     const phases = killPhases(traffic, killedAt);
 

@@ -2,7 +2,7 @@
  * Fault scenarios: refund load over HTTP against a real gateway process while (a) the psp-sim
  * fails, stalls or loses its answers, or (b) PostgreSQL connections are killed under it.
  * Afterwards every refund is final, the PSP refunded nothing twice, the gateway's and the PSP's
- * totals agree, and the ledger verifies.
+ * totals agree, the ledger verifies, and `settle reconcile` finds no difference with the PSP.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import {
   clearSimFaults, createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail,
   type Backend, type PaymentInfo, type ScenarioReport,
 } from './fixtures.js';
-import { checkRefundOutcome, ledgerVerify } from './invariants.js';
+import { checkRefundOutcome, ledgerVerify, reconcileClean } from './invariants.js';
 import { RefundTraffic } from './refund-traffic.js';
 
 /** The faults of one phase: a `PUT /_sim/faults` body. */
@@ -68,7 +68,7 @@ async function withStack<T>(backend: Backend, payments: number, env: Record<stri
 
 /**
  * Checks the end state (with the gateway still running), then stops the gateway and runs
- * `settle ledger verify` — PGlite admits one process at a time.
+ * `settle ledger verify` and `settle reconcile` — PGlite admits one process at a time.
  */
 async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: number }) {
   const outcome = await checkRefundOutcome({
@@ -82,6 +82,7 @@ async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: n
   const output = s.gw.output();
   await s.gw.kill('SIGTERM');
   violations.push(...(await ledgerVerify(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir })));
+  violations.push(...(await reconcileClean(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir })));
   return { outcome, violations, output };
 }
 

@@ -1,8 +1,9 @@
 /**
  * The end state every reliability scenario must reach, checked from the outside (the gateway's
- * API, the psp-sim's operator API, the `settle ledger verify` CLI). Each check adds a violation
+ * API, the psp-sim's operator API, the `settle ledger verify` and `settle reconcile` CLIs). Each check adds a violation
  * instead of throwing, so a run reports all of them together with its figures.
  */
+import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
 import { client, runSettle } from '../helpers/processes.js';
 import { simStats, sleep, type PaymentInfo } from './fixtures.js';
 import { isFinal, RefundTraffic, type RefundRequest } from './refund-traffic.js';
@@ -175,6 +176,20 @@ export async function checkRefundOutcome(opts: OutcomeCheckOptions): Promise<{ v
 export async function ledgerVerify(env: Record<string, string>): Promise<string[]> {
   const r = await runSettle(['ledger', 'verify'], { ...env, PATH: process.env.PATH ?? '' });
   return r.code === 0 ? [] : [`settle ledger verify exited ${r.code}:\n${r.output}`];
+}
+
+/**
+ * `settle reconcile` over the run's payments: the gateway's payments, refunds and ledger agree
+ * with the PSP's own record, and every payment could be checked. A violation for every
+ * difference or unverifiable payment, or when it does not exit 0.
+ */
+export async function reconcileClean(env: Record<string, string>): Promise<string[]> {
+  const r = await runSettle(['reconcile', '--since', '1d'], {
+    SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY, SETTLE_ADMIN_KEY: ADMIN_KEY, LOG_LEVEL: 'warn', ...env, PATH: process.env.PATH ?? '',
+  });
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('DIFFERENCE') || l.startsWith('UNVERIFIED'));
+  if (r.code === 0 && lines.length === 0 && /reconcile: checked [1-9]/.test(r.stdout)) return [];
+  return [`settle reconcile exited ${r.code} (the gateway and the PSP disagree, or a payment could not be checked):\n${r.output}`];
 }
 
 /** Ids of refunds still pending after waiting up to `waitMs` for the sync worker. */
