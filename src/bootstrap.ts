@@ -8,6 +8,8 @@ import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { openDb } from './db/open.js';
 import { SecretBox } from './lib/crypto.js';
+import { encryptionKeysRepository } from './modules/encryption/encryption-keys.repository.js';
+import { EncryptionKeyMismatchError } from './modules/encryption/encryption-keys.service.js';
 import { randomString } from './lib/ids.js';
 import type { Logger } from './lib/logger.js';
 import { createServices, type Services } from './services.js';
@@ -25,7 +27,7 @@ export interface Secrets {
  * restarts with the same ones. Several processes sharing a Postgres database must share them:
  * set SETTLE_ENCRYPTION_KEY and SETTLE_ADMIN_KEY, or point them at the same data directory.
  */
-export function loadSecrets(config: Config): Secrets {
+export function loadSecrets(config: Config, opts: { mayGenerateEncryptionKey: boolean } = { mayGenerateEncryptionKey: true }): Secrets {
   const generated = { adminKey: false, encryptionKey: false };
   const fromFile = (name: string, make: () => string): string => {
     const path = join(config.dataDir, name);
@@ -44,6 +46,14 @@ export function loadSecrets(config: Config): Secrets {
   let encryptionKey = config.encryptionKey;
   if (!encryptionKey) {
     const existed = existsSync(join(config.dataDir, 'encryption.key'));
+    if (!existed && !opts.mayGenerateEncryptionKey) {
+      // a new key could not read the secrets already sealed: never generate one for such a database
+      throw new EncryptionKeyMismatchError(
+        `This database's secrets are sealed with an encryption key, and this process has none: SETTLE_ENCRYPTION_KEY is unset ` +
+          `and ${join(config.dataDir, 'encryption.key')} does not exist. Set SETTLE_ENCRYPTION_KEY to the database's key, or ` +
+          'start from the data directory that holds it (docs/security.md).',
+      );
+    }
     encryptionKey = Buffer.from(fromFile('encryption.key', () => randomString(64, '0123456789abcdef')), 'hex');
     generated.encryptionKey = !existed;
   }
@@ -64,14 +74,27 @@ export interface Runtime {
   connectors: ConnectorRegistry;
 }
 
-/** Opens the database, applies migrations and wires the services. */
+/**
+ * Opens the database, applies migrations, checks the encryption key against the database's
+ * fingerprint (EncryptionKeyMismatchError when it cannot read its secrets) and wires the services.
+ */
 export async function createRuntime(config: Config, logger: Logger, overrides: { db?: Db; connectors?: ConnectorRegistry } = {}): Promise<Runtime> {
-  const secrets = loadSecrets(config);
   const db = overrides.db ?? (await openDb(config, logger));
-  await migrate(db);
-  const connectors = overrides.connectors ?? createConnectors(config);
-  const services = createServices({ config, db, logger, box: new SecretBox(secrets.encryptionKey), connectors, adminKey: secrets.adminKey });
-  return { config, db, secrets, services, connectors };
+  try {
+    await migrate(db);
+    const fingerprint = await encryptionKeysRepository.fingerprint(db);
+    const secrets = loadSecrets(config, { mayGenerateEncryptionKey: fingerprint === undefined });
+    const box = new SecretBox(secrets.encryptionKey, config.encryptionKeyPrevious ? [config.encryptionKeyPrevious] : []);
+    const connectors = overrides.connectors ?? createConnectors(config);
+    const services = createServices({ config, db, logger, box, connectors, adminKey: secrets.adminKey });
+    if ((await services.encryptionKeys.checkAtStart()) === 'rotating') {
+      logger.warn('the database is sealed with SETTLE_ENCRYPTION_KEY_PREVIOUS: run `settle keys rotate` to re-seal it with SETTLE_ENCRYPTION_KEY');
+    }
+    return { config, db, secrets, services, connectors };
+  } catch (err) {
+    if (!overrides.db) await db.close();
+    throw err;
+  }
 }
 
 export interface DemoMerchant {

@@ -17,6 +17,9 @@ export interface Config {
   adminKey: string | undefined;
   /** 32 bytes as 64 hex chars or base64. Unset → generated and kept in the data directory. */
   encryptionKey: Buffer | undefined;
+  /** During a key rotation, the key being replaced: accepted for reading, never for sealing
+   *  (see docs/security.md). Unset by default. */
+  encryptionKeyPrevious: Buffer | undefined;
   /** pino level. Default `info`. */
   logLevel: string;
   /** Maximum request body in bytes. Default 65536 (64 KiB). */
@@ -139,6 +142,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     }
   }
 
+  let encryptionKeyPrevious: Buffer | undefined;
+  if (env.SETTLE_ENCRYPTION_KEY_PREVIOUS) {
+    encryptionKeyPrevious = parseKey(env.SETTLE_ENCRYPTION_KEY_PREVIOUS);
+    if (!encryptionKeyPrevious) {
+      problems.push('SETTLE_ENCRYPTION_KEY_PREVIOUS must be 32 bytes, as 64 hex characters or base64');
+    } else if (!encryptionKey) {
+      problems.push('SETTLE_ENCRYPTION_KEY_PREVIOUS needs SETTLE_ENCRYPTION_KEY (the key that replaces it)');
+    } else if (encryptionKey.equals(encryptionKeyPrevious)) {
+      problems.push('SETTLE_ENCRYPTION_KEY_PREVIOUS is the same key as SETTLE_ENCRYPTION_KEY');
+    }
+  }
+
   const adminKey = env.SETTLE_ADMIN_KEY || undefined;
   if (adminKey !== undefined && adminKey.length < 24) {
     problems.push('SETTLE_ADMIN_KEY must be at least 24 characters');
@@ -173,6 +188,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     host: env.HOST || '127.0.0.1',
     adminKey,
     encryptionKey,
+    encryptionKeyPrevious,
     logLevel,
     bodyLimit: int('SETTLE_BODY_LIMIT', 64 * 1024, 1024, 16 * 1024 * 1024),
     inboundBodyLimit: int('SETTLE_INBOUND_BODY_LIMIT', 8 * 1024 * 1024, 1024, 64 * 1024 * 1024),

@@ -9,6 +9,8 @@ import { openDb } from './db/open.js';
 import { buildApp } from './http/app.js';
 import { createLogger } from './lib/logger.js';
 import { verifyLedger } from './modules/ledger/ledger.verify.js';
+import { encryptionKeysRepository } from './modules/encryption/encryption-keys.repository.js';
+import { shortFingerprint, type RotationReport, type SealedReport } from './modules/encryption/encryption-keys.service.js';
 import { WorkerRunner } from './workers/runner.js';
 
 const USAGE = `Usage: settle <command>
@@ -22,6 +24,9 @@ Commands:
   reconcile [--since T] [--fix]  Compare payments with activity since T (ISO time or 30m/24h/7d,
                              default 24h) with what their PSP did; exits 1 on any difference left
   merchants create --name N  Create a merchant and print its secret keys (shown once)
+  keys check                 Open every stored secret with the configured encryption keys; exits 1 if one fails
+  keys rotate                Re-seal every stored secret with SETTLE_ENCRYPTION_KEY (reading with
+                             SETTLE_ENCRYPTION_KEY_PREVIOUS), then record the new key's fingerprint
   psp-sim [--port P] [--host H]  Run the sandbox PSP simulator as an HTTP service
 
 Configuration is read from the environment; see README.md.`;
@@ -124,6 +129,10 @@ async function main(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ id: merchant.id, name: merchant.name, api_keys: keys }, null, 2));
       return 0;
     }
+    case 'keys': {
+      if (rest[0] === 'check' || rest[0] === 'rotate') return keysCommand(rest[0], config, logger);
+      break;
+    }
   }
   console.error(`unknown command: ${argv.join(' ')}\n\n${USAGE}`);
   return 2;
@@ -136,6 +145,32 @@ function parseSince(raw: string): Date {
   const t = Date.parse(raw);
   if (Number.isNaN(t)) throw new Error(`--since must be an ISO time or a duration like 30m, 24h or 7d; got ${raw}`);
   return new Date(t);
+}
+
+/** `keys check` and `keys rotate` (docs/security.md). */
+async function keysCommand(command: 'check' | 'rotate', config: Config, logger: ReturnType<typeof createLogger>): Promise<number> {
+  const rt = await createRuntime(config, logger);
+  try {
+    const keys = rt.services.encryptionKeys;
+    const report: SealedReport & Partial<RotationReport> = command === 'rotate' ? await keys.rotate() : await keys.report();
+    const total = Object.values(report.counts).reduce((a, b) => a + b, 0);
+    const counts = Object.entries(report.counts).map(([kind, n]) => `${n} ${kind.replaceAll('_', ' ')}`).join(', ');
+    console.log(`${total} stored secrets (${counts})`);
+    if (report.resealed !== undefined) console.log(`re-sealed with SETTLE_ENCRYPTION_KEY: ${report.resealed}`);
+    if (report.underPrevious > 0) console.log(`still sealed with SETTLE_ENCRYPTION_KEY_PREVIOUS: ${report.underPrevious}`);
+    for (const u of report.unreadable) console.log(`UNREADABLE with the configured keys: ${u}`);
+    const fingerprint = report.fingerprint ?? await encryptionKeysRepository.fingerprint(rt.db);
+    console.log(`database key fingerprint: ${fingerprint ? shortFingerprint(fingerprint) : 'none'}; SETTLE_ENCRYPTION_KEY: ${shortFingerprint(rt.services.encryptionKeys.fingerprint)}`);
+    if (command === 'rotate') {
+      const done = report.unreadable.length === 0 && report.underPrevious === 0 && fingerprint === rt.services.encryptionKeys.fingerprint;
+      console.log(done ? 'keys rotate: done; SETTLE_ENCRYPTION_KEY_PREVIOUS may now be removed' : 'keys rotate: NOT finished; the fingerprint was not changed');
+      return done ? 0 : 1;
+    }
+    console.log(report.unreadable.length === 0 ? 'keys check: OK' : `keys check: FAILED (${report.unreadable.length} unreadable)`);
+    return report.unreadable.length === 0 ? 0 : 1;
+  } finally {
+    await rt.db.close();
+  }
 }
 
 async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof createLogger>): Promise<number> {
@@ -152,6 +187,33 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
   const workers = runsWorkers ? WorkerRunner.forGateway(config, rt.db, rt.services, logger) : undefined;
   const address = await app.listen({ port: config.port, host: config.host });
   workers?.start();
+
+  // before the banner: whoever reads the banner may stop the gateway at once
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    // Readiness goes false first: a load balancer polling /readyz stops sending new requests
+    // during the delay; then the listener closes and the requests in flight finish. Ctrl-C
+    // (SIGINT) at a terminal skips the delay.
+    lifecycle.draining = true;
+    const delay = signal === 'SIGTERM' ? config.shutdownDelayMs : 0;
+    logger.info({ signal, delay_ms: delay }, 'shutting down: not ready, then closing once requests in flight finish');
+    const deadline = setTimeout(() => {
+      logger.error({ timeout_ms: config.shutdownTimeoutMs }, 'shutdown took too long; exiting with work unfinished');
+      process.exit(1);
+    }, delay + config.shutdownTimeoutMs);
+    deadline.unref();
+    await new Promise((r) => setTimeout(r, delay));
+    await app.close();
+    await workers?.stop();
+    await rt.services.webhooks.close();
+    redis?.disconnect();
+    await rt.db.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 
   const base = address.replace('[::1]', 'localhost');
   const lines = [
@@ -178,31 +240,6 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
   // printed on stdout, not through the logger: secrets are never logged
   console.log(lines.join('\n') + '\n');
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    // Readiness goes false first: a load balancer polling /readyz stops sending new requests
-    // during the delay; then the listener closes and the requests in flight finish. Ctrl-C
-    // (SIGINT) at a terminal skips the delay.
-    lifecycle.draining = true;
-    const delay = signal === 'SIGTERM' ? config.shutdownDelayMs : 0;
-    logger.info({ signal, delay_ms: delay }, 'shutting down: not ready, then closing once requests in flight finish');
-    const deadline = setTimeout(() => {
-      logger.error({ timeout_ms: config.shutdownTimeoutMs }, 'shutdown took too long; exiting with work unfinished');
-      process.exit(1);
-    }, delay + config.shutdownTimeoutMs);
-    deadline.unref();
-    await new Promise((r) => setTimeout(r, delay));
-    await app.close();
-    await workers?.stop();
-    await rt.services.webhooks.close();
-    redis?.disconnect();
-    await rt.db.close();
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
   return -1;
 }
 

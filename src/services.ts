@@ -9,6 +9,7 @@ import type { Logger } from './lib/logger.js';
 import { ApiKeysService } from './modules/api-keys/api-keys.service.js';
 import { ConsoleSessionsService } from './modules/console/console-sessions.service.js';
 import { ConnectorAccountsService } from './modules/connector-accounts/connector-accounts.service.js';
+import { EncryptionKeysService } from './modules/encryption/encryption-keys.service.js';
 import { FeaturesService } from './modules/features/features.service.js';
 import { IdempotencyService } from './modules/idempotency/idempotency.service.js';
 import { InboundWebhooksService } from './modules/inbound/inbound.service.js';
@@ -95,6 +96,7 @@ export interface Services {
   inbound: InboundWebhooksService;
   reconciliation: ReconciliationService;
   metrics: MetricsService;
+  encryptionKeys: EncryptionKeysService;
 }
 
 export function createServices(deps: {
@@ -132,5 +134,6 @@ export function createServices(deps: {
     inbound,
     reconciliation,
     metrics: new MetricsService(db, refunds, reconciliation),
+    encryptionKeys: new EncryptionKeysService(db, box),
   };
 }

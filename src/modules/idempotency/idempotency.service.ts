@@ -18,7 +18,7 @@ export interface StoredResponse {
 }
 
 /** Marks a stored body sealed with the encryption key (a JSON body never starts with it). */
-const SEALED = 'sealed:';
+export const SEALED = 'sealed:';
 
 /**
  * An idempotency key claimed by the first transaction of the work it guards, and answered by the
@@ -232,4 +232,4 @@ export class IdempotencyService {
 }
 
 /** Ties a sealed response to its key: it cannot be opened as another key's answer. */
-const sealContext = (scope: IdempotencyScope): string => `idempotency:${scope.merchantId}:${scope.testMode ? 'test' : 'live'}:${scope.key}`;
+export const sealContext = (scope: IdempotencyScope): string => `idempotency:${scope.merchantId}:${scope.testMode ? 'test' : 'live'}:${scope.key}`;
