@@ -7,6 +7,8 @@ import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
 import { client, runSettle, spawnSettle } from '../helpers/processes.js';
 
 const READY = /Settle is running at (http:\/\/\S+)/;
+/** A first start initialises the embedded database: slow on a loaded machine. */
+const START_MS = 120_000;
 
 describe('one process per embedded data directory', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'settle-lock-'));
@@ -15,12 +17,12 @@ describe('one process per embedded data directory', () => {
   const lockFile = join(dataDir, 'pgdata.lock');
 
   test('a second serve and every CLI command that opens the directory refuse, naming the running gateway', async () => {
-    const first = await spawnSettle(['serve'], env, READY);
+    const first = await spawnSettle(['serve'], env, READY, START_MS);
     try {
       const pid = first.proc.pid!;
       for (const args of [['serve'], ['migrate'], ['ledger', 'verify'], ['merchants', 'create', '--name', 'Second']]) {
-        // a second serve that did not refuse would keep running: give it 20 s, then call it a failure
-        const r = await runSettle(args, env, { timeoutMs: 20_000 });
+        // a second serve that did not refuse would keep running: give it 60 s, then call it a failure
+        const r = await runSettle(args, env, { timeoutMs: 60_000 });
         assert.equal(r.timedOut, false, `settle ${args.join(' ')} kept running beside the first gateway:\n${r.output}`);
         assert.notEqual(r.code, 0, `settle ${args.join(' ')} must fail:\n${r.output}`);
         assert.match(r.stderr, new RegExp(`in use by process ${pid} \\(settle serve, since `), r.output);
@@ -37,13 +39,13 @@ describe('one process per embedded data directory', () => {
   });
 
   test('a lock left by a killed gateway does not block the next start, and its data is there', async () => {
-    const crashed = await spawnSettle(['serve'], env, READY);
+    const crashed = await spawnSettle(['serve'], env, READY, START_MS);
     const made = await client(crashed.url, ADMIN_KEY)('POST', '/v1/admin/merchants', { name: 'Before the crash' });
     assert.equal(made.status, 201);
     await crashed.kill('SIGKILL');
     assert.equal(JSON.parse(readFileSync(lockFile, 'utf8')).pid, crashed.proc.pid, 'the killed process left its lock behind');
 
-    const next = await spawnSettle(['serve'], env, READY);
+    const next = await spawnSettle(['serve'], env, READY, START_MS);
     try {
       const holder = JSON.parse(readFileSync(lockFile, 'utf8'));
       assert.equal(holder.pid, next.proc.pid, 'the new gateway holds the lock');

@@ -9,6 +9,8 @@ import { client, runSettle, spawnSettle } from '../helpers/processes.js';
 import { keyFingerprint } from '../../src/lib/crypto.js';
 
 const READY = /Settle is running at (http:\/\/\S+)/;
+/** A first start initialises the embedded database: slow on a loaded machine. */
+const START_MS = 120_000;
 const KEY_A = 'aa'.repeat(32);
 const KEY_B = 'bb'.repeat(32);
 const short = (hex: string) => keyFingerprint(Buffer.from(hex, 'hex')).slice(0, 16);
@@ -31,7 +33,7 @@ describe('the encryption key cannot silently change', () => {
   let testKey = '';
 
   test('a gateway or CLI command started with another key is refused, naming both fingerprints', async () => {
-    const first = await spawnSettle(['serve'], withKeys(KEY_A), READY);
+    const first = await spawnSettle(['serve'], withKeys(KEY_A), READY, START_MS);
     try {
       testKey = first.output().match(/Test secret key \(shown once\): (sk_test_\w+)/)![1];
       await payAndRefund(first.url, testKey);
@@ -39,7 +41,7 @@ describe('the encryption key cannot silently change', () => {
       assert.equal(await first.kill('SIGTERM'), 0);
     }
     for (const args of [['serve'], ['merchants', 'create', '--name', 'Other'], ['keys', 'check']]) {
-      const r = await runSettle(args, withKeys(KEY_B), { timeoutMs: 30_000 });
+      const r = await runSettle(args, withKeys(KEY_B), { timeoutMs: 90_000 });
       assert.equal(r.timedOut, false, `settle ${args.join(' ')} started with the wrong key:\n${r.output}`);
       assert.notEqual(r.code, 0, r.output);
       assert.match(r.stderr, /encryption key is not the one this database's secrets are sealed with/, r.output);
@@ -51,7 +53,7 @@ describe('the encryption key cannot silently change', () => {
 
   test('rotation: both keys while re-sealing, then the old key removed, and everything still opens', async () => {
     // 1. the gateway runs with the new key, the old one accepted for reading
-    const during = await spawnSettle(['serve'], withKeys(KEY_B, KEY_A), READY);
+    const during = await spawnSettle(['serve'], withKeys(KEY_B, KEY_A), READY, START_MS);
     try {
       await payAndRefund(during.url, testKey); // the demo account's secrets are still sealed with A
       const api = client(during.url, testKey);
@@ -63,31 +65,31 @@ describe('the encryption key cannot silently change', () => {
       assert.equal(await during.kill('SIGTERM'), 0);
     }
     // the old key cannot be dropped before the rotation
-    const early = await runSettle(['keys', 'check'], withKeys(KEY_B), { timeoutMs: 30_000 });
+    const early = await runSettle(['keys', 'check'], withKeys(KEY_B), { timeoutMs: 90_000 });
     assert.notEqual(early.code, 0, early.output);
 
     // 2. re-seal everything with B; the fingerprint moves to B
-    const rotated = await runSettle(['keys', 'rotate'], withKeys(KEY_B, KEY_A), { timeoutMs: 60_000 });
+    const rotated = await runSettle(['keys', 'rotate'], withKeys(KEY_B, KEY_A), { timeoutMs: 120_000 });
     assert.equal(rotated.code, 0, rotated.output);
     const resealed = Number(rotated.stdout.match(/re-sealed with SETTLE_ENCRYPTION_KEY: (\d+)/)?.[1]);
     assert.ok(resealed >= 2, `the demo accounts' webhook secrets were re-sealed:\n${rotated.output}`);
     assert.ok(rotated.stdout.includes(`database key fingerprint: ${short(KEY_B)}`), rotated.output);
-    const again = await runSettle(['keys', 'rotate'], withKeys(KEY_B, KEY_A), { timeoutMs: 60_000 });
+    const again = await runSettle(['keys', 'rotate'], withKeys(KEY_B, KEY_A), { timeoutMs: 120_000 });
     assert.match(again.stdout, /re-sealed with SETTLE_ENCRYPTION_KEY: 0/, 'a second rotation has nothing left to do');
 
     // 3. the old key removed: every secret opens with B alone, and the gateway works
-    const check = await runSettle(['keys', 'check'], withKeys(KEY_B), { timeoutMs: 30_000 });
+    const check = await runSettle(['keys', 'check'], withKeys(KEY_B), { timeoutMs: 90_000 });
     assert.equal(check.code, 0, check.output);
     assert.match(check.stdout, /keys check: OK/);
     assert.match(check.stdout, /1 connector credentials, 3 connector webhook secret, 1 webhook endpoint secret/);
-    const after = await spawnSettle(['serve'], withKeys(KEY_B), READY);
+    const after = await spawnSettle(['serve'], withKeys(KEY_B), READY, START_MS);
     try {
       await payAndRefund(after.url, testKey);
     } finally {
       assert.equal(await after.kill('SIGTERM'), 0);
     }
     // and the old key alone is now the wrong one
-    const old = await runSettle(['serve'], withKeys(KEY_A), { timeoutMs: 30_000 });
+    const old = await runSettle(['serve'], withKeys(KEY_A), { timeoutMs: 90_000 });
     assert.equal(old.timedOut, false);
     assert.notEqual(old.code, 0, old.output);
     assert.ok(old.stderr.includes(`database: key fingerprint ${short(KEY_B)}`), old.output);
@@ -106,18 +108,18 @@ describe('with DATABASE_URL and no SETTLE_ENCRYPTION_KEY', () => {
     if (!(await postgresOrSkip(t))) return;
     temp = await createTempDatabase();
     const env = (dir: string) => ({ PORT: '0', DATABASE_URL: temp!.url, SETTLE_DATA_DIR: dir, SETTLE_ADMIN_KEY: ADMIN_KEY, LOG_LEVEL: 'warn' });
-    const first = await spawnSettle(['serve'], env(dirs[0]), READY);
+    const first = await spawnSettle(['serve'], env(dirs[0]), READY, START_MS);
     const testKey = first.output().match(/Test secret key \(shown once\): (sk_test_\w+)/)![1];
     assert.equal(await first.kill('SIGTERM'), 0, first.output());
     assert.ok(existsSync(join(dirs[0], 'encryption.key')), 'the first start generated its key into its folder');
 
-    const elsewhere = await runSettle(['serve'], env(dirs[1]), { timeoutMs: 30_000 });
+    const elsewhere = await runSettle(['serve'], env(dirs[1]), { timeoutMs: 90_000 });
     assert.equal(elsewhere.timedOut, false, `started from another folder:\n${elsewhere.output}`);
     assert.notEqual(elsewhere.code, 0);
     assert.match(elsewhere.stderr, /sealed with an encryption key, and this process has none/, elsewhere.output);
     assert.equal(existsSync(join(dirs[1], 'encryption.key')), false, 'no key was generated for a database that has one');
 
-    const back = await spawnSettle(['serve'], env(dirs[0]), READY);
+    const back = await spawnSettle(['serve'], env(dirs[0]), READY, START_MS);
     try {
       await payAndRefund(back.url, testKey);
     } finally {
