@@ -71,8 +71,12 @@ describe('the encryption key cannot silently change', () => {
     // 2. re-seal everything with B; the fingerprint moves to B
     const rotated = await runSettle(['keys', 'rotate'], withKeys(KEY_B, KEY_A), { timeoutMs: 120_000 });
     assert.equal(rotated.code, 0, rotated.output);
+    // sealed with A: the demo merchant's accounts' webhook secrets (every other secret was made
+    // during the rotation, with B)
     const resealed = Number(rotated.stdout.match(/re-sealed with SETTLE_ENCRYPTION_KEY: (\d+)/)?.[1]);
-    assert.ok(resealed >= 2, `the demo accounts' webhook secrets were re-sealed:\n${rotated.output}`);
+    const accounts = Number(rotated.stdout.match(/(\d+) connector webhook secret/)?.[1]);
+    assert.ok(resealed >= 1, `the demo accounts' webhook secrets were re-sealed:\n${rotated.output}`);
+    assert.equal(resealed, accounts - 1, rotated.output);
     assert.ok(rotated.stdout.includes(`database key fingerprint: ${short(KEY_B)}`), rotated.output);
     const again = await runSettle(['keys', 'rotate'], withKeys(KEY_B, KEY_A), { timeoutMs: 120_000 });
     assert.match(again.stdout, /re-sealed with SETTLE_ENCRYPTION_KEY: 0/, 'a second rotation has nothing left to do');
@@ -81,7 +85,7 @@ describe('the encryption key cannot silently change', () => {
     const check = await runSettle(['keys', 'check'], withKeys(KEY_B), { timeoutMs: 90_000 });
     assert.equal(check.code, 0, check.output);
     assert.match(check.stdout, /keys check: OK/);
-    assert.match(check.stdout, /1 connector credentials, 3 connector webhook secret, 1 webhook endpoint secret/);
+    assert.ok(check.stdout.includes(`1 connector credentials, ${accounts} connector webhook secret, 1 webhook endpoint secret`), check.output);
     const after = await spawnSettle(['serve'], withKeys(KEY_B), READY, START_MS);
     try {
       await payAndRefund(after.url, testKey);
