@@ -17,6 +17,7 @@ import type { Services } from '../services.js';
 import { AppError, asAppError, DATABASE_RETRY_AFTER_S, databaseUnavailable, errorBody, invalidParam, isStorableStatus } from './errors.js';
 import { registerDashboard } from './dashboard.js';
 import { sendReplay } from './idempotent.js';
+import { openapiOptions } from './openapi.js';
 import { grants, permissionFor } from './permissions.js';
 import { csrfError, header, sessionToken } from '../modules/console/console.routes.js';
 import { registerRoutes } from './routes.js';
@@ -296,26 +297,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   );
 
   // ---- OpenAPI generated from the route schemas
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Settle API',
-        version: '1.0.0',
-        description: 'Payments and refunds done right. Authenticate with `Authorization: Bearer sk_test_…`.',
-      },
-      components: {
-        securitySchemes: {
-          secretKey: { type: 'http', scheme: 'bearer', description: 'A merchant secret key, sk_test_… or sk_live_…' },
-          adminKey: { type: 'http', scheme: 'bearer', description: 'SETTLE_ADMIN_KEY' },
-        },
-      },
-      security: [{ secretKey: [] }],
-      tags: [
-        { name: 'compatibility', description: 'Other gateways\' refund APIs, wire-exact to their documents, under /compat/<name>/: a client of one of them switches to Settle by changing only its base URL. Each is a translation over the native refund engine (docs/compat.md).' },
-      ],
-    },
-  });
+  await app.register(swagger, openapiOptions());
   const api = deps.api ?? true;
   if (api) await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 

@@ -53,6 +53,16 @@ const CODES = {
 
 export type ErrorCode = keyof typeof CODES;
 
+/** The codes answered with `status`, for the OpenAPI document. */
+export function errorCodesByStatus(status: number): ErrorCode[] {
+  return (Object.keys(CODES) as ErrorCode[]).filter((c) => CODES[c][0] === status);
+}
+
+/** The error types answered with `status`. */
+export function errorTypesByStatus(status: number): ErrorType[] {
+  return [...new Set(errorCodesByStatus(status).map((c) => CODES[c][1]))];
+}
+
 export interface AppErrorOptions {
   param?: string;
   /** Extra fields in the error object, e.g. `payment_id` on `card_declined`. */

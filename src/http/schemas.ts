@@ -30,17 +30,21 @@ export const idParam = (description: string) =>
     properties: { id: { type: 'string', minLength: 1, maxLength: 100, description } },
   }) as const;
 
-export const deletedSchema = {
-  type: 'object',
-  properties: { id: { type: 'string' }, object: { type: 'string' }, deleted: { type: 'boolean' } },
-} as const;
-
+/**
+ * Any error envelope (contract section 2); operations name the envelope of each status they
+ * answer (objects.ts `responses`).
+ */
 export const errorResponseSchema = {
   type: 'object',
+  title: 'Error',
   description: 'The error envelope (contract section 2).',
+  required: ['error'],
   properties: {
     error: {
       type: 'object',
+      title: 'ErrorDetail',
+      description: 'What went wrong.',
+      required: ['type', 'code', 'message', 'request_id'],
       properties: {
         type: { type: 'string' },
         code: { type: 'string' },
@@ -52,13 +56,4 @@ export const errorResponseSchema = {
   },
 } as const;
 
-export const listOf = (item: object) =>
-  ({
-    type: 'object',
-    properties: {
-      object: { type: 'string', enum: ['list'] },
-      data: { type: 'array', items: item },
-      has_more: { type: 'boolean' },
-      next_cursor: { type: ['string', 'null'] },
-    },
-  }) as const;
+export { listOf } from './objects.js';

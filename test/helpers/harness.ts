@@ -11,6 +11,7 @@ import { createPgliteDb } from '../../src/db/pglite.js';
 import { createPostgresDb } from '../../src/db/postgres.js';
 import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/lib/logger.js';
+import { Contract } from './contract.js';
 import { createTempDatabase, type TempDatabase } from './databases.js';
 
 export type Backend = 'pglite' | 'postgres';
@@ -95,6 +96,8 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
   const logger = createLogger(config.logLevel, opts.logStream);
   const rt = await createRuntime(config, logger, { db, connectors: opts.connectors ?? harnessConnectors(config) });
   const app = await buildApp({ config, db, logger, services: rt.services, adminKey: ADMIN_KEY });
+  await app.ready();
+  const contract = new Contract(app.swagger() as unknown as Record<string, unknown>);
 
   const call = async (method: string, url: string, o: CallOptions = {}): Promise<Res> => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
@@ -106,6 +109,7 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
       headers['content-type'] ??= 'application/json';
     }
     const r = await app.inject({ method: method as 'GET', url, headers, payload, remoteAddress: o.remoteAddress });
+    contract.check(method, url, r.statusCode, r.headers, r.body);
     let body: unknown;
     try {
       body = r.body ? JSON.parse(r.body) : undefined;

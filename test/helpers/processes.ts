@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { contractAt } from './contract.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from './harness.js';
 
 /** dist/src/main.js, resolved from this compiled file (dist/test/helpers). */
@@ -101,7 +102,10 @@ export interface HttpRes {
   headers: Headers;
 }
 
-/** A small JSON client for real-process tests. */
+/**
+ * A small JSON client for real-process tests. Against a gateway, every answer is checked against
+ * its /openapi.json (the contract test, see contract.ts).
+ */
 export function client(baseUrl: string, key?: string) {
   return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<HttpRes> => {
     const h: Record<string, string> = { ...headers };
@@ -109,6 +113,7 @@ export function client(baseUrl: string, key?: string) {
     if (body !== undefined) h['content-type'] = 'application/json';
     const res = await fetch(baseUrl + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
     const raw = await res.text();
+    (await contractAt(baseUrl))?.check(method, path, res.status, Object.fromEntries(res.headers), raw);
     let parsed: unknown;
     try {
       parsed = raw ? JSON.parse(raw) : undefined;

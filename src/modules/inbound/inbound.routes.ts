@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { inboundReceiptObject, responses } from '../../http/objects.js';
 import type { Services } from '../../services.js';
 
 /** `bodyLimit`: PSP webhooks carry every refund of a payment, so they get their own limit, larger
@@ -9,13 +10,19 @@ export async function inboundRoutes(app: FastifyInstance, { inbound }: Services,
     bodyLimit,
     schema: {
       tags: ['inbound webhooks'],
+      operationId: 'receiveConnectorWebhook',
       summary: 'Receive a PSP webhook',
       description: 'Authenticated by the connector\'s own signature scheme with the account\'s webhook secret. Stored (deduplicated by the PSP event id) before the 200; processed asynchronously.',
       security: [],
       params: {
         type: 'object',
-        properties: { connector: { type: 'string', maxLength: 40 }, account_id: { type: 'string', maxLength: 100 } },
+        required: ['connector', 'account_id'],
+        properties: {
+          connector: { type: 'string', maxLength: 40, description: 'The connector (`sandbox`, …)' },
+          account_id: { type: 'string', maxLength: 100, description: 'The connector account\'s UUID' },
+        },
       },
+      response: responses(200, inboundReceiptObject, { only: true, errors: [400, 404, 413, 429, 500, 503] }),
     },
   }, async (req) => {
     const result = await inbound.receive(req.params.connector, req.params.account_id, req.rawBody ?? '', req.headers);

@@ -3,7 +3,7 @@ import { AppError } from '../../http/errors.js';
 import type { Services } from '../../services.js';
 import { REFUNDS_FEATURE } from '../features/features.service.js';
 import { renderMerchant } from './merchants.service.js';
-import { merchantObject, responses } from '../../http/objects.js';
+import { apiKeyObject, createdMerchantObject, featureObject, responses, revokedApiKeyObject } from '../../http/objects.js';
 import { listQuerySchema } from '../../http/schemas.js';
 
 const admin = { auth: 'admin' as const };
@@ -15,8 +15,8 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
   app.post<{ Body: { name: string } }>('/v1/admin/merchants', {
     config: adminShowsSecret,
     schema: {
-      tags, security, summary: 'Create a merchant with a test and a live secret key (shown once)',
-      response: responses(201, merchantObject),
+      tags, security, operationId: 'createMerchant', summary: 'Create a merchant with a test and a live secret key (shown once)',
+      response: responses(201, createdMerchantObject, { errors: [409, 413, 422] }),
       body: {
         type: 'object', required: ['name'], additionalProperties: false,
         properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
@@ -46,8 +46,9 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
   app.post<{ Params: { id: string }; Body: { mode: 'test' | 'live' } }>('/v1/admin/merchants/:id/api_keys', {
     config: adminShowsSecret,
     schema: {
-      tags, security, summary: 'Create another secret key for a merchant (shown once)',
-      params: { type: 'object', properties: { id: { type: 'string', maxLength: 100 } } },
+      tags, security, operationId: 'createApiKey', summary: 'Create another secret key for a merchant (shown once)',
+      params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 100, description: 'The merchant id (mer_…)' } } },
+      response: responses(201, apiKeyObject, { errors: [404, 409, 413, 422] }),
       body: {
         type: 'object', required: ['mode'], additionalProperties: false,
         properties: { mode: { type: 'string', enum: ['test', 'live'] } },
@@ -63,8 +64,9 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
   app.delete<{ Params: { prefix: string } }>('/v1/admin/api_keys/:prefix', {
     config: admin,
     schema: {
-      tags, security, summary: 'Revoke a secret key by its prefix (sk_test_XXXXXXXX)',
-      params: { type: 'object', properties: { prefix: { type: 'string', maxLength: 100 } } },
+      tags, security, operationId: 'revokeApiKey', summary: 'Revoke a secret key by its prefix (sk_test_XXXXXXXX)',
+      params: { type: 'object', required: ['prefix'], properties: { prefix: { type: 'string', maxLength: 100, description: 'The key\'s prefix, e.g. sk_test_XXXXXXXX' } } },
+      response: responses(200, revokedApiKeyObject, { errors: [404] }),
     },
   }, async (req) => {
     const row = await merchants.revokeKey(req.params.prefix);
@@ -74,7 +76,8 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
   app.put<{ Body: { enabled: boolean; merchant_id?: string } }>('/v1/admin/features/refunds', {
     config: admin,
     schema: {
-      tags, security, summary: 'Turn refunds on or off, platform-wide or for one merchant (every process within 1 s)',
+      tags, security, operationId: 'setRefundsFeature', summary: 'Turn refunds on or off, platform-wide or for one merchant (every process within 1 s)',
+      response: responses(200, featureObject, { errors: [404, 413] }),
       body: {
         type: 'object', required: ['enabled'], additionalProperties: false,
         properties: { enabled: { type: 'boolean' }, merchant_id: { type: 'string', minLength: 1, maxLength: 100 } },
@@ -90,6 +93,6 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
 
   app.get('/v1/admin/features/refunds', {
     config: admin,
-    schema: { tags, security, summary: 'Show the refund kill switch' },
+    schema: { tags, security, operationId: 'retrieveRefundsFeature', summary: 'Show the refund kill switch', response: responses(200, featureObject) },
   }, async () => ({ object: 'feature', name: REFUNDS_FEATURE, ...(await features.get(REFUNDS_FEATURE)) }));
 }

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { amountSchema, currencySchema, idParam, listOf, listQuerySchema, metadataSchema } from '../../http/schemas.js';
+import { amountSchema, currencySchema, idParam, listQuerySchema, metadataSchema } from '../../http/schemas.js';
 import type { Services } from '../../services.js';
 import type { CreatePaymentInput, PaymentListQuery } from './payments.service.js';
-import { paymentObject, responses } from '../../http/objects.js';
+import { listOf, paymentObject, PAYMENT_STATUSES, responses } from '../../http/objects.js';
 
 const tags = ['payments'];
 const params = idParam('The payment id (pay_…)');
@@ -40,10 +40,10 @@ export const createPaymentBody = {
 export async function paymentsRoutes(app: FastifyInstance, { payments }: Services): Promise<void> {
   app.post<{ Body: CreatePaymentInput }>('/v1/payments', {
     schema: {
-      tags, summary: 'Create a payment',
+      tags, operationId: 'createPayment', summary: 'Create a payment',
       description: 'Authorizes (and, with capture_method automatic, captures) through the named or default connector account. A decline answers 402 card_declined with the stored failed payment\'s id in error.payment_id.',
       body: createPaymentBody,
-      response: responses(201, paymentObject),
+      response: responses(201, paymentObject, { errors: [402, 404, 409, 413, 422, 502] }),
     },
   }, async (req, reply) => {
     const key = (req.headers['idempotency-key'] ?? req.headers['x-idempotency-key']) as string | undefined;
@@ -52,12 +52,12 @@ export async function paymentsRoutes(app: FastifyInstance, { payments }: Service
 
   app.get<{ Querystring: PaymentListQuery }>('/v1/payments', {
     schema: {
-      tags, summary: 'List payments, newest first',
+      tags, operationId: 'listPayments', summary: 'List payments, newest first',
       querystring: {
         type: 'object', additionalProperties: false,
         properties: {
           ...listQuerySchema,
-          status: { type: 'string', enum: ['processing', 'requires_capture', 'succeeded', 'canceled', 'failed', 'partially_refunded', 'refunded'] },
+          status: { type: 'string', enum: [...PAYMENT_STATUSES] },
           order_id: text(200),
           customer_id: text(200),
           currency: currencySchema,
@@ -71,18 +71,22 @@ export async function paymentsRoutes(app: FastifyInstance, { payments }: Service
     },
   }, async (req) => payments.list(req.auth!, req.query));
 
-  app.get<{ Params: { id: string } }>('/v1/payments/:id', { schema: { tags, summary: 'Retrieve a payment', params, response: responses(200, paymentObject) } },
+  app.get<{ Params: { id: string } }>('/v1/payments/:id', { schema: { tags, operationId: 'retrievePayment', summary: 'Retrieve a payment', params, response: responses(200, paymentObject, { errors: [404] }) } },
     async (req) => payments.retrieve(req.auth!, req.params.id));
 
   app.post<{ Params: { id: string }; Body: { amount?: number } | undefined }>('/v1/payments/:id/capture', {
     schema: {
-      tags, summary: 'Capture an authorized payment, fully or partially (the rest is released)', params,
+      tags, operationId: 'capturePayment', summary: 'Capture an authorized payment, fully or partially (the rest is released)', params,
       body: { type: ['object', 'null'], additionalProperties: false, properties: { amount: amountSchema } },
-      response: responses(200, paymentObject),
+      response: responses(200, paymentObject, { errors: [404, 409, 413, 422, 502] }),
     },
   }, async (req) => payments.capture(req.auth!, req.params.id, req.body?.amount));
 
   app.post<{ Params: { id: string } }>('/v1/payments/:id/cancel', {
-    schema: { tags, summary: 'Cancel an authorized payment', params, body: { type: ['object', 'null'], additionalProperties: false, properties: {} }, response: responses(200, paymentObject) },
+    schema: {
+      tags, operationId: 'cancelPayment', summary: 'Cancel an authorized payment', params,
+      body: { type: ['object', 'null'], additionalProperties: false, properties: {} },
+      response: responses(200, paymentObject, { errors: [404, 409, 413, 422, 502] }),
+    },
   }, async (req) => payments.cancel(req.auth!, req.params.id));
 }

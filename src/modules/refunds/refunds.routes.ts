@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { invalidParam } from '../../http/errors.js';
 import { sendCreated } from '../../http/idempotent.js';
-import { currencySchema, idParam, listOf, listQuerySchema, metadataSchema } from '../../http/schemas.js';
+import { currencySchema, idParam, listQuerySchema, metadataSchema } from '../../http/schemas.js';
 import { MAX_AMOUNT } from '../../lib/money.js';
 import type { Services } from '../../services.js';
 import { REFUNDS_FEATURE } from '../features/features.service.js';
 import { MAX_REASON_LENGTH } from '../../connectors/refund-reasons.js';
 import type { CreateRefundInput } from './refunds.service.js';
-import { refundObject, responses } from '../../http/objects.js';
+import { listOf, refundObject, REFUND_STATUSES, responses } from '../../http/objects.js';
 
 const tags = ['refunds'];
 const text = (min: number, max: number) => ({ type: 'string', minLength: min, maxLength: max }) as const;
@@ -41,6 +41,16 @@ const flatBody = {
 
 type FlatBody = Omit<CreateRefundInput, 'payment_id'> & { payment_id?: string; payment_intent_id?: string };
 
+/** Whatever a refund create can answer besides the common errors. */
+const createErrors = [403, 404, 409, 413, 422];
+
+const connectorAccountHeader = {
+  type: 'object',
+  properties: {
+    'x-connector-account': { type: 'string', description: 'Optional; must name the payment\'s originating connector account (either id form), as the body\'s `connector_account`' },
+  },
+} as const;
+
 const createDescription =
   'Refunds a succeeded or partially refunded payment through the account that settled it. Answers 201 with the refund whenever one was recorded, whatever its status (pending, succeeded, failed). Idempotent with Idempotency-Key.';
 
@@ -60,7 +70,10 @@ export async function refundsRoutes(app: FastifyInstance, { refunds, idempotency
 
   app.post<{ Params: { id: string }; Body: Omit<CreateRefundInput, 'payment_id'> | null }>('/v1/payments/:id/refunds', {
     config,
-    schema: { tags, summary: 'Refund a payment', description: createDescription, params: idParam('The payment id'), body: pathBody, response: responses(201, refundObject) },
+    schema: {
+      tags, operationId: 'createRefund', summary: 'Refund a payment', description: createDescription,
+      headers: connectorAccountHeader, params: idParam('The payment id'), body: pathBody, response: responses(201, refundObject, { errors: createErrors }),
+    },
   }, async (req, reply) => create(req, reply, () => ({ ...(req.body ?? {}), payment_id: req.params.id })));
 
   const flat = (req: FastifyRequest<{ Body: FlatBody | undefined }>): CreateRefundInput => {
@@ -72,30 +85,35 @@ export async function refundsRoutes(app: FastifyInstance, { refunds, idempotency
     if (paymentId === undefined) throw invalidParam('payment_id', 'Missing required parameter: payment_id.');
     return { ...rest, payment_id: paymentId };
   };
-  for (const url of ['/v1/refunds', '/v1/payments/refund']) {
+  for (const [url, operationId] of [['/v1/refunds', 'createRefundByPaymentId'], ['/v1/payments/refund', 'createPaymentRefund']]) {
     app.post<{ Body: FlatBody | undefined }>(url, {
       config,
-      schema: { tags, summary: 'Refund a payment (payment_id in the body)', description: createDescription, body: flatBody, response: responses(201, refundObject) },
+      schema: {
+        tags, operationId, summary: 'Refund a payment (payment_id in the body)', description: createDescription,
+        headers: connectorAccountHeader, body: flatBody, response: responses(201, refundObject, { errors: createErrors }),
+      },
     }, async (req, reply) => create(req, reply, () => flat(req)));
   }
 
-  const statusFilter = { type: 'string', enum: ['pending', 'succeeded', 'failed'] } as const;
+  const statusFilter = { type: 'string', enum: [...REFUND_STATUSES] } as const;
   app.get<{ Params: { id: string }; Querystring: { limit: number; cursor?: string; status?: string } }>('/v1/payments/:id/refunds', {
     schema: {
-      tags, summary: 'List a payment\'s refunds', params: idParam('The payment id'),
+      tags, operationId: 'listPaymentRefunds', summary: 'List a payment\'s refunds', params: idParam('The payment id'),
       querystring: { type: 'object', additionalProperties: false, properties: { ...listQuerySchema, status: statusFilter } },
-      response: responses(200, listOf(refundObject)),
+      response: responses(200, listOf(refundObject), { errors: [404] }),
     },
   }, async (req) => refunds.listForPayment(req.auth!, req.params.id, req.query));
 
   app.get<{ Querystring: { limit: number; cursor?: string; payment_id?: string; status?: string } }>('/v1/refunds', {
     schema: {
-      tags, summary: 'List refunds',
+      tags, operationId: 'listRefunds', summary: 'List refunds',
       querystring: { type: 'object', additionalProperties: false, properties: { ...listQuerySchema, payment_id: text(1, 100), status: statusFilter } },
       response: responses(200, listOf(refundObject)),
     },
   }, async (req) => refunds.list(req.auth!, req.query));
 
-  app.get<{ Params: { id: string } }>('/v1/refunds/:id', { schema: { tags, summary: 'Retrieve a refund', params: idParam('The refund id (re_…)'), response: responses(200, refundObject) } },
+  app.get<{ Params: { id: string } }>('/v1/refunds/:id', {
+    schema: { tags, operationId: 'retrieveRefund', summary: 'Retrieve a refund', params: idParam('The refund id (re_…)'), response: responses(200, refundObject, { errors: [404] }) },
+  },
     async (req) => refunds.retrieve(req.auth!, req.params.id));
 }
