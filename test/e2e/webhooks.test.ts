@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { Webhook } from 'standardwebhooks';
 import { verifySettleSignature } from '../../src/sdk/index.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY } from '../helpers/harness.js';
@@ -11,6 +12,7 @@ interface Receipt {
   at: number;
   body: string;
   signature: string | undefined;
+  standard: Record<string, string>;
   status: number;
 }
 
@@ -26,7 +28,8 @@ async function receiver(failFirst: number) {
       const n = (attemptsByEvent.get(id) ?? 0) + 1;
       attemptsByEvent.set(id, n);
       const status = n <= failFirst ? 503 : 200;
-      receipts.push({ at: Date.now(), body, signature: req.headers['settle-signature'] as string | undefined, status });
+      const standard = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((h) => [h, String(req.headers[h])]));
+      receipts.push({ at: Date.now(), body, signature: req.headers['settle-signature'] as string | undefined, standard, status });
       res.writeHead(status).end();
     });
   });
@@ -90,6 +93,9 @@ describe('outbound webhooks between real processes', () => {
     for (const receipt of rx.receipts) {
       assert.ok(verifySettleSignature({ payload: receipt.body, header: receipt.signature, secret: ep.body.secret }), 'valid Settle-Signature');
       assert.equal(verifySettleSignature({ payload: receipt.body + ' ', header: receipt.signature, secret: ep.body.secret }), false);
+      // the Standard Webhooks library verifies the same delivery, unchanged, with the same secret
+      assert.equal((new Webhook(ep.body.secret).verify(receipt.body, receipt.standard) as { id: string }).id, JSON.parse(receipt.body).id);
+      assert.throws(() => new Webhook(ep.body.secret).verify(receipt.body + ' ', receipt.standard));
     }
     // every event was attempted three times: two failures, then success, spaced by the schedule
     const refundSucceeded = events.find((e) => e.type === 'refund.succeeded');

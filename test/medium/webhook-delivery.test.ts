@@ -23,6 +23,7 @@ import { emitEvents, type EventType } from '../../src/modules/webhooks/events.re
 import { isPublicAddress } from '../../src/modules/webhooks/url-guard.js';
 import { WebhooksService } from '../../src/modules/webhooks/webhooks.service.js';
 import { verifySettleSignature } from '../../src/sdk/index.js';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { createTempDatabase, postgresAvailable, TEST_DATABASE_URL, type TempDatabase } from '../helpers/databases.js';
 
 const SCHEDULE = [0.05, 0.05, 0.05];
@@ -204,6 +205,27 @@ function suite(name: string, open: () => Promise<Backend>, skip?: string): void 
         return true;
       });
     }
+
+    it('signs every delivery per Standard Webhooks, verified by the standardwebhooks library with the endpoint secret', async () => {
+      const auth = await merchant();
+      const r = await receiver({ failFirst: 1 });
+      const ep = await endpoint(auth, r.url, ['payment.succeeded']);
+      const [paid] = await emit(auth, 'payment.succeeded');
+      await until(() => r.hits.some((h) => h.status === 200), 'the retried delivery');
+      assert.ok(r.hits.length >= 2);
+      const wh = new Webhook(ep.secret);
+      for (const hit of r.hits) {
+        const headers = Object.fromEntries(['webhook-id', 'webhook-timestamp', 'webhook-signature'].map((h) => [h, String(hit.headers[h])]));
+        assert.equal(headers['webhook-id'], paid, 'the message id is the event id, the same on every attempt');
+        assert.match(headers['webhook-signature'], /^v1,[A-Za-z0-9+/]+=*$/);
+        const verified = wh.verify(hit.raw.toString('utf8'), headers) as { id: string };
+        assert.equal(verified.id, paid);
+        assert.throws(() => wh.verify(hit.raw.toString('utf8') + ' ', headers), WebhookVerificationError);
+        assert.throws(() => new Webhook(`whsec_${Buffer.from('another secret of 24 b!!').toString('base64')}`).verify(hit.raw.toString('utf8'), headers), WebhookVerificationError);
+        // and the Settle-Signature of the same delivery still verifies
+        assert.equal(verifySettleSignature({ payload: hit.raw, header: String(hit.headers['settle-signature']), secret: ep.secret }), true);
+      }
+    });
 
     it('delivers the stored event body, signed, only for subscribed types', async () => {
       const auth = await merchant();

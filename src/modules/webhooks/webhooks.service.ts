@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises';
+import { createHmac } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Config } from '../../config.js';
@@ -53,6 +54,17 @@ export type EventJson = SettleEvent;
  */
 export function signPayload(secret: string, body: string, t: number): string {
   return `t=${t},v1=${hmacSha256Hex(secret, `${t}.${body}`)}`;
+}
+
+/**
+ * The Standard Webhooks signature (https://www.standardwebhooks.com) of `body` for message `id`
+ * sent at unix time `t`: `v1,<base64 HMAC-SHA256(key, "<id>.<t>.<body>")>`, where the key is the
+ * base64 text after `whsec_` decoded (endpoint secrets are `whsec_` + 32 base64 characters, a
+ * 24-byte key), so that the Standard Webhooks libraries verify deliveries with the same secret.
+ */
+export function standardWebhookSignature(secret: string, id: string, t: number, body: string): string {
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64');
+  return `v1,${createHmac('sha256', key).update(`${id}.${t}.${body}`).digest('base64')}`;
 }
 
 export function renderEndpoint(row: WebhookEndpointRow) {
@@ -271,6 +283,10 @@ export class WebhooksService {
         'settle-signature': signPayload(secret, body, t),
         'settle-event-id': d.event_id,
         'settle-delivery-attempt': String(d.attempts),
+        // the same delivery, signed per Standard Webhooks; the id is the event's, as on every retry
+        'webhook-id': d.event_id,
+        'webhook-timestamp': String(t),
+        'webhook-signature': standardWebhookSignature(secret, d.event_id, t, d.body),
       },
       dispatcher: guarded ? this.guardedAgent : this.openAgent,
       signal: AbortSignal.timeout(this.config.webhookTimeoutMs),
