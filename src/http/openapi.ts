@@ -32,7 +32,7 @@ const DESCRIPTION = `Payments and refunds done right, on a self-hosted gateway.
 
 **Errors.** Every non-2xx answer is \`{"error": {type, code, message, param?, request_id}}\`; each status lists its codes.
 
-**Webhooks.** Each delivery is signed twice with the endpoint's \`whsec_…\` secret: \`Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>\` (verify with the Settle client's \`verifyWebhook\`), and per the Standard Webhooks specification. See the webhooks section.`;
+**Webhooks.** Each delivery is signed twice with the endpoint's \`whsec_…\` secret: \`Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>\` and per the Standard Webhooks specification (\`webhook-id\`, \`webhook-timestamp\`, \`webhook-signature\`), so its libraries in any language verify deliveries unchanged. See the webhooks section.`;
 
 /** The swagger plugin's options. */
 export function openapiOptions(): SwaggerOptions {
@@ -95,7 +95,7 @@ export function finishDocument(generated: Json): Json {
   doc.components = { ...doc.components, schemas, headers: HEADERS, parameters: PARAMETERS };
   doc.components.securitySchemes.webhookSignature = {
     type: 'apiKey', in: 'header', name: 'Settle-Signature',
-    description: 'How a merchant authenticates Settle\'s webhook deliveries: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` with the endpoint\'s secret; reject a timestamp older than a few minutes. The same deliveries carry Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature) for its libraries.',
+    description: 'How a merchant authenticates Settle\'s webhook deliveries: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` with the endpoint\'s secret; reject a timestamp older than a few minutes. The same deliveries carry Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature), verifiable with its libraries and the same secret.',
   };
 
   for (const [path, item] of Object.entries<Json>(doc.paths ?? {})) {
@@ -177,6 +177,15 @@ function webhookOperation(type: EventType): Json {
       security: [{ webhookSignature: [] }],
       parameters: [
         { name: 'Settle-Signature', in: 'header', required: true, description: '`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`', schema: { type: 'string' } },
+        { name: 'Settle-Event-Id', in: 'header', required: true, description: 'The event id (`evt_…`)', schema: { type: 'string' } },
+        { name: 'Settle-Delivery-Attempt', in: 'header', required: true, description: '1 on the first attempt, then 2, 3, …', schema: { type: 'string' } },
+        { name: 'webhook-id', in: 'header', required: true, description: 'Standard Webhooks: the message id, the event id (the same on every attempt)', schema: { type: 'string' } },
+        { name: 'webhook-timestamp', in: 'header', required: true, description: 'Standard Webhooks: unix seconds of this attempt', schema: { type: 'string' } },
+        {
+          name: 'webhook-signature', in: 'header', required: true,
+          description: 'Standard Webhooks: `v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<raw body>")>`, the key being the base64 text after `whsec_` decoded; verify with the standardwebhooks libraries',
+          schema: { type: 'string' },
+        },
       ],
       requestBody: { required: true, content: { 'application/json': { schema: eventOf(type) } } },
       responses: {
