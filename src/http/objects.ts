@@ -129,6 +129,27 @@ export const apiKeyObject = obj('ApiKey', 'A secret key as created (the secret i
   key_prefix: { type: 'string', description: 'sk_test_XXXXXXXX: names the key (to revoke it)' }, secret: str,
 });
 
+const apiKeyListingFields = {
+  id: { type: 'string', description: 'The key prefix' }, object: constant('api_key'),
+  type: { type: 'string', enum: ['secret', 'restricted'] },
+  key_prefix: { type: 'string', description: 'rk_test_XXXXXXXX or sk_test_XXXXXXXX: names the key' },
+  name: nstr, permissions: { type: ['array', 'null'], items: { type: 'string' }, description: 'A restricted key\'s permissions; null for a secret key (all of them)' },
+  test_mode: bool, created_at: time, revoked: bool, revoked_at: ntime,
+} as const;
+
+export const apiKeyListingObject = obj('ApiKeyListing', 'An API key of the merchant (never its secret).', apiKeyListingFields);
+
+export const createdRestrictedKeyObject = obj('CreatedRestrictedKey', 'A restricted key as created, with its secret (shown once).', {
+  ...apiKeyListingFields,
+  secret: { type: 'string', description: 'rk_test_… or rk_live_…' },
+});
+
+export const merchantSummaryObject = obj('MerchantSummary', 'A merchant, with the refund kill switch as it applies to it.', {
+  ...merchantFields,
+  refunds_enabled: { type: 'boolean', description: 'The merchant\'s own switch' },
+  refunds_effective: { type: 'boolean', description: 'Whether refunds are on for it once the platform switch applies' },
+});
+
 export const revokedApiKeyObject = obj('RevokedApiKey', 'A revoked secret key.', {
   object: constant('api_key'), key_prefix: str, merchant_id: id('mer_'), mode: { type: 'string', enum: ['test', 'live'] },
   revoked: { type: 'boolean', enum: [true] }, revoked_at: time,
@@ -226,6 +247,7 @@ const STATUS_NAMES: Record<number, string> = {
 function errorEnvelope(status: number) {
   const extras: Record<string, object> = {};
   if (status === 402 || status === 502) extras.payment_id = { ...id('pay_'), description: 'The payment the PSP declined (402) or did not answer for (502)' };
+  if (status === 403) extras.permission = { type: 'string', description: 'The permission a restricted key lacks (`insufficient_permissions`), e.g. `refunds:write`' };
   if (status === 402) extras.decline_code = { ...nstr, description: 'Why the PSP declined the payment (e.g. `card_declined`, `insufficient_funds`)' };
   return obj(`${STATUS_NAMES[status]}Error`, `The error envelope of a ${status} response.`, {
     error: obj(`${STATUS_NAMES[status]}ErrorDetail`, `What went wrong (${status}).`, {
@@ -242,20 +264,24 @@ function errorEnvelope(status: number) {
 export const ERROR_STATUSES = Object.keys(STATUS_NAMES).map(Number);
 export const errorSchemas = new Map(ERROR_STATUSES.map((s) => [s, errorEnvelope(s)]));
 
-/** The error responses every authenticated API operation can give. */
-const COMMON_ERRORS = [400, 401, 429, 500, 503];
+/** The error responses every merchant API operation can give (403: a restricted key without the permission). */
+const COMMON_ERRORS = [400, 401, 403, 429, 500, 503];
+/** The same for the admin key's operations: no restricted keys there. */
+const ADMIN_ERRORS = [400, 401, 429, 500, 503];
 
 export interface ResponsesOptions {
-  /** Error statuses of this operation beyond 400, 401, 429, 500 and 503. */
+  /** Error statuses of this operation beyond the common ones. */
   errors?: number[];
   /** Without the common errors (e.g. a route without authentication). */
   only?: boolean;
+  /** An admin-key operation. */
+  admin?: boolean;
 }
 
 /** A route's `response`: the success schema under `status`, and its error envelopes. */
 export function responses(status: 200 | 201, schema: object, opts: ResponsesOptions = {}) {
   const out: Record<string, object> = { [status]: schema };
-  const statuses = new Set([...(opts.only ? [] : COMMON_ERRORS), ...(opts.errors ?? [])]);
+  const statuses = new Set([...(opts.only ? [] : opts.admin ? ADMIN_ERRORS : COMMON_ERRORS), ...(opts.errors ?? [])]);
   for (const s of [...statuses].sort()) out[s] = errorSchemas.get(s)!;
   return out;
 }

@@ -101,6 +101,7 @@ export function compatErrorSchema(codes: string[]) {
           code: { type: 'string' },
           message: { type: 'string' },
           param: { type: 'string' },
+          permission: { type: 'string', description: 'The permission a restricted key lacks (insufficient_permissions)' },
           request_id: { type: 'string' },
         },
       },

@@ -3,7 +3,7 @@ import { AppError } from '../../http/errors.js';
 import type { Services } from '../../services.js';
 import { REFUNDS_FEATURE } from '../features/features.service.js';
 import { renderMerchant } from './merchants.service.js';
-import { apiKeyObject, createdMerchantObject, featureObject, responses, revokedApiKeyObject } from '../../http/objects.js';
+import { apiKeyObject, createdMerchantObject, featureObject, listOf, merchantSummaryObject, responses, revokedApiKeyObject } from '../../http/objects.js';
 import { listQuerySchema } from '../../http/schemas.js';
 
 const admin = { auth: 'admin' as const };
@@ -16,7 +16,7 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
     config: adminShowsSecret,
     schema: {
       tags, security, operationId: 'createMerchant', summary: 'Create a merchant with a test and a live secret key (shown once)',
-      response: responses(201, createdMerchantObject, { errors: [409, 413, 422] }),
+      response: responses(201, createdMerchantObject, { admin: true, errors: [409, 413, 422] }),
       body: {
         type: 'object', required: ['name'], additionalProperties: false,
         properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
@@ -30,8 +30,9 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
   app.get<{ Querystring: { limit: number; cursor?: string } }>('/v1/admin/merchants', {
     config: admin,
     schema: {
-      tags, security, summary: 'List merchants, newest first, with the refund kill switch as it applies to each',
+      tags, security, operationId: 'listMerchants', summary: 'List merchants, newest first, with the refund kill switch as it applies to each',
       querystring: { type: 'object', additionalProperties: false, properties: listQuerySchema },
+      response: responses(200, listOf(merchantSummaryObject), { admin: true }),
     },
   }, async (req) => {
     const page = await merchants.list(req.query);
@@ -48,7 +49,7 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
     schema: {
       tags, security, operationId: 'createApiKey', summary: 'Create another secret key for a merchant (shown once)',
       params: { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 100, description: 'The merchant id (mer_…)' } } },
-      response: responses(201, apiKeyObject, { errors: [404, 409, 413, 422] }),
+      response: responses(201, apiKeyObject, { admin: true, errors: [404, 409, 413, 422] }),
       body: {
         type: 'object', required: ['mode'], additionalProperties: false,
         properties: { mode: { type: 'string', enum: ['test', 'live'] } },
@@ -66,7 +67,7 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
     schema: {
       tags, security, operationId: 'revokeApiKey', summary: 'Revoke a secret key by its prefix (sk_test_XXXXXXXX)',
       params: { type: 'object', required: ['prefix'], properties: { prefix: { type: 'string', maxLength: 100, description: 'The key\'s prefix, e.g. sk_test_XXXXXXXX' } } },
-      response: responses(200, revokedApiKeyObject, { errors: [404] }),
+      response: responses(200, revokedApiKeyObject, { admin: true, errors: [404] }),
     },
   }, async (req) => {
     const row = await merchants.revokeKey(req.params.prefix);
@@ -77,7 +78,7 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
     config: admin,
     schema: {
       tags, security, operationId: 'setRefundsFeature', summary: 'Turn refunds on or off, platform-wide or for one merchant (every process within 1 s)',
-      response: responses(200, featureObject, { errors: [404, 413] }),
+      response: responses(200, featureObject, { admin: true, errors: [404, 413] }),
       body: {
         type: 'object', required: ['enabled'], additionalProperties: false,
         properties: { enabled: { type: 'boolean' }, merchant_id: { type: 'string', minLength: 1, maxLength: 100 } },
@@ -93,6 +94,6 @@ export async function adminRoutes(app: FastifyInstance, { merchants, features }:
 
   app.get('/v1/admin/features/refunds', {
     config: admin,
-    schema: { tags, security, operationId: 'retrieveRefundsFeature', summary: 'Show the refund kill switch', response: responses(200, featureObject) },
+    schema: { tags, security, operationId: 'retrieveRefundsFeature', summary: 'Show the refund kill switch', response: responses(200, featureObject, { admin: true }) },
   }, async () => ({ object: 'feature', name: REFUNDS_FEATURE, ...(await features.get(REFUNDS_FEATURE)) }));
 }
