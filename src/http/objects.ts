@@ -150,6 +150,17 @@ export const merchantSummaryObject = obj('MerchantSummary', 'A merchant, with th
   refunds_effective: { type: 'boolean', description: 'Whether refunds are on for it once the platform switch applies' },
 });
 
+export const consoleSessionObject = obj('ConsoleSession', 'A console session (its token is the HttpOnly cookie, never in the body).', {
+  object: constant('console_session'), role: { type: 'string', enum: ['admin', 'merchant', 'restricted'] },
+  merchant: { type: ['object', 'null'], title: 'ConsoleSessionMerchant', description: 'The signed-in merchant; null for the admin.', required: ['id', 'name'], properties: { id: id('mer_'), name: str } },
+  test_mode: { type: ['boolean', 'null'] }, key_prefix: nstr, permissions: { type: ['array', 'null'], items: { type: 'string' } },
+  csrf_token: { type: 'string', description: 'Send as X-CSRF-Token on every write made with the session cookie' }, expires_at: time,
+});
+
+export const signedOutObject = obj('ConsoleSignOut', 'The console session is ended.', {
+  object: constant('console_session'), signed_out: { type: 'boolean', enum: [true] },
+});
+
 export const revokedApiKeyObject = obj('RevokedApiKey', 'A revoked secret key.', {
   object: constant('api_key'), key_prefix: str, merchant_id: id('mer_'), mode: { type: 'string', enum: ['test', 'live'] },
   revoked: { type: 'boolean', enum: [true] }, revoked_at: time,

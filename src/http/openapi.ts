@@ -21,6 +21,8 @@ const TAGS = [
   { name: 'admin', description: 'Platform administration, with the admin key (`SETTLE_ADMIN_KEY`) only.' },
   { name: 'inbound webhooks', description: 'Where PSPs post their webhooks, authenticated by each connector\'s own signature scheme.' },
   { name: 'compatibility', description: 'Other gateways\' refund APIs, wire-exact to their documents, under /compat/<name>/: a client of one of them switches to Settle by changing only its base URL. Each is a translation over the native refund engine (docs/compat.md).' },
+  { name: 'console', description: 'Signing in to the operations console at /dashboard: an API key exchanged for an HttpOnly session cookie; the console then calls this same API with it (writes need X-CSRF-Token).' },
+  { name: 'api keys', description: 'The merchant\'s API keys, and restricted keys (`rk_…`) with chosen permissions: a route a restricted key lacks the permission for answers 403 `insufficient_permissions`.' },
   { name: 'webhook events', description: 'What Settle POSTs to a merchant\'s webhook endpoints, one entry per event type.' },
 ];
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../../services.js';
 import { AppError } from '../../http/errors.js';
+import { consoleSessionObject, responses, signedOutObject } from '../../http/objects.js';
 import { renderSession } from './console-sessions.service.js';
 
 export const SESSION_COOKIE = 'settle_session';
@@ -14,7 +15,8 @@ export async function consoleRoutes(app: FastifyInstance, { consoleSessions }: S
   app.post<{ Body: { key: string } }>('/v1/console/session', {
     config: { auth: 'none', signIn: true },
     schema: {
-      tags, security: [], summary: 'Sign in to the console: exchange an API key for a session cookie',
+      tags, security: [], operationId: 'createConsoleSession', summary: 'Sign in to the console: exchange an API key for a session cookie',
+      response: responses(201, consoleSessionObject, { only: true, errors: [400, 401, 413, 429, 500, 503] }),
       description: 'Takes a secret key (sk_…), a restricted key (rk_…) or the admin key. Sets the HttpOnly, SameSite=Strict `settle_session` cookie (Secure over https) and answers with the session, including the `csrf_token` to send as `X-CSRF-Token` on every write. The key is not stored.',
       body: {
         type: 'object', required: ['key'], additionalProperties: false,
@@ -29,12 +31,18 @@ export async function consoleRoutes(app: FastifyInstance, { consoleSessions }: S
 
   app.get('/v1/console/session', {
     config: { auth: 'none' },
-    schema: { tags, security: [], summary: 'The console session of the cookie (401 when signed out or expired)' },
+    schema: {
+      tags, security: [], operationId: 'retrieveConsoleSession', summary: 'The console session of the cookie (401 when signed out or expired)',
+      response: responses(200, consoleSessionObject, { only: true, errors: [401, 429, 500, 503] }),
+    },
   }, async (req) => renderSession(await consoleSessions.resume(sessionToken(req) ?? '')));
 
   app.delete('/v1/console/session', {
     config: { auth: 'none' },
-    schema: { tags, security: [], summary: 'Sign out of the console (needs X-CSRF-Token)' },
+    schema: {
+      tags, security: [], operationId: 'deleteConsoleSession', summary: 'Sign out of the console (needs X-CSRF-Token)',
+      response: responses(200, signedOutObject, { only: true, errors: [403, 429, 500, 503] }),
+    },
   }, async (req, reply) => {
     const token = sessionToken(req);
     if (token) {
