@@ -174,7 +174,8 @@ export const featureObject = obj('Feature', 'A feature switch (the refund kill s
 
 const endpointFields = {
   id: id('we_'), object: constant('webhook_endpoint'), url: str,
-  enabled_events: { type: 'array', items: { type: 'string', enum: ['*', ...EVENT_TYPES] } },
+  enabled_events: { type: 'array', items: { type: 'string' }, description: '`*`, or event types in the endpoint\'s dialect' },
+  dialect: { type: 'string', enum: ['settle', 'elasticpay'], description: 'The events\' names and shapes: `settle` (native) or a compatibility surface\'s' },
   description: nstr, status: { type: 'string', enum: ['enabled', 'disabled'] }, test_mode: bool, created_at: time,
 } as const;
 
@@ -277,8 +278,8 @@ export const errorSchemas = new Map(ERROR_STATUSES.map((s) => [s, errorEnvelope(
 
 /** The error responses every merchant API operation can give (403: a restricted key without the permission). */
 const COMMON_ERRORS = [400, 401, 403, 429, 500, 503];
-/** The same for the admin key's operations: no restricted keys there. */
-const ADMIN_ERRORS = [400, 401, 429, 500, 503];
+/** The same for the admin key's operations (403: a console write without its CSRF token). */
+const ADMIN_ERRORS = [400, 401, 403, 429, 500, 503];
 
 export interface ResponsesOptions {
   /** Error statuses of this operation beyond the common ones. */

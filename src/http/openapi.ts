@@ -274,7 +274,7 @@ const EXAMPLES: Record<string, Example> = {
     response: {
       201: {
         id: 'we_3Fz8Rk1', object: 'webhook_endpoint', url: 'https://shop.example.com/settle/webhooks', enabled_events: ['refund.succeeded', 'refund.failed'],
-        description: 'Refund notifications', status: 'enabled', test_mode: true, created_at: T, secret: 'whsec_Zm9vYmFyYmF6cXV4cXV1eGNvcmdl',
+        dialect: 'settle', description: 'Refund notifications', status: 'enabled', test_mode: true, created_at: T, secret: 'whsec_Zm9vYmFyYmF6cXV4cXV1eGNvcmdl',
       },
     },
   },

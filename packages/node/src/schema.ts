@@ -111,6 +111,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/console/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The console session of the cookie (401 when signed out or expired) */
+        get: operations["retrieveConsoleSession"];
+        put?: never;
+        /**
+         * Sign in to the console: exchange an API key for a session cookie
+         * @description Takes a secret key (sk_…), a restricted key (rk_…) or the admin key. Sets the HttpOnly, SameSite=Strict `settle_session` cookie (Secure over https) and answers with the session, including the `csrf_token` to send as `X-CSRF-Token` on every write. The key is not stored.
+         */
+        post: operations["createConsoleSession"];
+        /** Sign out of the console (needs X-CSRF-Token) */
+        delete: operations["deleteConsoleSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/connector_accounts": {
         parameters: {
             query?: never;
@@ -861,6 +883,25 @@ export interface components {
         UnauthorizedError: {
             error: components["schemas"]["UnauthorizedErrorDetail"];
         };
+        /** @description What went wrong (403). */
+        ForbiddenErrorDetail: {
+            /** @enum {string} */
+            type: "permission_error";
+            /** @enum {string} */
+            code: "feature_disabled" | "insufficient_permissions" | "csrf_token_invalid";
+            /** @description For people; never parse it */
+            message: string;
+            /** @description The parameter at fault (`amount`, `line_items[1].quantity`, …) */
+            param?: string;
+            /** @description The permission a restricted key lacks (`insufficient_permissions`), e.g. `refunds:write` */
+            permission?: string;
+            /** @description The same as the Request-Id header */
+            request_id: string;
+        };
+        /** @description The error envelope of a 403 response. */
+        ForbiddenError: {
+            error: components["schemas"]["ForbiddenErrorDetail"];
+        };
         /** @description What went wrong (409). */
         ConflictErrorDetail: {
             /** @enum {string} */
@@ -1063,25 +1104,6 @@ export interface components {
             /** @description rk_test_… or rk_live_… */
             secret: string;
         };
-        /** @description What went wrong (403). */
-        ForbiddenErrorDetail: {
-            /** @enum {string} */
-            type: "permission_error";
-            /** @enum {string} */
-            code: "feature_disabled" | "insufficient_permissions";
-            /** @description For people; never parse it */
-            message: string;
-            /** @description The parameter at fault (`amount`, `line_items[1].quantity`, …) */
-            param?: string;
-            /** @description The permission a restricted key lacks (`insufficient_permissions`), e.g. `refunds:write` */
-            permission?: string;
-            /** @description The same as the Request-Id header */
-            request_id: string;
-        };
-        /** @description The error envelope of a 403 response. */
-        ForbiddenError: {
-            error: components["schemas"]["ForbiddenErrorDetail"];
-        };
         /** @description An API key of the merchant (never its secret). */
         ApiKeyListing: {
             /** @description The key prefix */
@@ -1110,6 +1132,34 @@ export interface components {
             has_more: boolean;
             /** @description Pass as `cursor` for the next page; null on the last */
             next_cursor: string | null;
+        };
+        /** @description The signed-in merchant; null for the admin. */
+        ConsoleSessionMerchant: {
+            /** @description Prefixed `mer_` */
+            id: string;
+            name: string;
+        } | null;
+        /** @description A console session (its token is the HttpOnly cookie, never in the body). */
+        ConsoleSession: {
+            /** @enum {string} */
+            object: "console_session";
+            /** @enum {string} */
+            role: "admin" | "merchant" | "restricted";
+            merchant: components["schemas"]["ConsoleSessionMerchant"];
+            test_mode: boolean | null;
+            key_prefix: string | null;
+            permissions: string[] | null;
+            /** @description Send as X-CSRF-Token on every write made with the session cookie */
+            csrf_token: string;
+            /** Format: date-time */
+            expires_at: string;
+        };
+        /** @description The console session is ended. */
+        ConsoleSignOut: {
+            /** @enum {string} */
+            object: "console_session";
+            /** @enum {boolean} */
+            signed_out: true;
         };
         /** @description A connector account as created: with the secret its PSP signs webhooks with, shown once. */
         CreatedConnectorAccount: {
@@ -1418,7 +1468,13 @@ export interface components {
             /** @enum {string} */
             object: "webhook_endpoint";
             url: string;
-            enabled_events: ("*" | "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed")[];
+            /** @description `*`, or event types in the endpoint's dialect */
+            enabled_events: string[];
+            /**
+             * @description The events' names and shapes: `settle` (native) or a compatibility surface's
+             * @enum {string}
+             */
+            dialect: "settle" | "elasticpay";
             description: string | null;
             /** @enum {string} */
             status: "enabled" | "disabled";
@@ -1435,7 +1491,13 @@ export interface components {
             /** @enum {string} */
             object: "webhook_endpoint";
             url: string;
-            enabled_events: ("*" | "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed")[];
+            /** @description `*`, or event types in the endpoint's dialect */
+            enabled_events: string[];
+            /**
+             * @description The events' names and shapes: `settle` (native) or a compatibility surface's
+             * @enum {string}
+             */
+            dialect: "settle" | "elasticpay";
             description: string | null;
             /** @enum {string} */
             status: "enabled" | "disabled";
@@ -1912,6 +1974,16 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
             /** @description The error envelope of a 429 response. */
             429: {
                 headers: {
@@ -1997,6 +2069,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
                 };
             };
             /** @description The error envelope of a 409 response. */
@@ -2122,6 +2205,17 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
             /** @description The error envelope of a 404 response. */
             404: {
                 headers: {
@@ -2242,6 +2336,16 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
             /** @description The error envelope of a 404 response. */
             404: {
                 headers: {
@@ -2326,6 +2430,16 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
             /** @description The error envelope of a 429 response. */
             429: {
                 headers: {
@@ -2405,6 +2519,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
                 };
             };
             /** @description The error envelope of a 404 response. */
@@ -2844,6 +2968,224 @@ export interface operations {
                     "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
                     "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
                     "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    retrieveConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A console session (its token is the HttpOnly cookie, never in the body). */
+            200: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleSession"];
+                };
+            };
+            /** @description The error envelope of a 401 response. */
+            401: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description The error envelope of a 429 response. */
+            429: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description The error envelope of a 500 response. */
+            500: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalErrorError"];
+                };
+            };
+            /** @description The error envelope of a 503 response. */
+            503: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    createConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    key: string;
+                };
+            };
+        };
+        responses: {
+            /** @description A console session (its token is the HttpOnly cookie, never in the body). */
+            201: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleSession"];
+                };
+            };
+            /** @description The error envelope of a 400 response. */
+            400: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description The error envelope of a 401 response. */
+            401: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description The error envelope of a 413 response. */
+            413: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description The error envelope of a 429 response. */
+            429: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description The error envelope of a 500 response. */
+            500: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalErrorError"];
+                };
+            };
+            /** @description The error envelope of a 503 response. */
+            503: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    deleteConsoleSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The console session is ended. */
+            200: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsoleSignOut"];
+                };
+            };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
+            /** @description The error envelope of a 429 response. */
+            429: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description The error envelope of a 500 response. */
+            500: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalErrorError"];
+                };
+            };
+            /** @description The error envelope of a 503 response. */
+            503: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3566,6 +3908,16 @@ export interface operations {
                 status?: "processing" | "requires_capture" | "succeeded" | "canceled" | "failed" | "partially_refunded" | "refunded";
                 order_id?: string;
                 customer_id?: string;
+                /** @description ISO 4217 code, case-insensitive on input, upper case on output. */
+                currency?: string;
+                /** @description Created at or after (RFC 3339) */
+                "created[gte]"?: string;
+                /** @description Created at or before (RFC 3339) */
+                "created[lte]"?: string;
+                /** @description Amount at least (minor units) */
+                "amount[gte]"?: number;
+                /** @description Amount at most (minor units) */
+                "amount[lte]"?: number;
             };
             header?: never;
             path?: never;
@@ -5971,8 +6323,13 @@ export interface operations {
                 "application/json": {
                     /** @description Absolute http(s) URL. Live mode: https only, and the host must not be or resolve to a loopback, private, link-local or otherwise reserved address. */
                     url: string;
-                    /** @description `["*"]` for every event type, or a list of event types. */
-                    enabled_events: ("*" | "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed")[];
+                    /** @description `["*"]` for every event type, or a list of event types (in the endpoint's dialect). */
+                    enabled_events: ("*" | "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "payment_intent.refunded" | "payment_intent.partially_refunded" | "payment_intent.refund_failed")[];
+                    /**
+                     * @description The events' names and shapes. `settle` (default): the native events. `elasticpay`: ElasticPay's payment_intent.refunded, payment_intent.partially_refunded and payment_intent.refund_failed, carrying the payment intent (docs/compat.md).
+                     * @enum {string}
+                     */
+                    dialect?: "settle" | "elasticpay";
                     description?: string | null;
                 };
             };
@@ -5998,6 +6355,7 @@ export interface operations {
                      *         "refund.succeeded",
                      *         "refund.failed"
                      *       ],
+                     *       "dialect": "settle",
                      *       "description": "Refund notifications",
                      *       "status": "enabled",
                      *       "test_mode": true,
@@ -6381,6 +6739,10 @@ export interface operations {
                 limit?: number;
                 cursor?: string;
                 type?: "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed";
+                /** @description Only events about this object: the id of the payment or refund in data.object */
+                object_id?: string;
+                /** @description Only events with at least one webhook delivery in this status */
+                delivery_status?: "pending" | "succeeded" | "failed";
             };
             header?: never;
             path?: never;
