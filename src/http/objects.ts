@@ -194,8 +194,6 @@ export const deletedConnectorAccountObject = obj('DeletedConnectorAccount', 'A h
   id: { type: 'string', format: 'uuid' }, short_id: str, object: constant('connector_account'), deleted: { type: 'boolean', enum: [true] },
 });
 
-const PAYMENT_EVENTS = EVENT_TYPES.filter((t) => t.startsWith('payment.'));
-const REFUND_EVENTS = EVENT_TYPES.filter((t) => t.startsWith('refund.'));
 
 const eventFields = (type: object, object: object) => ({
   id: id('evt_'), object: constant('event'), type, created_at: time, test_mode: bool,
@@ -203,18 +201,18 @@ const eventFields = (type: object, object: object) => ({
 });
 
 /** The event envelope with either object: what `GET /v1/events` lists. */
-export const eventObject = obj('Event', 'Something that happened, exactly as delivered to webhook endpoints. `payment.*` events carry the payment, `refund.*` events the refund.',
-  eventFields({ type: 'string', enum: [...EVENT_TYPES] }, { oneOf: [paymentObject, refundObject] }));
+export const eventObject = obj('Event', 'Something that happened, exactly as delivered to webhook endpoints. `payment.*` events carry the payment, `refund.*` events the refund, `reconciliation.*` events the difference found.',
+  eventFields({ type: 'string', enum: [...EVENT_TYPES] }, { oneOf: [paymentObject, refundObject, reconciliationDifferenceObject] }));
 
 /** The schema of one event type, as delivered (the `webhooks` section). */
 export function eventOf(type: (typeof EVENT_TYPES)[number]) {
   const name = type.split(/[._]/).map((w) => w[0].toUpperCase() + w.slice(1)).join('') + 'Event';
-  return obj(name, `The \`${type}\` event.`, eventFields(constant(type), type.startsWith('payment.') ? paymentObject : refundObject));
+  const object = type.startsWith('payment.') ? paymentObject : type.startsWith('refund.') ? refundObject : reconciliationDifferenceObject;
+  return obj(name, `The \`${type}\` event.`, eventFields(constant(type), object));
 }
-export { PAYMENT_EVENTS, REFUND_EVENTS };
 
 export const eventWithDeliveriesObject = obj('EventWithDeliveries', 'An event with every delivery attempt made and its delivery state per endpoint.', {
-  ...eventFields({ type: 'string', enum: [...EVENT_TYPES] }, { oneOf: [paymentObject, refundObject] }),
+  ...eventFields({ type: 'string', enum: [...EVENT_TYPES] }, { oneOf: [paymentObject, refundObject, reconciliationDifferenceObject] }),
   delivery_attempts: {
     type: 'array',
     items: obj('DeliveryAttempt', 'One POST of the event to an endpoint.', {

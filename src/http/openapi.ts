@@ -210,6 +210,7 @@ const WEBHOOK_DESCRIPTIONS: Record<EventType, string> = {
   'refund.created': 'A refund was recorded (it may already be final).',
   'refund.succeeded': 'A refund succeeded at the PSP.',
   'refund.failed': 'A refund failed (rejected by the PSP, or reversed after it succeeded).',
+  'reconciliation.difference_found': 'Reconciliation found a difference between the gateway and the PSP (docs/reconciliation.md).',
 };
 
 // ---- examples on the main operations

@@ -377,6 +377,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/reconciliation/differences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Differences between the gateway and the PSP found by reconciliation, newest first */
+        get: operations["listReconciliationDifferences"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reconciliation/differences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Differences with the PSPs across merchants and modes, newest first */
+        get: operations["listAllReconciliationDifferences"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhook_endpoints": {
         parameters: {
             query?: never;
@@ -515,7 +549,7 @@ export interface paths {
          * Gatelithix: refund a payment
          * @description Seed 000. Refunds a succeeded payment in full (amount 0 or omitted) or in part, through the connector account that settled it.
          */
-        post: operations["gatelithixCreateRefund"];
+        post: operations["compatGatelithixCreateRefund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -535,7 +569,7 @@ export interface paths {
          * ShiftXPay: refund a payment
          * @description Seed 001. Refunds a captured payment in full (no body, empty body, amount omitted or 0) or in part; answers 201 with the payment's new status.
          */
-        post: operations["shiftxpayCreateRefund"];
+        post: operations["compatShiftxpayCreateRefund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -555,7 +589,7 @@ export interface paths {
          * Generic: create a refund
          * @description Seed 002. Refunds a payment in full or in part, several times until it is fully refunded; an already refunded payment, or more than is left, answers 403 amount.insufficient.
          */
-        post: operations["genericCreateRefund"];
+        post: operations["compatGenericCreateRefund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -575,7 +609,7 @@ export interface paths {
          * Primer: refund a payment
          * @description Seed 003. Refunds the full remaining amount by default, or a lesser amount; answers 200 with the payment, the refund in its transactions. Idempotent with X-Idempotency-Key.
          */
-        post: operations["primerRefundPayment"];
+        post: operations["compatPrimerRefundPayment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -593,7 +627,7 @@ export interface paths {
          * Primer: retrieve a payment
          * @description Seed 003. The payment with its transactions, refunds included.
          */
-        get: operations["primerRetrievePayment"];
+        get: operations["compatPrimerRetrievePayment"];
         put?: never;
         post?: never;
         delete?: never;
@@ -613,13 +647,13 @@ export interface paths {
          * ElasticPay: list a payment intent's refunds
          * @description Seed 004. Newest first, in the native list envelope and pagination (limit, cursor): the ElasticPay document does not describe them.
          */
-        get: operations["elasticpayListRefunds"];
+        get: operations["compatElasticpayListRefunds"];
         put?: never;
         /**
          * ElasticPay: refund a payment intent
          * @description Seed 004. A full refund without amount_cents, a partial one with it; several partial refunds up to the charged amount.
          */
-        post: operations["elasticpayCreateRefund"];
+        post: operations["compatElasticpayCreateRefund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -822,6 +856,26 @@ export interface webhooks {
          * @description A refund failed (rejected by the PSP, or reversed after it succeeded). POSTed to every enabled endpoint of the merchant and mode subscribed to `refund.failed`. Answer any 2xx once the event is stored; anything else (or no answer within the timeout) is retried with exponential backoff for up to 3 days. The same event may arrive more than once: deduplicate by its `id`.
          */
         post: operations["refundFailedWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "reconciliation.difference_found": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The reconciliation.difference_found event
+         * @description Reconciliation found a difference between the gateway and the PSP (docs/reconciliation.md). POSTed to every enabled endpoint of the merchant and mode subscribed to `reconciliation.difference_found`. Answer any 2xx once the event is stored; anything else (or no answer within the timeout) is retried with exponential backoff for up to 3 days. The same event may arrive more than once: deduplicate by its `id`.
+         */
+        post: operations["reconciliationDifferenceFoundWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1461,6 +1515,40 @@ export interface components {
             /** @description Pass as `cursor` for the next page; null on the last */
             next_cursor: string | null;
         };
+        /** @description A difference between the gateway and its PSP found by reconciliation (docs/reconciliation.md). */
+        ReconciliationDifference: {
+            id: string;
+            /** @enum {string} */
+            object: "reconciliation_difference";
+            /** @description Prefixed `pay_` */
+            payment_id: string;
+            connector_account_id: string;
+            /** @description What differs: payment_not_found_at_psp, captured_amount, refunded_amount, refund_missing, refund_status, refund_amount, refund_not_at_psp, refund_unknown_reference, ledger_capture, ledger_refunds */
+            kind: string;
+            refund_id: string | null;
+            connector_ref: string | null;
+            /** @description The gateway's value (an amount, a status, or null) */
+            gateway: unknown;
+            /** @description The PSP's value (an amount, a status, a refund, or null) */
+            psp: unknown;
+            message: string;
+            /** @enum {string} */
+            status: "open" | "fixed" | "resolved";
+            test_mode: boolean;
+            /** Format: date-time */
+            detected_at: string;
+            /** Format: date-time */
+            resolved_at: string | null;
+        };
+        /** @description A page of ReconciliationDifference objects, newest first. */
+        ReconciliationDifferenceList: {
+            /** @enum {string} */
+            object: "list";
+            data: components["schemas"]["ReconciliationDifference"][];
+            has_more: boolean;
+            /** @description Pass as `cursor` for the next page; null on the last */
+            next_cursor: string | null;
+        };
         /** @description A webhook endpoint as created, with its signing secret (shown once). */
         CreatedWebhookEndpoint: {
             /** @description Prefixed `we_` */
@@ -1523,19 +1611,19 @@ export interface components {
             /** @enum {boolean} */
             deleted: true;
         };
-        /** @description Something that happened, exactly as delivered to webhook endpoints. `payment.*` events carry the payment, `refund.*` events the refund. */
+        /** @description Something that happened, exactly as delivered to webhook endpoints. `payment.*` events carry the payment, `refund.*` events the refund, `reconciliation.*` events the difference found. */
         Event: {
             /** @description Prefixed `evt_` */
             id: string;
             /** @enum {string} */
             object: "event";
             /** @enum {string} */
-            type: "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed";
+            type: "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "reconciliation.difference_found";
             /** Format: date-time */
             created_at: string;
             test_mode: boolean;
             data: {
-                object: components["schemas"]["Payment"] | components["schemas"]["Refund"];
+                object: components["schemas"]["Payment"] | components["schemas"]["Refund"] | components["schemas"]["ReconciliationDifference"];
             };
         };
         /** @description A page of Event objects, newest first. */
@@ -1575,12 +1663,12 @@ export interface components {
             /** @enum {string} */
             object: "event";
             /** @enum {string} */
-            type: "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed";
+            type: "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "reconciliation.difference_found";
             /** Format: date-time */
             created_at: string;
             test_mode: boolean;
             data: {
-                object: components["schemas"]["Payment"] | components["schemas"]["Refund"];
+                object: components["schemas"]["Payment"] | components["schemas"]["Refund"] | components["schemas"]["ReconciliationDifference"];
             };
             delivery_attempts: components["schemas"]["DeliveryAttempt"][];
             deliveries: components["schemas"]["Delivery"][];
@@ -1902,6 +1990,21 @@ export interface components {
             test_mode: boolean;
             data: {
                 object: components["schemas"]["Refund"];
+            };
+        };
+        /** @description The `reconciliation.difference_found` event. */
+        ReconciliationDifferenceFoundEvent: {
+            /** @description Prefixed `evt_` */
+            id: string;
+            /** @enum {string} */
+            object: "event";
+            /** @enum {string} */
+            type: "reconciliation.difference_found";
+            /** Format: date-time */
+            created_at: string;
+            test_mode: boolean;
+            data: {
+                object: components["schemas"]["ReconciliationDifference"];
             };
         };
     };
@@ -6187,6 +6290,205 @@ export interface operations {
             };
         };
     };
+    listReconciliationDifferences: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                status?: "open" | "fixed" | "resolved";
+                payment_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of ReconciliationDifference objects, newest first. */
+            200: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationDifferenceList"];
+                };
+            };
+            /** @description The error envelope of a 400 response. */
+            400: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description The error envelope of a 401 response. */
+            401: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
+            /** @description The error envelope of a 429 response. */
+            429: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description The error envelope of a 500 response. */
+            500: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalErrorError"];
+                };
+            };
+            /** @description The error envelope of a 503 response. */
+            503: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    listAllReconciliationDifferences: {
+        parameters: {
+            query?: {
+                limit?: number;
+                cursor?: string;
+                status?: "open" | "fixed" | "resolved";
+                merchant_id?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of ReconciliationDifference objects, newest first. */
+            200: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconciliationDifferenceList"];
+                };
+            };
+            /** @description The error envelope of a 400 response. */
+            400: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description The error envelope of a 401 response. */
+            401: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
+            /** @description The error envelope of a 429 response. */
+            429: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description The error envelope of a 500 response. */
+            500: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalErrorError"];
+                };
+            };
+            /** @description The error envelope of a 503 response. */
+            503: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
     listWebhookEndpoints: {
         parameters: {
             query?: {
@@ -6324,7 +6626,7 @@ export interface operations {
                     /** @description Absolute http(s) URL. Live mode: https only, and the host must not be or resolve to a loopback, private, link-local or otherwise reserved address. */
                     url: string;
                     /** @description `["*"]` for every event type, or a list of event types (in the endpoint's dialect). */
-                    enabled_events: ("*" | "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "payment_intent.refunded" | "payment_intent.partially_refunded" | "payment_intent.refund_failed")[];
+                    enabled_events: ("*" | "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "reconciliation.difference_found" | "payment_intent.refunded" | "payment_intent.partially_refunded" | "payment_intent.refund_failed")[];
                     /**
                      * @description The events' names and shapes. `settle` (default): the native events. `elasticpay`: ElasticPay's payment_intent.refunded, payment_intent.partially_refunded and payment_intent.refund_failed, carrying the payment intent (docs/compat.md).
                      * @enum {string}
@@ -6738,7 +7040,7 @@ export interface operations {
             query?: {
                 limit?: number;
                 cursor?: string;
-                type?: "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed";
+                type?: "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "reconciliation.difference_found";
                 /** @description Only events about this object: the id of the payment or refund in data.object */
                 object_id?: string;
                 /** @description Only events with at least one webhook delivery in this status */
@@ -7231,7 +7533,7 @@ export interface operations {
             };
         };
     };
-    gatelithixCreateRefund: {
+    compatGatelithixCreateRefund: {
         parameters: {
             query?: never;
             header?: {
@@ -7244,7 +7546,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": {
                     /** @description The payment to refund (Settle's pay_… id). */
@@ -7312,7 +7614,7 @@ export interface operations {
             };
         };
     };
-    shiftxpayCreateRefund: {
+    compatShiftxpayCreateRefund: {
         parameters: {
             query?: never;
             header?: {
@@ -7392,7 +7694,7 @@ export interface operations {
             };
         };
     };
-    genericCreateRefund: {
+    compatGenericCreateRefund: {
         parameters: {
             query?: never;
             header?: {
@@ -7405,7 +7707,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "application/json": {
                     /** @description The unique identifier for the Payment object (Settle's pay_… id). */
@@ -7490,7 +7792,7 @@ export interface operations {
             };
         };
     };
-    primerRefundPayment: {
+    compatPrimerRefundPayment: {
         parameters: {
             query?: never;
             header?: {
@@ -7572,7 +7874,7 @@ export interface operations {
             };
         };
     };
-    primerRetrievePayment: {
+    compatPrimerRetrievePayment: {
         parameters: {
             query?: never;
             header?: never;
@@ -7636,7 +7938,7 @@ export interface operations {
             };
         };
     };
-    elasticpayListRefunds: {
+    compatElasticpayListRefunds: {
         parameters: {
             query?: {
                 limit?: number;
@@ -7703,7 +8005,7 @@ export interface operations {
             };
         };
     };
-    elasticpayCreateRefund: {
+    compatElasticpayCreateRefund: {
         parameters: {
             query?: never;
             header?: {
@@ -8247,6 +8549,55 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["RefundFailedEvent"];
+            };
+        };
+        responses: {
+            /** @description Delivered: the event will not be sent again (unless redelivered). */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not delivered: retried later. */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not delivered: retried later. */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    reconciliationDifferenceFoundWebhook: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` */
+                "Settle-Signature": string;
+                /** @description The event id (`evt_…`) */
+                "Settle-Event-Id": string;
+                /** @description 1 on the first attempt, then 2, 3, … */
+                "Settle-Delivery-Attempt": string;
+                /** @description Standard Webhooks: the message id, the event id (the same on every attempt) */
+                "webhook-id": string;
+                /** @description Standard Webhooks: unix seconds of this attempt */
+                "webhook-timestamp": string;
+                /** @description Standard Webhooks: `v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<raw body>")>`, the key being the base64 text after `whsec_` decoded; verify with the standardwebhooks libraries */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReconciliationDifferenceFoundEvent"];
             };
         };
         responses: {
