@@ -10,6 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createSettleClient, SettleApiError, unwrap, verifyWebhook, WebhookSignatureError, type SettleClient, type WebhookEvent } from '@settle-gateway/node';
+import { createTempDatabase, postgresAvailable, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY } from '../helpers/harness.js';
 import { spawnGateway, type Proc } from '../helpers/processes.js';
 
@@ -63,9 +64,12 @@ describe('the Node client against a real gateway', () => {
   let proxy: Awaited<ReturnType<typeof faultProxy>>;
   let settle: SettleClient;
   let key: string;
+  let temp: TempDatabase | undefined;
 
   before(async () => {
-    gw = await spawnGateway();
+    // PostgreSQL when there is one (a gateway on it starts faster), else the embedded database
+    temp = (await postgresAvailable()) ? await createTempDatabase() : undefined;
+    gw = await spawnGateway({ databaseUrl: temp?.url });
     proxy = await faultProxy(gw.url);
     const admin = createSettleClient({ apiKey: ADMIN_KEY, baseUrl: gw.url });
     const merchant = await unwrap(admin.POST('/v1/admin/merchants', { body: { name: 'Client merchant' } }));
@@ -76,6 +80,7 @@ describe('the Node client against a real gateway', () => {
   after(async () => {
     await gw?.kill();
     await proxy?.close();
+    await temp?.drop();
   });
 
   const payment = () => unwrap(settle.POST('/v1/payments', { body: { amount: 5000, currency: 'EUR', payment_method: 'pm_card_visa' } }));
