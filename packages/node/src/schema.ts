@@ -167,7 +167,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a connector account
-         * @description Soft delete by default (status inactive; nothing new routes through it). `?hard=true` removes the row and its credentials; payments that settled through it keep its ids.
+         * @description Soft delete by default (status inactive; nothing new routes through it). `?hard=true` removes the row and its credentials; payments that settled through it keep its ids. A hard delete is refused (409 connector_account_in_use) while the account has pending refunds or uncaptured payments.
          */
         delete: operations["deleteConnectorAccount"];
         options?: never;
@@ -516,26 +516,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/connectors/{connector}/webhooks/{account_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Receive a PSP webhook
-         * @description Authenticated by the connector's own signature scheme with the account's webhook secret. Stored (deduplicated by the PSP event id) before the 200; processed asynchronously.
-         */
-        post: operations["receiveConnectorWebhook"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/compat/gatelithix/v1/payments/refund": {
         parameters: {
             query?: never;
@@ -654,6 +634,26 @@ export interface paths {
          * @description Seed 004. A full refund without amount_cents, a partial one with it; several partial refunds up to the charged amount.
          */
         post: operations["compatElasticpayCreateRefund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/connectors/{connector}/webhooks/{account_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive a PSP webhook
+         * @description Authenticated by the connector's own signature scheme with the account's webhook secret. Stored (deduplicated by the PSP event id) before the 200; processed asynchronously.
+         */
+        post: operations["receiveConnectorWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -961,7 +961,7 @@ export interface components {
             /** @enum {string} */
             type: "invalid_request_error" | "idempotency_error";
             /** @enum {string} */
-            code: "not_refundable" | "already_refunded" | "originating_account_unavailable" | "not_capturable" | "not_cancelable" | "idempotency_key_in_use" | "no_default_connector_account";
+            code: "not_refundable" | "already_refunded" | "originating_account_unavailable" | "not_capturable" | "not_cancelable" | "idempotency_key_in_use" | "no_default_connector_account" | "connector_account_in_use";
             /** @description For people; never parse it */
             message: string;
             /** @description The parameter at fault (`amount`, `line_items[1].quantity`, …) */
@@ -1673,13 +1673,6 @@ export interface components {
             delivery_attempts: components["schemas"]["DeliveryAttempt"][];
             deliveries: components["schemas"]["Delivery"][];
         };
-        /** @description The acknowledgement of a PSP webhook. */
-        InboundWebhookReceipt: {
-            /** @enum {boolean} */
-            received: true;
-            /** @description The PSP event was already stored */
-            duplicate: boolean;
-        };
         /** @description A refund as Gatelithix answers it. */
         GatelithixRefund: {
             id?: string;
@@ -1841,6 +1834,13 @@ export interface components {
             has_more: boolean;
             /** @description Pass as `cursor` for the next page; null on the last */
             next_cursor: string | null;
+        };
+        /** @description The acknowledgement of a PSP webhook. */
+        InboundWebhookReceipt: {
+            /** @enum {boolean} */
+            received: true;
+            /** @description The PSP event was already stored */
+            duplicate: boolean;
         };
         /** @description The `payment.succeeded` event. */
         PaymentSucceededEvent: {
@@ -7444,95 +7444,6 @@ export interface operations {
             };
         };
     };
-    receiveConnectorWebhook: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description The connector (`sandbox`, …) */
-                connector: string;
-                /** @description The connector account's UUID */
-                account_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The acknowledgement of a PSP webhook. */
-            200: {
-                headers: {
-                    "Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InboundWebhookReceipt"];
-                };
-            };
-            /** @description The error envelope of a 400 response. */
-            400: {
-                headers: {
-                    "Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BadRequestError"];
-                };
-            };
-            /** @description The error envelope of a 404 response. */
-            404: {
-                headers: {
-                    "Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["NotFoundError"];
-                };
-            };
-            /** @description The error envelope of a 413 response. */
-            413: {
-                headers: {
-                    "Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PayloadTooLargeError"];
-                };
-            };
-            /** @description The error envelope of a 429 response. */
-            429: {
-                headers: {
-                    "Request-Id": components["headers"]["RequestId"];
-                    /** @description Seconds to wait before retrying. */
-                    "Retry-After": string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["RateLimitedError"];
-                };
-            };
-            /** @description The error envelope of a 500 response. */
-            500: {
-                headers: {
-                    "Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["InternalErrorError"];
-                };
-            };
-            /** @description The error envelope of a 503 response. */
-            503: {
-                headers: {
-                    "Request-Id": components["headers"]["RequestId"];
-                    "Retry-After": components["headers"]["RetryAfter"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ServiceUnavailableError"];
-                };
-            };
-        };
-    };
     compatGatelithixCreateRefund: {
         parameters: {
             query?: never;
@@ -7832,7 +7743,7 @@ export interface operations {
                     "application/json": components["schemas"]["PrimerPayment"];
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the Primer document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "4XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -7852,7 +7763,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the Primer document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "5XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -7896,7 +7807,7 @@ export interface operations {
                     "application/json": components["schemas"]["PrimerPayment"];
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the Primer document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "4XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -7916,7 +7827,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the Primer document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "5XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -7963,7 +7874,7 @@ export interface operations {
                     "application/json": components["schemas"]["ElasticPayRefundList"];
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the ElasticPay document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "4XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -7983,7 +7894,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the ElasticPay document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "5XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -8043,7 +7954,7 @@ export interface operations {
                     "application/json": components["schemas"]["ElasticPayRefundResult"];
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the ElasticPay document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "4XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -8063,7 +7974,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description The error envelope of contract section 2, with this surface's codes (the native codes: the ElasticPay document names none) and the native codes for errors its document does not name. */
+            /** @description The error envelope of contract section 2, with the native codes: this surface's document names no errors. */
             "5XX": {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -8081,6 +7992,95 @@ export interface operations {
                             request_id?: string;
                         };
                     };
+                };
+            };
+        };
+    };
+    receiveConnectorWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The connector (`sandbox`, …) */
+                connector: string;
+                /** @description The connector account's UUID */
+                account_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The acknowledgement of a PSP webhook. */
+            200: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InboundWebhookReceipt"];
+                };
+            };
+            /** @description The error envelope of a 400 response. */
+            400: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description The error envelope of a 404 response. */
+            404: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description The error envelope of a 413 response. */
+            413: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description The error envelope of a 429 response. */
+            429: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description The error envelope of a 500 response. */
+            500: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalErrorError"];
+                };
+            };
+            /** @description The error envelope of a 503 response. */
+            503: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
                 };
             };
         };
