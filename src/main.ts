@@ -9,6 +9,7 @@ import { openDb } from './db/open.js';
 import { buildApp } from './http/app.js';
 import { createLogger } from './lib/logger.js';
 import { verifyLedger } from './modules/ledger/ledger.verify.js';
+import { createApiKey, createConnectorAccount } from './cli/operator.cli.js';
 import { encryptionKeysRepository } from './modules/encryption/encryption-keys.repository.js';
 import { shortFingerprint, type RotationReport, type SealedReport } from './modules/encryption/encryption-keys.service.js';
 import { WorkerRunner } from './workers/runner.js';
@@ -24,6 +25,11 @@ Commands:
   reconcile [--since T] [--fix]  Compare payments with activity since T (ISO time or 30m/24h/7d,
                              default 24h) with what their PSP did; exits 1 on any difference left
   merchants create --name N  Create a merchant and print its secret keys (shown once)
+  api-keys create --merchant ID [--mode test|live]
+                             Mint another secret key for a merchant (shown once)
+  connector-accounts create --merchant ID [--mode test|live] [--connector sandbox] [--name N]
+                            [--settings JSON] [--credentials JSON] [--default]
+                             Add a connector account to a merchant (its webhook secret is shown once)
   keys check                 Open every stored secret with the configured encryption keys; exits 1 if one fails
   keys rotate                Re-seal every stored secret with SETTLE_ENCRYPTION_KEY (reading with
                              SETTLE_ENCRYPTION_KEY_PREVIOUS), then record the new key's fingerprint
@@ -129,6 +135,16 @@ async function main(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ id: merchant.id, name: merchant.name, api_keys: keys }, null, 2));
       return 0;
     }
+    case 'api-keys':
+    case 'connector-accounts': {
+      if (rest[0] !== 'create') break;
+      const rt = await createRuntime(config, logger);
+      try {
+        return await (command === 'api-keys' ? createApiKey(rt, rest.slice(1)) : createConnectorAccount(rt, rest.slice(1)));
+      } finally {
+        await rt.db.close();
+      }
+    }
     case 'keys': {
       if (rest[0] === 'check' || rest[0] === 'rotate') return keysCommand(rest[0], config, logger);
       break;
@@ -176,8 +192,6 @@ async function keysCommand(command: 'check' | 'rotate', config: Config, logger: 
 async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof createLogger>): Promise<number> {
   const rt = await createRuntime(config, logger);
   const api = role !== 'worker';
-  // the demo merchant's keys are printed by the process that serves the API they are for
-  const demo = api ? await seedDemoMerchant(rt.services) : undefined;
   // a rate limit shared by every gateway process when Redis is configured; per process otherwise
   const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 }) : undefined;
   redis?.on('error', (err) => logger.warn({ err: err.message }, 'redis unavailable; rate limiting fails open'));
@@ -185,7 +199,16 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
   const app = await buildApp({ config, db: rt.db, logger, services: rt.services, adminKey: rt.secrets.adminKey, redis, api, lifecycle });
   const runsWorkers = role === 'worker' || (role === 'all' && config.workersEnabled);
   const workers = runsWorkers ? WorkerRunner.forGateway(config, rt.db, rt.services, logger) : undefined;
-  const address = await app.listen({ port: config.port, host: config.host });
+  let address: string;
+  try {
+    address = await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' && (err as NodeJS.ErrnoException).code !== 'EACCES') throw err;
+    throw new Error(`Cannot listen on ${config.host}:${config.port} (${(err as NodeJS.ErrnoException).code}): set PORT or HOST. Nothing was created.`);
+  }
+  // Only once the port is ours: the demo merchant's keys are shown once, so they must not be
+  // made by a start that then fails to listen. The process that serves the API prints them.
+  const demo = api ? await seedDemoMerchant(rt.services) : undefined;
   workers?.start();
 
   // before the banner: whoever reads the banner may stop the gateway at once
@@ -224,6 +247,7 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
       : [`  Background workers only; ${base}/healthz, /readyz and /metrics answer here`]),
   ];
   if (rt.secrets.generated.adminKey) lines.push(`  Admin key (generated, kept in ${config.dataDir}/admin.key): ${rt.secrets.adminKey}`);
+  else if (!config.adminKey) lines.push(`  Admin key: in ${config.dataDir}/admin.key`);
   if (demo) {
     lines.push(
       `  Demo merchant ${demo.merchantId} with a sandbox connector account (${demo.testAccountShortId})`,
@@ -237,8 +261,9 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
       `    -H "Idempotency-Key: $(uuidgen || date +%s%N)" -H "Content-Type: application/json" -d '{"amount": 1500}'`,
     );
   }
-  // printed on stdout, not through the logger: secrets are never logged
-  console.log(lines.join('\n') + '\n');
+  // On stderr, the terminal's: stdout carries the JSON log stream, and whatever consumes it
+  // (a log shipper) must never receive the keys. Secrets are never logged.
+  process.stderr.write(lines.join('\n') + '\n\n');
 
   return -1;
 }

@@ -13,6 +13,8 @@ export interface Proc {
   proc: ChildProcess;
   url: string;
   output: () => string;
+  /** What the process wrote on stdout alone. */
+  stdout: () => string;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -23,7 +25,11 @@ export async function spawnSettle(args: string[], env: Record<string, string>, r
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
+  let stdout = '';
+  proc.stdout!.on('data', (d) => {
+    out += d;
+    stdout += d;
+  });
   proc.stderr!.on('data', (d) => (out += d));
   const match = await new Promise<RegExpMatchArray>((resolveReady, reject) => {
     const timer = setTimeout(() => {
@@ -51,6 +57,7 @@ export async function spawnSettle(args: string[], env: Record<string, string>, r
     match,
     url: match[1] ?? '',
     output: () => out,
+    stdout: () => stdout,
     async kill(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       return exited;

@@ -376,7 +376,13 @@ export class PaymentsService {
     }
     const def = await connectorAccountsRepository.findDefault(this.db, auth.merchantId, auth.testMode);
     if (!def) {
-      throw new AppError('no_default_connector_account', 'No connector_account given and no active default connector account exists.');
+      const mode = auth.testMode ? 'test' : 'live';
+      throw new AppError(
+        'no_default_connector_account',
+        `No connector_account given and no active default connector account exists for this merchant in ${mode} mode. ` +
+          'Create one with POST /v1/connector_accounts using this mode\'s key, or as the operator: ' +
+          `settle connector-accounts create --merchant ${auth.merchantId} --mode ${mode}.`,
+      );
     }
     return def;
   }
