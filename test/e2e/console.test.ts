@@ -119,8 +119,14 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const cookies = await merchantContext.cookies();
       assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly, c.sameSite]), [['settle_session', true, 'Strict']]);
 
+      const mode = page.getByRole('group', { name: 'Mode' });
+      assert.equal(await mode.getByRole('button', { name: 'Test' }).getAttribute('aria-pressed'), 'true');
+      assert.equal(await mode.getByRole('button', { name: 'Live' }).getAttribute('aria-pressed'), 'false');
+
       await page.getByRole('link', { name: 'Payments' }).click();
       await page.getByRole('link', { name: payment.id }).waitFor();
+      // a new page puts the keyboard on its heading
+      assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Payments');
       await page.getByLabel('Order id').fill(`order-${backend}`);
       await page.getByRole('button', { name: 'Apply filters' }).click();
       await page.getByRole('link', { name: payment.id }).waitFor();
@@ -208,7 +214,12 @@ for (const backend of ['pglite', 'postgres'] as const) {
       const key = await api('POST', '/v1/api_keys', { name: 'Support agent', permissions: ['payments:read'] });
       const context = await browser!.newContext({ viewport: DESKTOP });
       const agent = await context.newPage();
-      await signIn(agent, key.body.secret);
+      // keyboard only: type the key, Enter submits
+      await agent.goto(`${gw!.url}/dashboard`);
+      await agent.getByLabel('API key').focus();
+      await agent.keyboard.type(key.body.secret);
+      await agent.keyboard.press('Enter');
+      await agent.getByRole('button', { name: 'Sign out' }).waitFor();
       const nav = agent.getByRole('navigation', { name: 'Console' });
       await nav.getByRole('link', { name: 'Payments' }).waitFor();
       assert.deepEqual(await nav.getByRole('link').allTextContents(), ['Overview', 'Payments']);
@@ -226,6 +237,12 @@ for (const backend of ['pglite', 'postgres'] as const) {
       assert.equal(answer.body.error.code, 'insufficient_permissions');
       assert.match(answer.body.error.message, /refunds:write/);
       await shot(agent, 'restricted-payment-detail');
+
+      // the mode switch never shows live data under this test session: it asks for a live key
+      await agent.getByRole('group', { name: 'Mode' }).getByRole('button', { name: 'Live' }).click();
+      await agent.getByText('Switching to live mode: sign in with a live key').waitFor();
+      const after = await agent.evaluate(async () => (await fetch('/v1/console/session')).status);
+      assert.equal(after, 401, 'the test session ended');
       await context.close();
     });
   });
