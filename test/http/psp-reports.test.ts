@@ -157,7 +157,8 @@ for (const backend of BACKENDS) {
       await deliver(refundUpdated(p.connector_ref, pendingRef.id));
       const byRef = new Map((await refundsOf(p.id)).map((r: any) => [r.connector_ref, r]));
       const f: any = byRef.get(failed.id);
-      assert.deepEqual([f.status, f.source, f.amount, f.failure_code, f.failure_message], ['failed', 'connector', 1000, 'bank_rejected', 'The bank said no.']);
+      // the PSP's code is kept; its text is replaced by Settle's message for that code
+      assert.deepEqual([f.status, f.source, f.amount, f.failure_code, f.failure_message], ['failed', 'connector', 1000, 'bank_rejected', 'The bank rejected the refund after accepting it.']);
       const pe: any = byRef.get(pendingRef.id);
       assert.deepEqual([pe.status, pe.source, pe.amount], ['pending', 'connector', 2000]);
       const g = await payment(p.id);
