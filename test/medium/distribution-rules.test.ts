@@ -33,6 +33,7 @@ const PLACEMENT: Record<string, 'merchant' | 'merchant-root' | 'reference' | 'co
   feature_flags: 'reference', // a few rows, read on every request (merchant_id '' = platform-wide)
   reconciliation_runs: 'coordinator', // one row per platform-wide run
   schema_migrations: 'coordinator',
+  encryption_key_fingerprint: 'coordinator', // one platform-wide row, read at start
 };
 
 /** Where today's schema breaks a rule: each goes once the expand/contract migration in
