@@ -63,6 +63,9 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
 
   test('finds what the PSP did that the gateway never heard of, fixes the refunds, and reports the capture it cannot fix', async (t) => {
     if (!temp) return t.skip('no postgres');
+    // The background job sits this one out (its lease is held), so what is stored here is what
+    // the command line found, and nothing else.
+    await db!.query(`UPDATE reconciliation_runs SET lease_until = now() + interval '1 hour'`);
     // Webhooks dropped: the gateway hears nothing of what happens at the PSP from here on.
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: false } });
     const refunded = await pay();
@@ -116,6 +119,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
 
   test('the background job finds a difference by itself: stored, counted in /metrics, listed for the admin', async (t) => {
     if (!temp) return t.skip('no postgres');
+    await db!.query(`UPDATE reconciliation_runs SET lease_until = '-infinity'`);
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: false } });
     const p = await pay();
     const dashboard = await simCall('POST', `/_sim/payments/${p.connector_ref}/refunds`, { amount: 700 });

@@ -44,6 +44,11 @@ export const reconciliationRepository = {
     return r.rows;
   },
 
+  /** First statement of a transaction whose reads must all see one snapshot. */
+  async readInOneSnapshot(tx: Queryable): Promise<void> {
+    await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+  },
+
   async refundsOf(db: Queryable, paymentId: string): Promise<RefundRow[]> {
     const r = await db.query<RefundRow>('SELECT * FROM refunds WHERE payment_id = $1 ORDER BY created_at, id', [paymentId]);
     return r.rows;

@@ -17,7 +17,7 @@ import { connectorAccountsRepository } from '../connector-accounts/connector-acc
 import type { ConnectorAccountsService } from '../connector-accounts/connector-accounts.service.js';
 import type { InboundWebhooksService } from '../inbound/inbound.service.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
-import type { PaymentRow } from '../payments/payments.repository.js';
+import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
 import type { RefundRow } from '../refunds/refunds.repository.js';
 import { emitEvents } from '../webhooks/events.repository.js';
 import { reconciliationRepository as repo, type DifferenceRow, type PaymentLedger } from './reconciliation.repository.js';
@@ -142,19 +142,28 @@ export class ReconciliationService {
     report.checked += 1;
     if (state.status === 'unknown') report.unverifiable.push({ paymentId: payment.id, reason: 'the PSP cannot tell what it did for this payment' });
 
-    let current = payment;
-    let found = compare(current, await repo.refundsOf(this.db, payment.id), await repo.ledgerOf(this.db, payment.id), state);
+    let { current, found } = await this.compareNow(payment.id, state);
     const fixed: Difference[] = [];
     const fixes = found.flatMap((d) => (d.fix ? [d.fix] : []));
     if (fix && fixes.length > 0) {
-      await this.inbound.applyRefundReports(account.id, payment, fixes);
-      current = (await this.db.query<PaymentRow>('SELECT * FROM payments WHERE id = $1', [payment.id])).rows[0];
-      const after = compare(current, await repo.refundsOf(this.db, payment.id), await repo.ledgerOf(this.db, payment.id), state);
+      await this.inbound.applyRefundReports(account.id, current, fixes);
+      const { current: afterFix, found: after } = await this.compareNow(payment.id, state);
+      current = afterFix;
       const still = new Set(after.map(keyOf));
       fixed.push(...found.filter((d) => !still.has(keyOf(d))));
       found = after;
     }
     report.differences.push(...(await this.store(current, found, fixed)));
+  }
+
+  /** The gateway's payment, refunds and ledger read in one snapshot (so a refund booked meanwhile
+   *  is seen in all three or in none), compared with the PSP's state. */
+  private async compareNow(paymentId: string, state: ConnectorPaymentState): Promise<{ current: PaymentRow; found: Difference[] }> {
+    return this.db.transaction(async (tx) => {
+      await repo.readInOneSnapshot(tx);
+      const current = (await paymentsRepository.findById(tx, paymentId))!;
+      return { current, found: compare(current, await repo.refundsOf(tx, paymentId), await repo.ledgerOf(tx, paymentId), state) };
+    });
   }
 
   /** Stores what one payment's check found, emits an event for each new difference, and resolves
