@@ -258,6 +258,10 @@ function errorEnvelope(status: number) {
   const extras: Record<string, object> = {};
   if (status === 402 || status === 502) extras.payment_id = { ...id('pay_'), description: 'The payment the PSP declined (402) or did not answer for (502)' };
   if (status === 403) extras.permission = { type: 'string', description: 'The permission a restricted key lacks (`insufficient_permissions`), e.g. `refunds:write`' };
+  if (status === 409) {
+    extras.payment_id = { ...id('pay_'), description: 'With `not_capturable` after a capture of another amount: the payment, already captured at the PSP' };
+    extras.amount_captured = { type: 'integer', description: 'With that `not_capturable`: what the PSP captured, and the gateway booked' };
+  }
   if (status === 402) extras.decline_code = { ...nstr, description: 'Why the PSP declined the payment (e.g. `card_declined`, `insufficient_funds`)' };
   return obj(`${STATUS_NAMES[status]}Error`, `The error envelope of a ${status} response.`, {
     error: obj(`${STATUS_NAMES[status]}ErrorDetail`, `What went wrong (${status}).`, {
