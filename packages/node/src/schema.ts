@@ -966,6 +966,10 @@ export interface components {
             message: string;
             /** @description The parameter at fault (`amount`, `line_items[1].quantity`, …) */
             param?: string;
+            /** @description With `not_capturable` after a capture of another amount: the payment, already captured at the PSP */
+            payment_id?: string;
+            /** @description With that `not_capturable`: what the PSP captured, and the gateway booked */
+            amount_captured?: number;
             /** @description The same as the Request-Id header */
             request_id: string;
         };
