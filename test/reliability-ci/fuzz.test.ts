@@ -924,6 +924,7 @@ interface Route {
 
 const ROUTES: Route[] = [
   { method: 'POST', template: '/v1/admin/merchants', auth: 'admin' },
+  { method: 'GET', template: '/v1/admin/merchants', auth: 'admin' },
   { method: 'POST', template: '/v1/admin/merchants/{merchant}/api_keys', auth: 'admin' },
   { method: 'DELETE', template: '/v1/admin/api_keys/{prefix}', auth: 'admin' },
   { method: 'PUT', template: '/v1/admin/features/refunds', auth: 'admin' },
@@ -1041,14 +1042,14 @@ function unknownRouteTargets(fx: Fixtures): fc.Arbitrary<Req> {
   };
   const notOneOf = (names: string[]) => junkSegment.filter((s) => !names.includes(decoded(s)));
   const paths = fc.oneof(
-    fc.tuple(notOneOf(['admin', 'connector_accounts', 'payments', 'refunds', 'ledger', 'webhook_endpoints', 'events', 'connectors']), fc.array(junkSegment, { maxLength: 3 })).map(([a, rest]) => ['/v1', a, ...rest].join('/')),
-    fc.tuple(notOneOf(['v1', 'healthz', 'readyz', 'metrics', 'openapi.json', 'docs', 'documentation']), fc.array(junkSegment, { maxLength: 2 })).map(([a, rest]) => `/${[a, ...rest].join('/')}`),
+    fc.tuple(notOneOf(['admin', 'connector_accounts', 'payments', 'refunds', 'ledger', 'webhook_endpoints', 'events', 'connectors', 'api_keys', 'reconciliation', 'console']), fc.array(junkSegment, { maxLength: 3 })).map(([a, rest]) => ['/v1', a, ...rest].join('/')),
+    fc.tuple(notOneOf(['v1', 'healthz', 'readyz', 'metrics', 'openapi.json', 'docs', 'documentation', 'dashboard', 'compat']), fc.array(junkSegment, { maxLength: 2 })).map(([a, rest]) => `/${[a, ...rest].join('/')}`),
     notOneOf(['capture', 'cancel', 'refunds']).map((s) => `/v1/payments/${fx.paid.id}/${s}`),
     junkSegment.map((s) => `/v1/payments/${fx.paid.id}/refunds/${s}`),
     notOneOf(['redeliver']).map((s) => `/v1/events/${fx.event.id}/${s}`),
     notOneOf(['make_default']).map((s) => `/v1/connector_accounts/${fx.account.id}/${s}`),
     notOneOf(['accounts', 'transactions']).map((s) => `/v1/ledger/${s}`),
-    notOneOf(['merchants', 'api_keys', 'features']).map((s) => `/v1/admin/${s}`),
+    notOneOf(['merchants', 'api_keys', 'features', 'reconciliation']).map((s) => `/v1/admin/${s}`),
     junkSegment.map((s) => `/v1/refunds/${fx.refund.id}/${s}`),
   );
   const unknownPaths = fc.tuple(fc.constantFrom(...METHODS), paths).map(([m, p]) => new Req(m, p, bearer(fx.key), undefined, 'unknown route'));
