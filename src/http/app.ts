@@ -22,6 +22,10 @@ import { grants, permissionFor } from './permissions.js';
 import { csrfError, header, sessionToken } from '../modules/console/console.routes.js';
 import { registerRoutes } from './routes.js';
 import { findUnstorableText, validatorCompiler } from './validation.js';
+import { jsonDepthExceeds } from '../lib/json-depth.js';
+
+/** Deeper bodies are refused before parsing: no request or PSP event of the contract nests past a dozen. */
+const MAX_JSON_DEPTH = 64;
 
 /** A registered route, as the permission test walks them. */
 export interface RouteSummary {
@@ -119,6 +123,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const text = body as string;
     req.rawBody = text;
     if (text.trim() === '') return done(null, undefined);
+    if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
+      return done(new AppError('invalid_json', `The request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels.`) as unknown as Error, undefined);
+    }
     try {
       done(null, JSON.parse(text));
     } catch {

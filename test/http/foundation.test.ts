@@ -295,6 +295,20 @@ for (const backend of BACKENDS) {
       const badJson = await h.call('POST', '/v1/payments', { key, payload: '{"amount": ', headers: { 'content-type': 'application/json' } });
       assert.equal(badJson.status, 400);
       assert.equal(badJson.body.error.code, 'invalid_json');
+      // nesting deep enough to overflow a recursive walk: 400 before anything recurses on it
+      const nested = (n: number) => `{"metadata":${'['.repeat(n)}${']'.repeat(n)}}`;
+      const deep = await h.call('POST', '/v1/payments', { key, payload: nested(20_000), headers: { 'content-type': 'application/json' } });
+      assert.equal(deep.status, 400, deep.raw);
+      assert.equal(deep.body.error.code, 'invalid_json');
+      const inbound = await h.call('POST', `/v1/connectors/sandbox/webhooks/${h.merchant.testAccount.id}`, { key: null, payload: nested(20_000), headers: { 'content-type': 'application/json' } });
+      assert.equal(inbound.status, 400, 'the unauthenticated inbound route refuses it too');
+      assert.equal(inbound.body.error.code, 'invalid_json');
+      // at the limit, and with brackets inside strings, the body is parsed and judged on its fields
+      const atLimit = await h.call('POST', '/v1/payments', { key, payload: nested(63), headers: { 'content-type': 'application/json' } });
+      assert.equal(atLimit.status, 400);
+      assert.notEqual(atLimit.body.error.code, 'invalid_json', atLimit.raw);
+      const bracketsInText = await h.call('POST', '/v1/payments', { key, body: { description: '['.repeat(500) + '\\"{'.repeat(100) } });
+      assert.notEqual(bracketsInText.body.error.code, 'invalid_json', bracketsInText.raw);
       const huge = await h.call('POST', '/v1/payments', { key, payload: JSON.stringify({ description: 'x'.repeat(70_000) }), headers: { 'content-type': 'application/json' } });
       assert.equal(huge.status, 413);
       assert.equal(huge.body.error.code, 'payload_too_large');
