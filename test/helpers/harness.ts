@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { createConnectors, createRuntime, type Runtime } from '../../src/bootstrap.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -12,10 +13,30 @@ import { createPostgresDb } from '../../src/db/postgres.js';
 import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { Contract } from './contract.js';
-import { createTempDatabase, type TempDatabase } from './databases.js';
+import { createTempDatabase, postgresOrSkip, type TempDatabase } from './databases.js';
 
 export type Backend = 'pglite' | 'postgres';
 export const BACKENDS: Backend[] = ['pglite', 'postgres'];
+
+/**
+ * Inside a `describe`: a harness opened before its tests (handed to `opened`) and closed after.
+ * Returns the `it` the tests use, which skips them on `postgres` when there is no server (locally;
+ * under CI=true a missing server fails the hook instead).
+ */
+export function harnessFor(backend: Backend, opened: (h: Harness) => void) {
+  let skip = false;
+  let h: Harness | undefined;
+  before(async (t) => {
+    if (backend === 'postgres' && !(await postgresOrSkip(t as never))) {
+      skip = true;
+      return;
+    }
+    h = await createHarness(backend);
+    opened(h);
+  });
+  after(async () => h?.close());
+  return (name: string, fn: () => Promise<void>) => test(name, async (t) => (skip ? t.skip('no postgres') : fn()));
+}
 
 export const ADMIN_KEY = 'sk_admin_test_0123456789abcdefghijklmnop';
 export const ENCRYPTION_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { postgresOrSkip } from '../helpers/databases.js';
-import { ADMIN_KEY, BACKENDS, createHarness, pay, type Harness } from '../helpers/harness.js';
+import { describe } from 'node:test';
+import { ADMIN_KEY, BACKENDS, createHarness, harnessFor, pay, type Harness } from '../helpers/harness.js';
 
 interface Session {
   cookie: string;
@@ -13,16 +12,7 @@ interface Session {
 for (const backend of BACKENDS) {
   describe(`console sessions on ${backend}`, () => {
     let h: Harness;
-    let skip = false;
-    before(async (t) => {
-      if (backend === 'postgres' && !(await postgresOrSkip(t as never))) {
-        skip = true;
-        return;
-      }
-      h = await createHarness(backend);
-    });
-    after(async () => h?.close());
-    const it = (name: string, fn: () => Promise<void>) => test(name, async (t) => (skip ? t.skip('no postgres') : fn()));
+    const it = harnessFor(backend, (opened) => (h = opened));
 
     const signIn = async (key: string, headers: Record<string, string> = {}): Promise<Session> => {
       const r = await h.call('POST', '/v1/console/session', { body: { key }, headers });

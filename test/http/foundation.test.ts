@@ -1,21 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { postgresOrSkip } from '../helpers/databases.js';
-import { BACKENDS, createHarness, pay, type Harness } from '../helpers/harness.js';
+import { describe } from 'node:test';
+import { BACKENDS, harnessFor, pay, type Harness } from '../helpers/harness.js';
 
 for (const backend of BACKENDS) {
   describe(`foundation on ${backend}`, () => {
     let h: Harness;
-    let skip = false;
-    before(async (t) => {
-      if (backend === 'postgres' && !(await postgresOrSkip(t as never))) {
-        skip = true;
-        return;
-      }
-      h = await createHarness(backend);
-    });
-    after(async () => h?.close());
-    const it = (name: string, fn: () => Promise<void>) => test(name, async (t) => (skip ? t.skip('no postgres') : fn()));
+    const it = harnessFor(backend, (opened) => (h = opened));
 
     it('answers health, readiness, metrics and the OpenAPI document', async () => {
       assert.equal((await h.call('GET', '/healthz')).status, 200);

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe } from 'node:test';
 import { PERMISSIONS, permissionFor, ROUTE_PERMISSIONS } from '../../src/http/permissions.js';
-import { postgresOrSkip } from '../helpers/databases.js';
-import { BACKENDS, createHarness, pay, type Harness } from '../helpers/harness.js';
+import { BACKENDS, harnessFor, pay, type Harness } from '../helpers/harness.js';
 
 /** A URL for a route pattern: every `:param` filled with a value no object has. */
 const fill = (url: string) => url.replace(/:(\w+)/g, (_m, name: string) => (name === 'connector' ? 'sandbox' : `unknown_${name}`));
@@ -10,16 +9,7 @@ const fill = (url: string) => url.replace(/:(\w+)/g, (_m, name: string) => (name
 for (const backend of BACKENDS) {
   describe(`restricted keys on ${backend}`, () => {
     let h: Harness;
-    let skip = false;
-    before(async (t) => {
-      if (backend === 'postgres' && !(await postgresOrSkip(t as never))) {
-        skip = true;
-        return;
-      }
-      h = await createHarness(backend);
-    });
-    after(async () => h?.close());
-    const it = (name: string, fn: () => Promise<void>) => test(name, async (t) => (skip ? t.skip('no postgres') : fn()));
+    const it = harnessFor(backend, (opened) => (h = opened));
 
     const restricted = async (permissions: readonly string[], key = h.merchant.testKey) => {
       const r = await h.call('POST', '/v1/api_keys', { key, body: { name: `support ${permissions.length}`, permissions } });
