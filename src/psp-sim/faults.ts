@@ -2,6 +2,7 @@
  * The psp-sim's fault configuration: what `PUT /_sim/faults` sets and every PSP API request
  * consults. Probabilities are drawn from a seedable generator so a failing test can be replayed.
  */
+import { SandboxPspError } from './psp-model.js';
 
 /** The PSP API operations a fault can target. */
 export const SIM_OPS = ['authorize', 'capture', 'cancel', 'refund', 'refund_status', 'payment_state'] as const;
@@ -21,6 +22,9 @@ export interface SimWebhookFaults {
 export interface SimFaults {
   /** Delay before a request is processed, in ms. Default 0. */
   latency_ms: number;
+  /** When set, the delay is drawn uniformly from latency_ms … latency_max_ms for each request
+   *  (a PSP answering in 200–400 ms). Default null: always latency_ms. */
+  latency_max_ms: number | null;
   /** Probability of answering 500 without applying the operation. Default 0. */
   error_rate: number;
   /** Probability of never answering (the connection is held until the client gives up or the
@@ -42,6 +46,7 @@ export interface SimFaults {
 
 export const defaultSimFaults = (): SimFaults => ({
   latency_ms: 0,
+  latency_max_ms: null,
   error_rate: 0,
   timeout_rate: 0,
   drop_response_rate: 0,
@@ -64,6 +69,7 @@ export const simFaultsSchema = {
   additionalProperties: false,
   properties: {
     latency_ms: ms,
+    latency_max_ms: { anyOf: [ms, { type: 'null' }] },
     error_rate: rate,
     timeout_rate: rate,
     drop_response_rate: rate,
@@ -98,6 +104,9 @@ export class SimFaultState {
   /** Replaces the whole configuration: omitted fields take their defaults (PUT semantics). */
   set(input: SimFaultsInput): SimFaults {
     const defaults = defaultSimFaults();
+    if (input.latency_max_ms != null && input.latency_max_ms < (input.latency_ms ?? defaults.latency_ms)) {
+      throw new SandboxPspError('invalid_request', 'latency_max_ms must be at least latency_ms.');
+    }
     this.config = { ...defaults, ...input, webhook: { ...defaults.webhook, ...input.webhook } };
     this.random = this.config.seed === null ? Math.random : mulberry32(this.config.seed);
     return this.config;
@@ -109,6 +118,15 @@ export class SimFaultState {
 
   targets(op: SimOp): boolean {
     return this.config.ops === null || this.config.ops.includes(op);
+  }
+
+  /** The delay before answering `op`, in ms: drawn from the range when latency_max_ms is set (one
+   *  more draw, taken only then, so the sequence of a seed without a range is unchanged). */
+  latency(op: SimOp): number {
+    if (!this.targets(op)) return 0;
+    const { latency_ms, latency_max_ms } = this.config;
+    if (latency_max_ms === null || latency_max_ms <= latency_ms) return latency_ms;
+    return latency_ms + Math.floor(this.random() * (latency_max_ms - latency_ms + 1));
   }
 
   /** One independent draw per fault kind, in a fixed order, so a seed replays exactly. */

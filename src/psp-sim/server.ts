@@ -106,7 +106,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
    */
   async function faulted(op: SimOp, request: FastifyRequest, reply: FastifyReply, apply: () => SimReply, injectedError = INJECTED_ERROR): Promise<unknown> {
     const decision = faults.decide(op);
-    const latency = faults.targets(op) ? faults.current.latency_ms : 0;
+    const latency = faults.latency(op);
     if (latency > 0) await sleep(latency, undefined, { signal: closing.signal });
 
     if (decision === 'timeout') {

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { buildPspSim } from '../../src/psp-sim/server.js';
 import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
+import { SimFaultState } from '../../src/psp-sim/faults.js';
 import { verifySandboxSignature } from '../../src/connectors/sandbox/sandbox-signature.js';
 import type { SandboxWebhookEvent } from '../../src/connectors/sandbox/sandbox-webhook.js';
 
@@ -126,6 +127,27 @@ describe('psp-sim faults', () => {
     assert.equal(second.json().webhook.duplicate, false);
     assert.equal((await app.inject({ method: 'GET', url: '/_sim/faults' })).json().latency_ms, 5);
     assert.equal((await app.inject({ method: 'DELETE', url: '/_sim/faults' })).json().latency_ms, 0);
+  });
+
+  it('draws each request\'s latency from latency_ms … latency_max_ms, for the targeted operations only', async () => {
+    const { app } = sim();
+    const refused = await app.inject({ method: 'PUT', url: '/_sim/faults', payload: { latency_ms: 300, latency_max_ms: 200 } });
+    assert.equal(refused.statusCode, 400);
+    assert.equal(refused.json().error.code, 'invalid_request');
+    const set = await app.inject({ method: 'PUT', url: '/_sim/faults', payload: { latency_ms: 200, latency_max_ms: 400, ops: ['refund'] } });
+    assert.equal(set.statusCode, 200);
+    assert.equal(set.json().latency_max_ms, 400);
+
+    const state = new SimFaultState();
+    state.set({ latency_ms: 200, latency_max_ms: 400, ops: ['refund'], seed: 7 });
+    const draws = Array.from({ length: 2000 }, () => state.latency('refund'));
+    assert.ok(draws.every((d) => Number.isInteger(d) && d >= 200 && d <= 400), 'every draw inside the range');
+    const mean = draws.reduce((a, b) => a + b, 0) / draws.length;
+    assert.ok(mean > 285 && mean < 315, `uniform: mean ${mean}`);
+    assert.ok(Math.min(...draws) < 210 && Math.max(...draws) > 390, 'the whole range is drawn');
+    assert.equal(state.latency('capture'), 0, 'an operation not targeted waits nothing');
+    state.set({ latency_ms: 25 });
+    assert.deepEqual([state.latency('refund'), state.latency('capture')], [25, 25], 'without a range: always latency_ms');
   });
 
   it('answers 500 without applying when error_rate is 1, only for the targeted operations', async () => {
