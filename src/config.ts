@@ -44,7 +44,8 @@ export interface Config {
   /** Requests per second per API key (token bucket, burst = 2×). 0 disables. Default 100. */
   rateLimitPerSecond: number;
   /** Requests with an invalid API key (or admin key) allowed per client address per minute;
-   *  past it, that address gets 429 before any key is looked up. 0 disables. Default 30. */
+   *  past it, that address gets 429 for each further invalid key (a valid key is still
+   *  answered). 0 disables. Default 30. */
   authFailuresPerMinute: number;
   /** How long a console session lasts after sign-in, in minutes. Default 480 (8 hours). */
   consoleSessionMinutes: number;

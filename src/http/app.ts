@@ -49,6 +49,8 @@ declare module 'fastify' {
     /** The body exactly as received (inbound webhook signatures are computed over it). */
     rawBody?: string;
     startedAt: bigint;
+    /** Seconds the client's address must wait before another invalid key is looked at (0: not blocked). */
+    authBlockedFor: number;
   }
   interface FastifyContextConfig {
     /** Who may call the route. Default `merchant`. */
@@ -116,6 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorateRequest('txKey', undefined);
   app.decorateRequest('rawBody', undefined);
   app.decorateRequest('startedAt', 0n);
+  app.decorateRequest('authBlockedFor', 0);
 
   // ---- body parsing: JSON only; an empty body (or none) is no body; no Content-Type is JSON
   app.removeAllContentTypeParsers();
@@ -146,20 +149,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   services.metrics.register(registry);
 
-  // Guessing keys: an address that sent too many invalid keys in the last minute is refused
-  // before any key is looked up (keys are ~190 bits, so this is about load, not odds).
+  // Guessing keys: an address that sent too many invalid keys in the last minute has every
+  // further invalid key refused with 429 (keys are ~190 bits, so this is about load, not odds).
+  // A request that carries a valid key is never refused for its address: the attacker may share
+  // the address (NAT, a proxy) with the merchant's own servers. While an address is blocked its
+  // keys are still checked, which costs little: a malformed key is refused without a lookup, and
+  // a well-formed one is one point lookup by prefix, cached for a second (see `authenticate`).
   const authFailures = new FailureWindow(config.authFailuresPerMinute);
   app.addHook('onRequest', async (req, reply) => {
     req.startedAt = process.hrtime.bigint();
     reply.header('Request-Id', req.id);
     const mode = req.routeOptions.config?.auth ?? (req.routeOptions.url?.startsWith('/v1/') ? 'merchant' : 'none');
     if (mode === 'none' && !req.routeOptions.config?.signIn) return;
-    const wait = authFailures.blockedFor(req.ip);
-    if (wait > 0) {
-      throw new AppError('rate_limited', `Too many requests with invalid API keys from this address; retry in ${wait} s.`, {
-        headers: { 'Retry-After': String(wait) },
-      });
-    }
+    req.authBlockedFor = authFailures.blockedFor(req.ip);
     if (mode === 'none') return;
     const key = bearer(req);
     const session = key === undefined ? sessionToken(req) : undefined;
@@ -343,6 +345,12 @@ function requirePermission(req: FastifyRequest, granted: readonly string[]): voi
   }
 }
 
+function invalidKeysLimited(wait: number): AppError {
+  return new AppError('rate_limited', `Too many requests with invalid API keys from this address; retry in ${wait} s.`, {
+    headers: { 'Retry-After': String(wait) },
+  });
+}
+
 function bearer(req: FastifyRequest): string | undefined {
   const h = req.headers.authorization;
   if (typeof h !== 'string') return undefined;
@@ -351,7 +359,9 @@ function bearer(req: FastifyRequest): string | undefined {
 }
 
 function sendError(raw: Error & { statusCode?: number; code?: string }, req: FastifyRequest, reply: FastifyReply) {
-  const err = asAppError(raw, req);
+  let err = asAppError(raw, req);
+  // an invalid key (or console sign-in) from an address over the limit: 429, never 401
+  if (err.code === 'invalid_api_key' && req.authBlockedFor > 0) err = invalidKeysLimited(req.authBlockedFor);
   if (err.headers) for (const [h, v] of Object.entries(err.headers)) reply.header(h, v);
   return reply.code(err.status).type('application/json; charset=utf-8').send(errorBody(err, req.id));
 }
