@@ -411,6 +411,22 @@ export class SandboxPsp {
     return paymentView(payment);
   }
 
+  /** The card scheme rejects a capture the PSP had accepted (Adyen's CAPTURE_FAILED): the payment
+   *  is authorized again with nothing captured, so it can be captured anew. Refused (throws
+   *  `SandboxPspError`) for a payment that is not captured or whose money a refund holds. */
+  failCapture(paymentRef: string): SandboxPaymentView {
+    const payment = this.payments.get(paymentRef);
+    if (!payment) throw new SandboxPspError('payment_not_found', `No such payment: ${paymentRef}.`);
+    payment.refunds.forEach((r) => this.settleIfDue(r));
+    if (payment.status !== 'captured') throw new SandboxPspError('payment_not_captured', `Payment ${paymentRef} is ${payment.status}, not captured.`);
+    if (payment.refunds.some((r) => r.status !== 'failed')) {
+      throw new SandboxPspError('payment_has_refunds', `Payment ${paymentRef} has refunds; its capture cannot fail now.`);
+    }
+    payment.status = 'authorized';
+    payment.amountCaptured = 0;
+    return paymentView(payment);
+  }
+
   /** The bank rejects a refund after the fact: succeeded or pending → failed, which makes its
    *  amount refundable again at the PSP. A refund that already failed is returned unchanged. */
   failRefund(refundRef: string, code = 'bank_rejected', message?: string): SandboxRefundView {

@@ -31,6 +31,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   payment_declined: 409,
   payment_not_refundable: 409,
   refund_failed: 409,
+  payment_not_captured: 409,
+  payment_has_refunds: 409,
 };
 
 /** A sandbox-wire error: `{"error": {"code", "message", …extra}}` with the code's status. */

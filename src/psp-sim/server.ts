@@ -18,6 +18,7 @@ import { SimWebhookDispatcher } from './webhook-dispatcher.js';
 import { registerSandboxWire } from './wires/sandbox/sandbox.wire.js';
 import { modelPaymentRef, modelRefundRef } from './wires/stripe/stripe-objects.js';
 import { createStripeWire } from './wires/stripe/stripe.wire.js';
+import { createAdyenWire } from './wires/adyen/adyen.wire.js';
 
 const amountSchema = { type: 'integer', minimum: 1, maximum: 999_999_999_999 } as const;
 const refParams = { type: 'object', required: ['ref'], properties: { ref: { type: 'string', minLength: 1 } } } as const;
@@ -33,11 +34,9 @@ export interface PspSimOptions {
   wire?: PspSimWire;
 }
 
-export const PSP_SIM_WIRES = ['sandbox', 'stripe'] as const;
+export const PSP_SIM_WIRES = ['sandbox', 'stripe', 'adyen'] as const;
 export type PspSimWire = (typeof PSP_SIM_WIRES)[number];
 
-/** The operator API takes the model's refs or a wire's ids (`pi_…`, `ch_…`, `re_…`). */
-const modelRef = (ref: string): string => modelPaymentRef(ref) ?? modelRefundRef(ref) ?? ref;
 
 export interface PspSimHandle {
   /** `http://host:port`, without a trailing slash. */
@@ -63,8 +62,19 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
 
   const faults = new SimFaultState();
   const stripeWire = opts.wire === 'stripe' ? createStripeWire(psp) : undefined;
-  const webhooks = new SimWebhookDispatcher({ faults: () => faults.current.webhook, logger: app.log, fetch: opts.fetch, encoder: stripeWire?.encoder });
-  const unsubscribe = psp.onEvent((event, accountId) => webhooks.dispatch(accountId, event));
+  const adyenWire = opts.wire === 'adyen' ? createAdyenWire(psp) : undefined;
+  const webhooks = new SimWebhookDispatcher({
+    faults: () => faults.current.webhook,
+    logger: app.log,
+    fetch: opts.fetch,
+    encoder: stripeWire?.encoder ?? adyenWire?.encoder,
+  });
+  // The Adyen wire turns the model's events into its own notifications (one per modification).
+  const unsubscribe = adyenWire
+    ? adyenWire.attach((accountId, event, rawBody) => webhooks.dispatchBody(accountId, event, rawBody))
+    : psp.onEvent((event, accountId) => webhooks.dispatch(accountId, event));
+  /** The operator API takes the model's refs or a wire's ids (`pi_…`, `ch_…`, `re_…`, Adyen psp references). */
+  const modelRef = (ref: string): string => adyenWire?.modelRef(ref) ?? modelPaymentRef(ref) ?? modelRefundRef(ref) ?? ref;
   const closing = new AbortController();
   const heldSockets = new Set<Socket>();
 
@@ -97,7 +107,12 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
     return reply.code(500).send({ error: { code: 'internal_error', message: 'Internal error in psp-sim.' } });
   });
   app.setNotFoundHandler((request, reply) =>
-    send(reply, errorReply('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`)),
+    send(
+      reply,
+      adyenWire && !request.url.startsWith('/_sim/')
+        ? adyenWire.notFound(request.method, request.url)
+        : errorReply('route_not_found', `No route ${request.method} ${request.url.split('?')[0]}.`),
+    ),
   );
 
   /**
@@ -132,6 +147,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
   // ------------------------------------------------------------------------------ PSP wires
 
   if (stripeWire) stripeWire.register(app, { psp, faults, faulted });
+  else if (adyenWire) adyenWire.register(app, { psp, faults, faulted });
   else registerSandboxWire(app, { psp, faults, faulted });
 
   // ------------------------------------------------------------------------- operator API (/_sim)
@@ -242,7 +258,7 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
   app.get<{ Querystring: { account_id?: string; payment_ref?: string; type?: string } }>('/_sim/events', async (request) => ({
     data: webhooks.list({
       accountId: request.query.account_id,
-      paymentRef: request.query.payment_ref,
+      paymentRef: request.query.payment_ref === undefined ? undefined : modelRef(request.query.payment_ref),
       type: request.query.type,
     }),
   }));
@@ -333,7 +349,7 @@ function parseArgs(argv: string[]): { port: number; host: string; logLevel: stri
       }
         break;
       default:
-        throw new Error(`psp-sim: unknown argument ${arg} (usage: psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn] [--wire sandbox|stripe])`);
+        throw new Error(`psp-sim: unknown argument ${arg} (usage: psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn] [--wire sandbox|stripe|adyen])`);
     }
   }
   return out;

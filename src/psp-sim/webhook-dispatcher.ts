@@ -17,9 +17,25 @@ export interface SimWebhookTarget {
 
 export type SimEventStatus = 'scheduled' | 'held' | 'delivered' | 'failed' | 'no_target' | 'disabled';
 
+/**
+ * An event a wire sends that the model does not emit (e.g. Adyen's AUTHORISATION or CAPTURE): the
+ * same outline as the model's, so `GET /_sim/events` lists and filters both alike.
+ */
+export interface SimWireEvent {
+  id: string;
+  /** The wire's own name for it, e.g. `AUTHORISATION`. */
+  type: string;
+  /** Unix seconds. */
+  created: number;
+  /** `payment_ref` is the model's payment ref. */
+  data: { payment_ref: string; [key: string]: unknown };
+}
+
+export type SimEvent = SandboxWebhookEvent | SimWireEvent;
+
 /** An event as `GET /_sim/events` shows it. */
 export interface SimEventRecord {
-  event: SandboxWebhookEvent;
+  event: SimEvent;
   account_id: string;
   status: SimEventStatus;
   /** HTTP attempts made, copies and retries included. */
@@ -31,10 +47,16 @@ export interface SimEventRecord {
 
 /** How one wire puts the model's events on the network: the body, and the signature headers. */
 export interface SimWebhookEncoder {
-  /** The body sent for one model event, built when the event happens (a snapshot). */
-  body(event: SandboxWebhookEvent, accountId: string): string;
+  /** The body sent for one model event, built when the event happens (a snapshot); null when the
+   *  wire has nothing to say about it (the event is then neither sent nor listed). */
+  body(event: SandboxWebhookEvent, accountId: string): string | null;
   /** The headers that sign one delivery attempt (fresh timestamp per attempt). */
   headers(secret: string, rawBody: string): Record<string, string>;
+  /** Signs the body itself, when the signature lives inside it (Adyen's `hmacSignature`); called
+   *  once per delivery attempt with the target's secret. Default: the body as built. */
+  signBody?(secret: string, rawBody: string): string;
+  /** Whether an answer acknowledges the delivery. Default: any 2xx. */
+  accepts?(status: number, responseBody: string): boolean;
 }
 
 /** The sandbox wire: the model's event as JSON, `Sandbox-Signature`. */
@@ -105,10 +127,16 @@ export class SimWebhookDispatcher {
   }
 
   dispatch(accountId: string, event: SandboxWebhookEvent): void {
+    const rawBody = (this.opts.encoder ?? sandboxWebhookEncoder).body(event, accountId);
+    if (rawBody !== null) this.dispatchBody(accountId, event, rawBody);
+  }
+
+  /** Sends a body a wire built itself (an event the model does not emit), with the same chaos. */
+  dispatchBody(accountId: string, event: SimEvent, rawBody: string): void {
     const faults = this.opts.faults();
     const entry: Entry = {
       record: { event, account_id: accountId, status: 'scheduled', attempts: 0, deliveries: 0, last_error: null },
-      rawBody: (this.opts.encoder ?? sandboxWebhookEncoder).body(event, accountId),
+      rawBody,
       copies: faults.duplicate ? 2 : 1,
       delayMs: faults.delay_ms,
     };
@@ -182,23 +210,25 @@ export class SimWebhookDispatcher {
         return false;
       }
       record.attempts += 1;
+      const encoder = this.opts.encoder ?? sandboxWebhookEncoder;
       try {
+        const body = encoder.signBody ? encoder.signBody(target.secret, entry.rawBody) : entry.rawBody;
         const res = await this.doFetch(target.url, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
             'user-agent': 'settle-psp-sim',
-            ...(this.opts.encoder ?? sandboxWebhookEncoder).headers(target.secret, entry.rawBody),
+            ...encoder.headers(target.secret, body),
           },
-          body: entry.rawBody,
+          body,
           signal: AbortSignal.any([this.stop.signal, AbortSignal.timeout(this.attemptTimeoutMs)]),
         });
-        await res.arrayBuffer(); // drain, so the connection can be reused
-        if (res.ok) {
+        const answer = await res.text(); // read whole, so the connection can be reused
+        if (encoder.accepts ? encoder.accepts(res.status, answer) : res.ok) {
           record.deliveries += 1;
           return true;
         }
-        record.last_error = `HTTP ${res.status}`;
+        record.last_error = res.ok ? `HTTP ${res.status} without the expected acknowledgement` : `HTTP ${res.status}`;
       } catch (err) {
         if (this.stop.signal.aborted) throw err;
         record.last_error = err instanceof Error ? err.message : String(err);
