@@ -14,6 +14,7 @@ COPY src ./src
 COPY test ./test
 COPY bench ./bench
 COPY dashboard ./dashboard
+COPY scripts ./scripts
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
@@ -27,6 +28,7 @@ COPY --from=build --chown=root:root /app/package.json ./
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist/src ./dist/src
 COPY --from=build --chown=root:root /app/dist/dashboard ./dist/dashboard
+COPY --from=build --chown=root:root /app/dist/reference ./dist/reference
 COPY README.md LICENSE CHANGELOG.md ./
 COPY docs ./docs
 # the image's `node` user (uid 1000) owns only the data directory (embedded database, generated keys)

@@ -1,7 +1,6 @@
 import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -16,6 +15,7 @@ import type { AuthContext } from '../modules/merchants/merchants.service.js';
 import type { Services } from '../services.js';
 import { AppError, asAppError, DATABASE_RETRY_AFTER_S, databaseUnavailable, errorBody, invalidParam, isStorableStatus } from './errors.js';
 import { registerDashboard } from './dashboard.js';
+import { registerReference } from './reference.js';
 import { sendReplay } from './idempotent.js';
 import { openapiOptions } from './openapi.js';
 import { grants, permissionFor } from './permissions.js';
@@ -308,7 +308,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // ---- OpenAPI generated from the route schemas
   await app.register(swagger, openapiOptions());
   const api = deps.api ?? true;
-  if (api) await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
 
   // ---- operations
   app.get('/healthz', { config: { auth: 'none' }, schema: { hide: true } }, async () => ({ status: 'ok' }));
@@ -328,6 +327,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   if (!api) return app;
   await registerDashboard(app);
+  await registerReference(app);
   app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
   await registerRoutes(app, services, { inboundBodyLimit: config.inboundBodyLimit });
   return app;

@@ -18,6 +18,7 @@ const TAGS = [
   { name: 'webhooks', description: 'Webhook endpoints, the events sent to them, and their delivery attempts. Events are written in the same transaction as the change they describe and delivered at least once.' },
   { name: 'connector accounts', description: 'A merchant\'s credentials at one PSP. A payment records the account that authorized it; its captures and refunds always go through that account.' },
   { name: 'ledger', description: 'The double-entry ledger: balanced, append-only, per merchant, mode and currency.' },
+  { name: 'reconciliation', description: 'Differences between what the gateway recorded and what the PSP did, found by `settle reconcile` and the reconciliation worker; each is also sent as a `reconciliation.difference_found` event (docs/reconciliation.md).' },
   { name: 'admin', description: 'Platform administration, with the admin key (`SETTLE_ADMIN_KEY`) only.' },
   { name: 'inbound webhooks', description: 'Where PSPs post their webhooks, authenticated by each connector\'s own signature scheme.' },
   { name: 'compatibility', description: 'Other gateways\' refund APIs, wire-exact to their documents, under /compat/<name>/: a client of one of them switches to Settle by changing only its base URL. Each is a translation over the native refund engine (docs/compat.md).' },
@@ -189,7 +190,7 @@ function webhookOperation(type: EventType): Json {
           schema: { type: 'string' },
         },
       ],
-      requestBody: { required: true, content: { 'application/json': { schema: eventOf(type) } } },
+      requestBody: { required: true, content: { 'application/json': { schema: eventOf(type), ...(WEBHOOK_EXAMPLES[type] ? { example: WEBHOOK_EXAMPLES[type] } : {}) } } },
       responses: {
         '2XX': { description: 'Delivered: the event will not be sent again (unless redelivered).' },
         '4XX': { description: 'Not delivered: retried later.' },
@@ -279,4 +280,17 @@ const EXAMPLES: Record<string, Example> = {
       },
     },
   },
+};
+
+/** What the refund events of the example refund above look like when delivered. */
+const exampleEvent = (type: EventType, id: string, object: unknown) => ({ id, object: 'event', type, created_at: T, test_mode: true, data: { object } });
+const WEBHOOK_EXAMPLES: Partial<Record<EventType, unknown>> = {
+  'refund.succeeded': exampleEvent('refund.succeeded', 'evt_4Ry8Dk2Wq0', exampleRefund),
+  'refund.failed': exampleEvent('refund.failed', 'evt_9Pk3Tz6Lm1', {
+    ...exampleRefund, status: 'failed', failure_code: 'refund_rejected', failure_message: 'The card issuer rejected the refund.',
+    payment: { ...exampleRefund.payment, status: 'succeeded', amount_refunded: 0, amount_refundable: 125000 },
+  }),
+  'payment.partially_refunded': exampleEvent('payment.partially_refunded', 'evt_2Hs7Vb5Nc8', {
+    ...examplePayment, status: 'partially_refunded', amount_refunded: 50000, amount_refundable: 75000,
+  }),
 };

@@ -25,7 +25,8 @@ for (const backend of BACKENDS) {
       assert.ok(doc.body.paths['/v1/refunds'].post.requestBody);
       const docs = await h.app.inject({ method: 'GET', url: '/docs/' });
       assert.equal(docs.statusCode, 200);
-      assert.match(docs.body, /swagger/i);
+      assert.match(docs.body, /<script src="\/docs\/redoc\.standalone\.js">/);
+      assert.match(String(docs.headers['content-security-policy']), /default-src 'none'/);
     });
 
     it('puts a Request-Id on every response and repeats it in error bodies', async () => {

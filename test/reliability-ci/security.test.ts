@@ -462,7 +462,7 @@ describe('secrets never leak into logs, responses or the database', () => {
       }
     }
     for (const path of ['/v1/admin/features/refunds']) await call('GET', path, { key: ADMIN_KEY });
-    for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs/json']) await call('GET', path);
+    for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs', '/docs/reference.js']) await call('GET', path);
     const accounts = await call('GET', '/v1/connector_accounts', { key });
     for (const acct of accounts.body.data) {
       assert.equal(acct.webhook_secret, undefined, 'webhook_secret is shown only at creation');
