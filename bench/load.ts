@@ -11,7 +11,7 @@ import { Pool } from 'undici';
 import type { Tx } from '../src/db/db.js';
 import { TransactionGroups } from '../src/db/group.js';
 import * as postgresDb from '../src/db/postgres.js';
-import type { HttpJob, LoadJob, LoadResult, Recording, SqlJob, Window } from './protocol.js';
+import type { HttpJob, LoadJob, LoadResult, OpenJob, Recording, SqlJob, Window } from './protocol.js';
 
 interface Sample {
   start: number;
@@ -110,8 +110,12 @@ async function drive(w: Window, next: () => (() => Promise<Omit<Sample, 'start' 
     machineBusyPct: atStart ? busyPct(atStart.machine, atEnd.machine) : 0,
     postgresCpuMs: atStart ? cpuDelta(atStart.postgres, atEnd.postgres) : 0,
     backgroundBusyPct: background,
+    ...(atStart ? { processCpuMs: processDelta(atStart.processes, atEnd.processes) } : {}),
   };
 }
+
+const processDelta = (a: Record<string, number>, b: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(b).map(([label, ms]) => [label, ms - (a[label] ?? 0)]));
 
 interface EdgeReading {
   cpuMs: number;
@@ -120,6 +124,8 @@ interface EdgeReading {
   lagP99Ms: number | null;
   lagMaxMs: number | null;
   machine: { busy: number; total: number };
+  /** CPU ms per `Window.processes` label. */
+  processes: Record<string, number>;
 }
 
 /** Gateway CPU time and event-loop delay (prom-client resets its histogram on every scrape, so
@@ -150,7 +156,18 @@ async function readEdge(w: Window): Promise<EdgeReading> {
       // no metrics: reported as unknown
     }
   }
-  return { cpuMs, sysMs, postgres: await postgresCpu(w.postgresUrl), lagP99Ms, lagMaxMs, machine: machineCpu() };
+  const processes: Record<string, number> = {};
+  for (const { label, pids } of w.processes ?? []) {
+    processes[label] = 0;
+    for (const pid of pids) {
+      try {
+        processes[label] += cpuMsOf(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        // exited
+      }
+    }
+  }
+  return { cpuMs, sysMs, postgres: await postgresCpu(w.postgresUrl), lagP99Ms, lagMaxMs, machine: machineCpu(), processes };
 }
 
 /** utime + stime (or stime alone) of a /proc/<pid>/stat line, in ms (USER_HZ is 100). */
@@ -159,14 +176,18 @@ function cpuMsOf(stat: string, sysOnly = false): number {
   return (((sysOnly ? 0 : Number(fields[11])) + Number(fields[12])) * 1000) / 100;
 }
 
-/** CPU per pid of the database server's processes (backends, writers, checkpointer …). */
+/**
+ * CPU per pid of the database server's processes that serve the bench's database: its backends
+ * (a pooler's server connections included) and the server's own background processes (writers,
+ * checkpointer …). Backends of other databases on a shared server are not counted.
+ */
 async function postgresCpu(url: string | undefined): Promise<Map<number, number>> {
   const out = new Map<number, number>();
   if (!url) return out;
   const c = new pg.Client({ connectionString: url });
   try {
     await c.connect();
-    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity');
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname IS NULL OR datname = current_database()');
     for (const { pid } of r.rows) {
       try {
         out.set(pid, cpuMsOf(readFileSync(`/proc/${pid}/stat`, 'utf8')));
@@ -205,7 +226,9 @@ function busyPct(a: { busy: number; total: number }, b: { busy: number; total: n
 // ------------------------------------------------------------------ HTTP
 
 async function runHttp(job: HttpJob): Promise<LoadResult> {
-  const pool = new Pool(job.url, { connections: job.concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
+  const urls = job.urls ?? [job.url];
+  const pools = urls.map((url) => ({ url, pool: new Pool(url, { connections: Math.ceil(job.concurrency / urls.length), pipelining: 1, keepAliveTimeout: 30_000 }) }));
+  let turn = 0;
   const baseHeaders: Record<string, string> = { 'content-type': 'application/json' };
   if (job.authorization) baseHeaders.authorization = job.authorization;
   const plan = job.plan;
@@ -215,8 +238,9 @@ async function runHttp(job: HttpJob): Promise<LoadResult> {
 
   const send = (path: string, body: string, key: string | undefined, isReplay: boolean) => async () => {
     const headers = key ? { ...baseHeaders, 'idempotency-key': key } : baseHeaders;
+    const target = pools[turn++ % pools.length];
     try {
-      const res = await pool.request({ origin: job.url, path, method: 'POST', headers, body });
+      const res = await target.pool.request({ origin: target.url, path, method: 'POST', headers, body });
       const text = await res.body.text();
       const ok = res.statusCode === 201;
       const replayedHeader = res.headers['idempotent-replayed'] === 'true';
@@ -251,12 +275,171 @@ async function runHttp(job: HttpJob): Promise<LoadResult> {
     return send(`/v1/payments/${paymentId}/refunds`, body, `${plan.keyPrefix}-${seq++}`, false);
   };
 
+  // the reader: GETs of other payments meanwhile, measured after the warm-up
+  let reading = true;
+  const reads: number[] = [];
+  const readErrors: string[] = [];
+  let readFailures = 0;
+  const readPool = job.reader ? new Pool(job.url, { connections: job.reader.concurrency, pipelining: 1, keepAliveTimeout: 30_000 }) : undefined;
+  const readFrom = performance.now() + 300 + job.warmupMs;
+  let readTurn = 0;
+  const readLoop = async () => {
+    const paths = job.reader!.paths;
+    while (reading) {
+      const path = paths[readTurn++ % paths.length];
+      const start = performance.now();
+      let ok = false;
+      let text = '';
+      try {
+        const res = await readPool!.request({ origin: job.url, path, method: 'GET', headers: baseHeaders.authorization ? { authorization: baseHeaders.authorization } : {} });
+        text = await res.body.text();
+        ok = res.statusCode === 200;
+        if (!ok) text = `${res.statusCode}: ${text}`;
+      } catch (err) {
+        text = String(err);
+      }
+      const end = performance.now();
+      if (!reading || start < readFrom) continue;
+      reads.push(end - start);
+      if (!ok) {
+        readFailures++;
+        if (readErrors.length < 5) readErrors.push(text.slice(0, 300));
+      }
+    }
+  };
+  const readers = job.reader ? Array.from({ length: job.reader.concurrency }, readLoop) : [];
+
   try {
     const r = await drive(job, next);
-    return { ...r, consumed };
+    reading = false;
+    await Promise.all(readers);
+    return { ...r, consumed, ...(job.reader ? { reads: { latencies: Float64Array.from(reads), errors: readFailures, errorSamples: readErrors } } : {}) };
   } finally {
-    await pool.close();
+    reading = false;
+    await Promise.all(pools.map((p) => p.pool.close()));
+    await readPool?.close();
   }
+}
+
+// ------------------------------------------------------------------ open loop
+
+/**
+ * Sends refunds on a fixed schedule: request i is due at t0 + i / rate and goes out then, however
+ * many earlier ones are still unanswered (the generator opens another connection when all are
+ * busy, up to `connections`). Latency is measured from the intended time (corrected for
+ * coordinated omission: a stall delays every request that was due during it) and from the actual
+ * send; how late each send was is the generator's own lag.
+ */
+async function runOpen(job: OpenJob): Promise<LoadResult> {
+  const pool = new Pool(job.url, { connections: job.connections, pipelining: 1, keepAliveTimeout: 30_000 });
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (job.authorization) headers.authorization = job.authorization;
+  const before = machineCpu();
+  await new Promise((r) => setTimeout(r, 300));
+  const background = busyPct(before, machineCpu());
+
+  const interval = 1000 / job.rate;
+  const t0 = performance.now() + 5;
+  const measureStart = t0 + job.warmupMs;
+  const windowEnd = measureStart + job.durationMs;
+  const total = Math.min(job.paymentIds.length, Math.ceil((job.warmupMs + job.durationMs) / interval));
+  const corrected: number[] = [];
+  const uncorrected: number[] = [];
+  const lag: number[] = [];
+  const statuses: Record<string, number> = {};
+  const errorSamples: string[] = [];
+  let errors = 0;
+  let sent = 0;
+  let warmupCount = 0;
+  let outstanding = 0;
+  let inFlightAtEnd = -1;
+  const pending = new Set<Promise<void>>();
+  let edge: Promise<EdgeReading> | undefined;
+
+  const fire = (i: number, intended: number) => {
+    const actual = performance.now();
+    const measured = intended >= measureStart && intended < windowEnd;
+    if (measured) {
+      sent++;
+      lag.push(actual - intended);
+    } else {
+      warmupCount++;
+    }
+    outstanding++;
+    const p = (async () => {
+      let status: string;
+      let ok = false;
+      let text = '';
+      try {
+        const res = await pool.request({
+          origin: job.url, path: `/v1/payments/${job.paymentIds[i]}/refunds`, method: 'POST',
+          headers: { ...headers, 'idempotency-key': `${job.keyPrefix}-${i}` }, body: '{}',
+        });
+        text = await res.body.text();
+        status = String(res.statusCode);
+        ok = res.statusCode === 201;
+      } catch (err) {
+        status = 'network';
+        text = String(err);
+      }
+      const end = performance.now();
+      outstanding--;
+      if (!measured) return;
+      corrected.push(end - intended);
+      uncorrected.push(end - actual);
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (!ok) {
+        errors++;
+        if (errorSamples.length < 5) errorSamples.push(`${status}: ${text.slice(0, 300)}`);
+      }
+    })();
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  };
+
+  let i = 0;
+  while (i < total) {
+    const now = performance.now();
+    if (!edge && now >= measureStart) edge = readEdge(job);
+    if (inFlightAtEnd < 0 && now >= windowEnd) inFlightAtEnd = outstanding;
+    const due = t0 + i * interval;
+    if (due > now) {
+      // sleep until the next send is due; setTimeout wakes up to ~1 ms late, which the lag shows
+      await new Promise((r) => (due - now >= 2 ? setTimeout(r, due - now - 1) : setImmediate(r)));
+      continue;
+    }
+    while (i < total && t0 + i * interval <= now) {
+      fire(i, t0 + i * interval);
+      i++;
+    }
+  }
+  if (!edge) edge = readEdge(job);
+  if (inFlightAtEnd < 0) inFlightAtEnd = outstanding;
+  await Promise.all([...pending]);
+  const atStart = await edge;
+  const atEnd = await readEdge(job);
+  const connections = pool.stats.connected;
+  await pool.close();
+  return {
+    count: corrected.length,
+    elapsedMs: job.durationMs,
+    latencies: Float64Array.from(corrected),
+    statuses,
+    errors,
+    errorSamples,
+    replayed: 0,
+    replaysSent: 0,
+    consumed: i,
+    warmupCount,
+    gateway: job.gateway
+      ? { cpuMs: atEnd.cpuMs - atStart.cpuMs, sysMs: atEnd.sysMs - atStart.sysMs, eventLoopP99Ms: atEnd.lagP99Ms, eventLoopMaxMs: atEnd.lagMaxMs }
+      : undefined,
+    machineBusyPct: busyPct(atStart.machine, atEnd.machine),
+    postgresCpuMs: cpuDelta(atStart.postgres, atEnd.postgres),
+    backgroundBusyPct: background,
+    processCpuMs: processDelta(atStart.processes, atEnd.processes),
+    open: { targetRate: job.rate, sent, uncorrected: Float64Array.from(uncorrected), lag: Float64Array.from(lag), connections, inFlightAtEnd },
+  };
 }
 
 // ------------------------------------------------------------------ SQL floor
@@ -370,7 +553,7 @@ async function runSql(job: SqlJob): Promise<LoadResult> {
 }
 
 process.on('message', (job: LoadJob) => {
-  const run = job.kind === 'http' ? runHttp(job) : runSql(job);
+  const run = job.kind === 'http' ? runHttp(job) : job.kind === 'open' ? runOpen(job) : runSql(job);
   run.then(
     (result) => process.send!({ ok: true, result }),
     (err) => process.send!({ ok: false, error: String((err as Error).stack ?? err) }),

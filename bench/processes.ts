@@ -71,10 +71,12 @@ export interface GatewayOptions {
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs?: string[];
   env?: Record<string, string>;
+  /** Arguments after `serve`, e.g. `['--role', 'api']`. */
+  args?: string[];
 }
 
 export function spawnGateway(o: GatewayOptions): Promise<Server> {
-  return spawnServer([MAIN, 'serve'], {
+  return spawnServer([MAIN, 'serve', ...(o.args ?? [])], {
     PORT: '0',
     SETTLE_DATA_DIR: o.dataDir,
     SETTLE_ADMIN_KEY: ADMIN_KEY,
@@ -85,6 +87,11 @@ export function spawnGateway(o: GatewayOptions): Promise<Server> {
     ...(o.poolSize ? { SETTLE_DB_POOL_SIZE: String(o.poolSize) } : {}),
     ...o.env,
   }, /Settle is running at (http:\/\/\S+)/, o.nodeArgs);
+}
+
+/** `settle psp-sim` (sandbox wire) as its own process, on a free port. */
+export function spawnPspSim(): Promise<Server> {
+  return spawnServer([MAIN, 'psp-sim', '--port', '0', '--wire', 'sandbox'], {}, /psp-sim listening on (http:\/\/\S+)/);
 }
 
 export function spawnBareHttp(): Promise<Server> {
@@ -122,6 +129,23 @@ export class RssWatch {
   private sample(): void {
     const rss = readKb(this.pid, 'VmRSS');
     if (rss !== undefined) this.max = Math.max(this.max, rss);
+  }
+}
+
+/** RssWatch over several processes: the peak of each, in MB. */
+export class RssWatches {
+  private readonly watches: RssWatch[];
+  constructor(private readonly pids: number[]) {
+    this.watches = pids.map((pid) => new RssWatch(pid));
+  }
+
+  start(): void {
+    for (const w of this.watches) w.start();
+  }
+
+  /** Peak RSS per pid, MB. */
+  stop(): Record<number, number> {
+    return Object.fromEntries(this.watches.map((w, i) => [this.pids[i], w.stop()]));
   }
 }
 

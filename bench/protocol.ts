@@ -50,6 +50,9 @@ export interface Window {
   /** The database server, when it runs on this machine: CPU of its processes is read at the
    *  window's edges. */
   postgresUrl?: string;
+  /** Further processes whose CPU time is read at the window's edges, summed per label (every
+   *  gateway process of a multi-process series, the pooler, the PSP simulator). */
+  processes?: { label: string; pids: number[] }[];
 }
 
 export type HttpPlan =
@@ -69,8 +72,30 @@ export type HttpPlan =
 export interface HttpJob extends Window {
   kind: 'http';
   url: string;
+  /** Several gateway processes: requests go round-robin over them (`url` is the first). */
+  urls?: string[];
   authorization?: string;
   plan: HttpPlan;
+  /** Meanwhile, a closed loop of GETs of these paths (round-robin); their latencies come back
+   *  as `reads`. */
+  reader?: { paths: string[]; concurrency: number };
+}
+
+/**
+ * An open loop: refunds sent at a fixed rate whatever the answers do (a constant-arrival-rate
+ * schedule). Request i is due at start + i / rate; its latency is measured from that intended
+ * time (coordinated omission corrected) and from the moment it was actually sent.
+ */
+export interface OpenJob extends Window {
+  kind: 'open';
+  url: string;
+  authorization?: string;
+  /** Requests per second. */
+  rate: number;
+  /** Most connections the generator may open (it opens one whenever all are busy). */
+  connections: number;
+  paymentIds: string[];
+  keyPrefix: string;
 }
 
 export interface SqlJob extends Window {
@@ -84,7 +109,7 @@ export interface SqlJob extends Window {
   keyPrefix: string;
 }
 
-export type LoadJob = HttpJob | SqlJob;
+export type LoadJob = HttpJob | SqlJob | OpenJob;
 
 export interface LoadResult {
   /** Requests completed inside the measured window. */
@@ -115,4 +140,22 @@ export interface LoadResult {
   postgresCpuMs: number;
   /** Machine CPU busy share in the 300 ms before the run, before any load: other work on the machine. */
   backgroundBusyPct: number;
+  /** CPU of each `Window.processes` label during the window, in ms. */
+  processCpuMs?: Record<string, number>;
+  /** The reader's GET latencies (HttpJob.reader), ms, and its failed reads. */
+  reads?: { latencies: Float64Array; errors: number; errorSamples: string[] };
+  /** Open loop only. `latencies` are then measured from the intended send time. */
+  open?: {
+    targetRate: number;
+    /** Requests due in the measured window, all sent. */
+    sent: number;
+    /** Latencies from the actual send, ms. */
+    uncorrected: Float64Array;
+    /** How late the generator sent each request after its intended time, ms. */
+    lag: Float64Array;
+    /** Connections the generator had open at the end. */
+    connections: number;
+    /** Answers still outstanding when the measured window closed. */
+    inFlightAtEnd: number;
+  };
 }

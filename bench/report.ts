@@ -6,17 +6,18 @@ export interface Latency {
   p50: number;
   p95: number;
   p99: number;
+  p999: number;
   max: number;
   mean: number;
 }
 
 export function latencyOf(values: Float64Array): Latency {
-  if (values.length === 0) return { p50: NaN, p95: NaN, p99: NaN, max: NaN, mean: NaN };
+  if (values.length === 0) return { p50: NaN, p95: NaN, p99: NaN, p999: NaN, max: NaN, mean: NaN };
   const sorted = Float64Array.from(values).sort();
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
   let sum = 0;
   for (const v of sorted) sum += v;
-  return { p50: at(50), p95: at(95), p99: at(99), max: sorted[sorted.length - 1], mean: sum / sorted.length };
+  return { p50: at(50), p95: at(95), p99: at(99), p999: at(99.9), max: sorted[sorted.length - 1], mean: sum / sorted.length };
 }
 
 export const median = (values: ArrayLike<number>) => latencyOf(Float64Array.from(values)).p50;

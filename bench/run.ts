@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: the refund hot path against its floors, and how its cost grows.
  *
- *   node dist/bench/run.js [--quick] [--only=http,pg,growth,pglite] [--pool=N] [--cpu-prof] [--label=TEXT]
- *                          [--concurrency=1,16,64] [--skip=floor-db,replay,hot,nth] [--bare-schema]
+ *   node dist/bench/run.js [--quick] [--only=http,pg,open,slowpsp,scaleout,growth,pglite] [--pool=N] [--cpu-prof]
+ *                          [--label=TEXT] [--concurrency=1,16,64] [--skip=floor-db,replay,hot,nth,open] [--bare-schema]
  *
  * Prints a table and writes bench/results/<timestamp>.json. See docs/benchmarks.md.
  */
@@ -18,10 +18,11 @@ import type { Db } from '../src/db/db.js';
 import { groupLimits } from '../src/db/group.js';
 import { createPgliteDb } from '../src/db/pglite.js';
 import { createPostgresDb } from '../src/db/postgres.js';
-import { LoadGenerator, RssWatch, spawnBareHttp, spawnGateway, type Server } from './processes.js';
-import type { HttpPlan, LoadResult, Recording, Window } from './protocol.js';
+import { startPgBouncer, pgbouncerBinary, type PgBouncer } from '../test/helpers/private-postgres.js';
+import { LoadGenerator, RssWatch, RssWatches, spawnBareHttp, spawnGateway, spawnPspSim, type Server } from './processes.js';
+import type { HttpJob, HttpPlan, LoadResult, Recording, Window } from './protocol.js';
 import { profileOf, recordRefund, type StatementProfile } from './record.js';
-import { median, seriesOf, table, type Goal, type Series } from './report.js';
+import { latencyOf, median, seriesOf, table, type Goal, type Latency, type Series } from './report.js';
 import { BENCH_DATABASE_URL, checkCorrectness, createMerchant, createTempDatabase, paymentId, paymentRef, seedPayments, type BenchMerchant } from './seed.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -42,7 +43,15 @@ const { values: args } = parseArgs({
 });
 /** Series to leave out (replay, hot, nth, floor-db): for quick comparisons while tuning. */
 const skip = new Set((args.skip ?? '').split(',').filter(Boolean));
-const groups = new Set((args.only ?? 'http,pg,growth,pglite').split(','));
+/**
+ * Groups: `pg` is the closed-loop uniform series with floors, replays, hot payment and nth refund,
+ * followed by the open loop (unless --skip=open); `open` alone runs only the c=64 closed loop
+ * (the peak) and the open loop; `slowpsp` and `scaleout` each run on a database of their own.
+ */
+const GROUPS = ['http', 'pg', 'open', 'slowpsp', 'scaleout', 'growth', 'pglite'];
+const groups = new Set((args.only ?? 'http,pg,slowpsp,scaleout,growth,pglite').split(','));
+for (const g of groups) if (!GROUPS.includes(g)) throw new Error(`--only: unknown group ${g} (known: ${GROUPS.join(', ')})`);
+const runsOpenLoop = groups.has('open') || (groups.has('pg') && !skip.has('open'));
 const quick = args.quick!;
 /** The gateway's pool size (SETTLE_DB_POOL_SIZE) and the floor's: unset = the gateway's default. */
 const poolSize = args.pool ? Number(args.pool) : undefined;
@@ -56,6 +65,18 @@ const GROWTH_SMALL = 10_000;
 const GROWTH_LARGE = quick ? 200_000 : 1_000_000;
 const NTH_REFUNDS = 1000;
 const PGLITE_PAYMENTS = 20_000;
+/** Open loop: shares of the closed-loop peak measured in the same run. */
+const OPEN_SHARES = [0.5, 0.8];
+/** Most connections the open-loop generator may open. */
+const OPEN_MAX_CONNECTIONS = 1024;
+/** The slow PSP: latency drawn uniformly from this range (ms), and this many concurrent refunds. */
+const SLOW_PSP_MS = [200, 400] as const;
+const SLOW_PSP_CONCURRENCY = 512;
+const SLOW_PSP_PAYMENTS = quick ? 15_000 : 30_000;
+const READER_CONCURRENCY = 4;
+const SCALE_PROCESSES = [1, 2, 4];
+const SCALE_CONCURRENCY = 64;
+const SCALE_PAYMENTS = quick ? 25_000 : 60_000;
 /**
  * An experiment, not the gateway: with --bare-schema the uniform workload's database loses every
  * CHECK and foreign-key constraint and these secondary indexes (none is read by a refund) after
@@ -167,20 +188,21 @@ async function refundTransactions(gw: Server): Promise<{ steps: number; transact
 const grouping: Record<string, { steps: number; transactions: number; perTransaction: number }> = {};
 
 async function httpRun(load: LoadGenerator, gw: Server, key: string | undefined, plan: HttpPlan, w: Window, watchRss: boolean,
-  seriesId?: string): Promise<{ r: LoadResult; rss: number | null }> {
+  seriesId?: string, more: Pick<HttpJob, 'urls' | 'reader'> & { rssPids?: number[] } = {}): Promise<{ r: LoadResult; rss: number | null; rssByPid?: Record<number, number> }> {
   await analyze(currentDbUrl);
-  const watch = watchRss ? new RssWatch(gw.pid) : undefined;
+  const watch = watchRss ? new RssWatches(more.rssPids ?? [gw.pid]) : undefined;
   const before = seriesId ? await refundTransactions(gw) : undefined;
   watch?.start();
-  const r = await load.run({ kind: 'http', url: gw.url, authorization: key ? `Bearer ${key}` : undefined, plan, ...w });
-  const rss = watch ? watch.stop() : null;
+  const r = await load.run({ kind: 'http', url: gw.url, authorization: key ? `Bearer ${key}` : undefined, plan, urls: more.urls, reader: more.reader, ...w });
+  const rssByPid = watch?.stop();
+  const rss = rssByPid ? Math.max(...Object.values(rssByPid)) : null;
   const after = before ? await refundTransactions(gw) : undefined;
   if (seriesId && before && after) {
     const steps = after.steps - before.steps;
     const transactions = after.transactions - before.transactions;
     grouping[seriesId] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
   }
-  return { r, rss };
+  return { r, rss, rssByPid };
 }
 
 function logSeries(s: Series) {
@@ -268,7 +290,9 @@ async function postgresMain(load: LoadGenerator) {
     gw = await spawnGateway({ databaseUrl: temp.url, dataDir, poolSize, nodeArgs });
     log(`gateway pid ${gw.pid} at ${gw.url}`);
 
-    for (const c of CONCURRENCY) {
+    // --only=open: just the closed-loop peak at c=64, then the open loop
+    const full = groups.has('pg');
+    for (const c of full ? CONCURRENCY : [64]) {
       // the system
       if (c === 64 && hasPgss) await pgStatStatements(temp.url);
       const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: pool.peek(40_000), keyPrefix: `sys-c${c}` }, window(c, gw), true, `pg-uniform-c${c}`);
@@ -279,7 +303,7 @@ async function postgresMain(load: LoadGenerator) {
       logSeries(s);
 
       // F_db at the same concurrency
-      if (skip.has('floor-db')) continue;
+      if (skip.has('floor-db') || !full) continue;
       const targets = pool.peek(60_000).map((id) => ({ id, ref: paymentRef(id, UNIFORM_AMOUNT) }));
       await analyze(temp.url);
       const fr = await load.run({ kind: 'sql', url: temp.url, poolSize: FLOOR_POOL, groups: groupLimits('postgres', FLOOR_POOL), recording, targets, keyPrefix: `fdb-c${c}`, ...window(c) });
@@ -289,8 +313,10 @@ async function postgresMain(load: LoadGenerator) {
       logSeries(fs);
     }
 
+    if (runsOpenLoop) await openLoop(load, gw, m, pool, db);
+
     // replays: 20% of requests resend an earlier key
-    if (!skip.has('replay')) {
+    if (!skip.has('replay') && full) {
       const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: pool.peek(40_000), replayFraction: 0.2, keyPrefix: 'replay' }, window(64, gw), true);
       pool.consume(r.consumed);
       const s = seriesOf({ id: 'pg-replay-c64', label: 'refunds 20% replays', kind: 'system', backend: 'postgres', workload: '80% new full refunds, 20% retries of earlier keys', concurrency: 64 }, r, rss);
@@ -300,7 +326,7 @@ async function postgresMain(load: LoadGenerator) {
     }
 
     // one hot payment, many small partial refunds
-    if (!skip.has('hot')) {
+    if (!skip.has('hot') && full) {
       const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: [paymentId('h', 1)], repeat: true, amount: 1, keyPrefix: 'hot' }, window(64, gw), true);
       const s = seriesOf({ id: 'pg-hot-c64', label: 'refunds one hot payment', kind: 'system', backend: 'postgres', workload: 'partial refunds of 1 on one payment', concurrency: 64 }, r, rss);
       series.push(await verified(db, s));
@@ -308,7 +334,7 @@ async function postgresMain(load: LoadGenerator) {
     }
 
     // the 1st … 1000th partial refund of one payment, one at a time
-    if (!skip.has('nth')) {
+    if (!skip.has('nth') && full) {
       const { r, rss } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: [paymentId('n', 1)], repeat: true, amount: 100, keyPrefix: 'nth' },
         window(1, gw, { warmupMs: 0, durationMs: 120_000, maxRequests: NTH_REFUNDS, ordered: true }), true);
       const s = seriesOf({ id: 'pg-nth-c1', label: `refunds 1st..${NTH_REFUNDS}th of one payment`, kind: 'system', backend: 'postgres', workload: `${NTH_REFUNDS} sequential partial refunds of one payment`, concurrency: 1 }, r, rss);
@@ -327,6 +353,244 @@ async function postgresMain(load: LoadGenerator) {
     await db.close();
     await temp.drop();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------ open loop
+
+const pct = (share: number) => Math.round(share * 100);
+const ms = (l: Latency) => `${l.p50.toFixed(1)} / ${l.p99.toFixed(1)} / ${l.p999.toFixed(1)}`;
+
+/**
+ * Refunds at a fixed rate — 50% and 80% of the closed-loop peak measured just before on the same
+ * gateway and database — instead of a closed loop of clients, which slows down with the system
+ * and so hides queueing. Latency from the intended send time is the corrected figure.
+ */
+async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool: PaymentPool, db: Db) {
+  const closed = series.filter((s) => s.id.startsWith('pg-uniform-c'));
+  if (closed.length === 0) return;
+  const peakOf = closed.reduce((a, b) => (b.rps > a.rps ? b : a));
+  const peak = peakOf.rps;
+  for (const share of OPEN_SHARES) {
+    const rate = Math.max(1, Math.round(peak * share));
+    const w = window(0, gw);
+    const needed = Math.ceil((rate * (w.warmupMs + w.durationMs)) / 1000) + 1;
+    if (pool.remaining < needed) {
+      notes.push(`open loop at ${pct(share)}%: only ${pool.remaining} payments left, ${needed} needed; not run`);
+      continue;
+    }
+    await analyze(currentDbUrl);
+    const watch = new RssWatch(gw.pid);
+    watch.start();
+    const r = await load.run({ kind: 'open', url: gw.url, authorization: `Bearer ${m.key}`, rate, connections: OPEN_MAX_CONNECTIONS,
+      paymentIds: pool.peek(needed), keyPrefix: `open${pct(share)}`, ...w });
+    const rss = watch.stop();
+    pool.consume(r.consumed);
+    const o = r.open!;
+    const s = seriesOf({ id: `pg-open-${pct(share)}`, label: `open loop ${pct(share)}% of peak`, kind: 'system', backend: 'postgres',
+      workload: `${rate} refunds/s on a fixed schedule, ${pct(share)}% of the ${peak.toFixed(0)}/s closed-loop peak (c=${peakOf.concurrency})`, concurrency: o.connections }, r, rss);
+    s.extra = {
+      share, targetRate: rate, peakRps: Number(peak.toFixed(1)), peakSeries: peakOf.id, sent: o.sent, sentRate: Number(((o.sent * 1000) / w.durationMs).toFixed(1)),
+      correctedMs: round(latencyOf(r.latencies)), uncorrectedMs: round(latencyOf(o.uncorrected)), generatorLagMs: round(latencyOf(o.lag)),
+      connections: o.connections, inFlightAtWindowEnd: o.inFlightAtEnd,
+    };
+    series.push(await verified(db, s));
+    logSeries(s);
+    log(`  open loop ${rate}/s: corrected p50/p99/p99.9 ${ms(latencyOf(r.latencies))} ms, uncorrected ${ms(latencyOf(o.uncorrected))} ms, ` +
+      `generator lag p99 ${latencyOf(o.lag).p99.toFixed(2)} ms, ${o.connections} connections`);
+  }
+}
+
+const round = (l: Latency): Latency => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, Number(v.toFixed(3))])) as unknown as Latency;
+
+// ------------------------------------------------------------------ a slow PSP over HTTP
+
+/**
+ * Established TCP connections to `port` on this machine (the gateway's connections to the PSP
+ * simulator), sampled every 100 ms: how many PSP calls the gateway's HTTP client had open at once.
+ */
+class ConnectionSampler {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly counts: number[] = [];
+  constructor(private readonly port: number) {}
+  start() {
+    this.timer = setInterval(() => this.counts.push(this.count()), 100);
+  }
+  stop(): { max: number; median: number } {
+    clearInterval(this.timer);
+    return { max: Math.max(0, ...this.counts), median: this.counts.length ? median(this.counts) : 0 };
+  }
+  private count(): number {
+    const hex = this.port.toString(16).toUpperCase().padStart(4, '0');
+    let n = 0;
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const line of text.split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        // remote address's port is ours, state 01 = ESTABLISHED
+        if (f.length > 3 && f[2].endsWith(`:${hex}`) && f[3] === '01') n++;
+      }
+    }
+    return n;
+  }
+}
+
+/**
+ * The gateway calling the PSP simulator over HTTP, answering each refund in 200–400 ms, with 512
+ * concurrent refund clients; meanwhile a reader GETs other payments. No database connection is
+ * held across the PSP call, so throughput should follow min(clients / PSP latency, the fast-PSP
+ * peak), and the reads should not wait for PSP calls.
+ */
+async function slowPsp(load: LoadGenerator) {
+  const temp = await createTempDatabase('slowpsp');
+  const dataDir = mkdtempSync(join(tmpdir(), 'settle-bench-'));
+  const db = createPostgresDb({ connectionString: temp.url, max: 4 });
+  let gw: Server | undefined;
+  let sim: Server | undefined;
+  try {
+    sim = await spawnPspSim();
+    const faults = await fetch(`${sim.url}/_sim/faults`, {
+      method: 'PUT', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ latency_ms: SLOW_PSP_MS[0], latency_max_ms: SLOW_PSP_MS[1], ops: ['refund', 'refund_status'] }),
+    });
+    if (!faults.ok) throw new Error(`psp-sim refused the latency range: ${faults.status} ${await faults.text()}`);
+    log(`slow PSP: psp-sim pid ${sim.pid} at ${sim.url}, refunds answered in ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms; seeding ${SLOW_PSP_PAYMENTS} payments`);
+    const m = await createMerchant(db, dataDir, { base_url: sim.url });
+    await seedPayments(temp.url, m, 's', 1, SLOW_PSP_PAYMENTS, UNIFORM_AMOUNT, true);
+    await seedPayments(temp.url, m, 'r', 1, 1000, UNIFORM_AMOUNT);
+    // the fast-PSP peak: this run's closed-loop peak, or measured here with the in-process PSP
+    const peaks = series.filter((s) => s.id.startsWith('pg-uniform-c'));
+    const fast = peaks.length ? undefined : await createMerchant(db, dataDir);
+    if (fast) await seedPayments(temp.url, fast, 'f', 1, 20_000, UNIFORM_AMOUNT, true);
+    await db.query('ANALYZE');
+    gw = await spawnGateway({ databaseUrl: temp.url, dataDir, poolSize, nodeArgs, env: { SETTLE_SHUTDOWN_DELAY_MS: '0' } });
+    currentDbUrl = temp.url;
+    if (fast) {
+      const { r, rss } = await httpRun(load, gw, fast.key, { type: 'refunds', paymentIds: shuffled(Array.from({ length: 20_000 }, (_, i) => paymentId('f', i + 1)), 5), keyPrefix: 'fast' },
+        window(64, gw), true);
+      const s = seriesOf({ id: 'pg-slowpsp-fast-c64', label: 'refunds, in-process PSP (fast peak)', kind: 'system', backend: 'postgres', workload: 'full refunds, in-process PSP, same gateway', concurrency: 64 }, r, rss);
+      series.push(await verified(db, s));
+      logSeries(s);
+    }
+    const fastPeak = fast ? series.at(-1)! : peaks.reduce((a, b) => (b.rps > a.rps ? b : a));
+
+    const conns = new ConnectionSampler(Number(new URL(sim.url).port));
+    conns.start();
+    const readPaths = Array.from({ length: 1000 }, (_, i) => `/v1/payments/${paymentId('r', i + 1)}`);
+    // 512 clients each wait 200–400 ms per call: the window must hold many rounds of them
+    const w = window(SLOW_PSP_CONCURRENCY, gw, { warmupMs: Math.max(WARMUP_MS, 3000), durationMs: Math.max(DURATION_MS, 5000), processes: [{ label: 'psp-sim', pids: [sim.pid] }] });
+    const { r, rss, rssByPid } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: shuffled(Array.from({ length: SLOW_PSP_PAYMENTS }, (_, i) => paymentId('s', i + 1)), 11), keyPrefix: 'slow' },
+      w, true, undefined, { reader: { paths: readPaths, concurrency: READER_CONCURRENCY }, rssPids: [gw.pid, sim.pid] });
+    const pspConnections = conns.stop();
+    const meanPspS = (SLOW_PSP_MS[0] + SLOW_PSP_MS[1]) / 2 / 1000;
+    const bound = Math.min(SLOW_PSP_CONCURRENCY / meanPspS, fastPeak.rps);
+    const s = seriesOf({ id: `pg-slowpsp-c${SLOW_PSP_CONCURRENCY}`, label: `refunds, PSP over HTTP ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms`, kind: 'system', backend: 'postgres',
+      workload: `full refunds, sandbox connector → psp-sim over HTTP answering in ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms; ${READER_CONCURRENCY} readers GET other payments`, concurrency: SLOW_PSP_CONCURRENCY }, r, rss);
+    // the simulator is not a gateway process: its memory is reported beside, not in the goal
+    s.peakRssMb = rssByPid?.[gw.pid] ?? rss;
+    const reads = r.reads!;
+    s.extra = {
+      pspLatencyMs: SLOW_PSP_MS, meanPspLatencyMs: meanPspS * 1000, fastPeakRps: Number(fastPeak.rps.toFixed(1)), fastPeakSeries: fastPeak.id,
+      boundRps: Number(bound.toFixed(1)), ratioToBound: Number((s.rps / bound).toFixed(3)),
+      reads: { count: reads.latencies.length, errors: reads.errors, errorSamples: reads.errorSamples, latencyMs: round(latencyOf(reads.latencies)) },
+      pspConnections, expectedConcurrentPspCalls: Number((s.rps * meanPspS).toFixed(0)),
+      pspSimCpuMsPerRefund: r.processCpuMs && r.count ? Number((r.processCpuMs['psp-sim'] / r.count).toFixed(3)) : null,
+      pspSimPeakRssMb: rssByPid?.[sim.pid] ?? null,
+    };
+    if (reads.errors) s.errors += reads.errors;
+    series.push(await verified(db, s));
+    logSeries(s);
+    log(`  bound min(${SLOW_PSP_CONCURRENCY} / ${meanPspS} s, fast peak ${fastPeak.rps.toFixed(0)}) = ${bound.toFixed(0)}/s → ${(s.rps / bound).toFixed(2)}; ` +
+      `reads p50/p99 ${latencyOf(reads.latencies).p50.toFixed(1)} / ${latencyOf(reads.latencies).p99.toFixed(1)} ms (${reads.latencies.length}); ` +
+      `connections to the PSP max ${pspConnections.max} (expected in flight ≈ ${(s.rps * meanPspS).toFixed(0)})`);
+  } finally {
+    currentDbUrl = undefined;
+    await gw?.stop();
+    await sim?.stop();
+    await db.close();
+    await temp.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------------ scale-out behind PgBouncer
+
+/**
+ * 1, 2 and 4 API processes (`serve --role api`) and one worker (`--role worker`) on one database
+ * through PgBouncer in transaction pooling mode (named prepared statements off), the load spread
+ * round-robin over the API processes in use. The pooler's server pool is the single gateway's
+ * default pool size, so the database sees the same number of connections in every step.
+ */
+async function scaleOut(load: LoadGenerator) {
+  if (!pgbouncerBinary()) {
+    notes.push('scale-out not run: pgbouncer is not installed (apt-get install pgbouncer)');
+    log('scale-out: pgbouncer not installed, skipped');
+    return;
+  }
+  const temp = await createTempDatabase('scale');
+  const dataDir = mkdtempSync(join(tmpdir(), 'settle-bench-'));
+  const db = createPostgresDb({ connectionString: temp.url, max: 4 });
+  const procs: Server[] = [];
+  const dirs: string[] = [];
+  let bouncer: PgBouncer | undefined;
+  try {
+    log(`scale-out: seeding ${SCALE_PAYMENTS} payments`);
+    const m = await createMerchant(db, dataDir);
+    await seedPayments(temp.url, m, 'x', 1, SCALE_PAYMENTS, UNIFORM_AMOUNT, true);
+    await db.query('ANALYZE');
+    bouncer = await startPgBouncer(temp.url, { poolSize: FLOOR_POOL });
+    const env = { SETTLE_DB_PREPARED_STATEMENTS: 'false', SETTLE_SHUTDOWN_DELAY_MS: '0' };
+    const apis: Server[] = [];
+    for (let i = 0; i < Math.max(...SCALE_PROCESSES); i++) {
+      const dir = mkdtempSync(join(tmpdir(), 'settle-bench-'));
+      dirs.push(dir);
+      apis.push(await spawnGateway({ databaseUrl: bouncer.url, dataDir: dir, poolSize, nodeArgs, args: ['--role', 'api'], env }));
+      procs.push(apis.at(-1)!);
+    }
+    const wdir = mkdtempSync(join(tmpdir(), 'settle-bench-'));
+    dirs.push(wdir);
+    const worker = await spawnGateway({ databaseUrl: bouncer.url, dataDir: wdir, poolSize, nodeArgs, args: ['--role', 'worker'], env });
+    procs.push(worker);
+    log(`scale-out: pgbouncer (transaction pooling, ${FLOOR_POOL} server connections) pid ${bouncer.proc.pid}, API pids ${apis.map((a) => a.pid).join(', ')}, worker ${worker.pid}`);
+    currentDbUrl = temp.url; // the database's own CPU is read directly, not through the pooler
+    const pool = new PaymentPool(shuffled(Array.from({ length: SCALE_PAYMENTS }, (_, i) => paymentId('x', i + 1)), 99));
+    const names = new Map<number, string>([...apis.map((a, i) => [a.pid, `api ${i + 1}`] as [number, string]), [worker.pid, 'worker']]);
+    let base: Series | undefined;
+    for (const k of SCALE_PROCESSES) {
+      const active = apis.slice(0, k);
+      const allPids = procs.map((p) => p.pid);
+      const w = window(SCALE_CONCURRENCY, active[0], { processes: [{ label: 'gateways', pids: allPids }, { label: 'pgbouncer', pids: [bouncer.proc.pid!] }] });
+      const { r, rss, rssByPid } = await httpRun(load, active[0], m.key, { type: 'refunds', paymentIds: pool.peek(30_000), keyPrefix: `scale${k}` }, w, true, undefined,
+        { urls: active.map((a) => a.url), rssPids: allPids });
+      pool.consume(r.consumed);
+      const s = seriesOf({ id: `pg-scale-${k}`, label: `refunds, ${k} API process${k > 1 ? 'es' : ''} + worker, PgBouncer`, kind: 'system', backend: 'postgres',
+        workload: `full refunds round-robin over ${k} API process(es), one worker, PgBouncer transaction pooling (${FLOOR_POOL} server connections)`, concurrency: SCALE_CONCURRENCY }, r, rss);
+      // every gateway process's CPU (idle ones cost next to nothing), not only the first one's
+      s.gatewayCpuMsPerRequest = r.processCpuMs && r.count ? r.processCpuMs.gateways / r.count : null;
+      base ??= s;
+      s.extra = {
+        apiProcesses: k,
+        rssMbByProcess: Object.fromEntries(Object.entries(rssByPid ?? {}).map(([pid, mb]) => [names.get(Number(pid)) ?? pid, Number(mb.toFixed(1))])),
+        pgbouncerCpuMsPerRefund: r.processCpuMs && r.count ? Number((r.processCpuMs.pgbouncer / r.count).toFixed(3)) : null,
+        rpsRatioToOne: Number((s.rps / base.rps).toFixed(3)),
+        postgresCpuRatioToOne: s.postgresCpuMsPerRequest && base.postgresCpuMsPerRequest ? Number((s.postgresCpuMsPerRequest / base.postgresCpuMsPerRequest).toFixed(3)) : null,
+      };
+      series.push(await verified(db, s));
+      logSeries(s);
+      log(`  ${k} API process(es): ×${(s.rps / base.rps).toFixed(2)} of one; postgres CPU per refund ×${((s.postgresCpuMsPerRequest ?? NaN) / (base.postgresCpuMsPerRequest ?? NaN)).toFixed(2)}`);
+    }
+  } finally {
+    currentDbUrl = undefined;
+    await Promise.all(procs.map((p) => p.stop()));
+    await bouncer?.stop();
+    await db.close();
+    await temp.drop();
+    for (const d of [dataDir, ...dirs]) rmSync(d, { recursive: true, force: true });
   }
 }
 
@@ -495,7 +759,10 @@ function goals(): Goal[] {
   const rssOf = (list: Series[]) => Math.max(0, ...list.map((s) => s.peakRssMb ?? 0));
   const onPostgres = systems.filter((s) => s.backend === 'postgres');
   const onPglite = systems.filter((s) => s.backend === 'pglite');
-  if (onPostgres.length) add('rss', 'gateway peak RSS, every Postgres series', '≤ 300 MB', `${rssOf(onPostgres).toFixed(0)} MB`, rssOf(onPostgres) <= 300);
+  if (onPostgres.length) {
+    const top = onPostgres.reduce((a, b) => ((b.peakRssMb ?? 0) > (a.peakRssMb ?? 0) ? b : a));
+    add('rss', 'gateway peak RSS, every gateway process of every Postgres series', '≤ 300 MB', `${rssOf(onPostgres).toFixed(0)} MB (${top.label}, c=${top.concurrency})`, rssOf(onPostgres) <= 300);
+  }
   // the embedded database lives in the gateway's own memory: reported apart, same bound
   if (onPglite.length) add('rss_pglite', 'gateway peak RSS with embedded PGlite (database in-process)', '≤ 300 MB', `${rssOf(onPglite).toFixed(0)} MB`, rssOf(onPglite) <= 300);
   const hot = get('pg-hot-c64');
@@ -506,6 +773,39 @@ function goals(): Goal[] {
   if (gt) add('growth_table', `p50 latency, ${(gt.large).toLocaleString('en')} vs 10,000 payments`, '≤ 1.20×', `${gt.ratio.toFixed(2)}× (${gt.smallP50Ms.toFixed(2)} → ${gt.largeP50Ms.toFixed(2)} ms)`, gt.ratio <= 1.2);
   const nth = growth.nth as { medianFirst50Ms: number; medianLast50Ms: number; ratio: number } | undefined;
   if (nth) add('growth_nth', `${NTH_REFUNDS}th vs 1st partial refund of one payment (median of 50)`, '≤ 1.20×', `${nth.ratio.toFixed(2)}× (${nth.medianFirst50Ms.toFixed(2)} → ${nth.medianLast50Ms.toFixed(2)} ms)`, nth.ratio <= 1.2);
+  // open loop, slow PSP, scale-out
+  const open50 = get('pg-open-50');
+  if (open50) {
+    const x = open50.extra as { targetRate: number; correctedMs: Latency; uncorrectedMs: Latency };
+    const open80 = get('pg-open-80')?.extra as { correctedMs: Latency } | undefined;
+    add('open_p99', `open loop at 50% of peak (${x.targetRate}/s): p99 from the intended send time`, '≤ 25 ms',
+      `${x.correctedMs.p99.toFixed(1)} ms (uncorrected ${x.uncorrectedMs.p99.toFixed(1)}${open80 ? `; at 80%: ${open80.correctedMs.p99.toFixed(1)}` : ''})`, x.correctedMs.p99 <= 25);
+  }
+  const opens = series.filter((s) => s.id.startsWith('pg-open-'));
+  if (opens.length) {
+    const xs = opens.map((s) => s.extra as { targetRate: number; sentRate: number; generatorLagMs: Latency });
+    // every request due in the window is sent (the loop never skips one); how late is what counts
+    const lag = Math.max(...xs.map((x) => x.generatorLagMs.p99));
+    add('open_generator', 'open-loop generator kept its schedule: send lag p99 (actual − intended send time), every rate', '≤ 5 ms',
+      `${lag.toFixed(2)} ms`, lag <= 5);
+  }
+  const slow = series.find((s) => s.id.startsWith('pg-slowpsp-c'));
+  if (slow) {
+    const x = slow.extra as { boundRps: number; ratioToBound: number; reads: { latencyMs: Latency; count: number } };
+    add('slowpsp', `PSP over HTTP in ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms, ${SLOW_PSP_CONCURRENCY} clients: refunds/s ÷ min(clients / mean PSP latency, fast-PSP peak)`, '≥ 0.80',
+      `${x.ratioToBound.toFixed(2)} (${slow.rps.toFixed(0)} of ${x.boundRps.toFixed(0)}/s)`, x.ratioToBound >= 0.8);
+    add('slowpsp_reads', `GET of other payments meanwhile: p99 below the PSP's fastest answer (a read that waited for a PSP call would take ≥ ${SLOW_PSP_MS[0]} ms)`, `< ${SLOW_PSP_MS[0]} ms`,
+      `${x.reads.latencyMs.p99.toFixed(1)} ms (${x.reads.count} reads)`, x.reads.count > 0 && x.reads.latencyMs.p99 < SLOW_PSP_MS[0]);
+  }
+  const scaled = series.filter((s) => s.id.startsWith('pg-scale-'));
+  if (scaled.length > 1) {
+    const last = scaled.at(-1)!;
+    const x = last.extra as { apiProcesses: number; rpsRatioToOne: number; postgresCpuRatioToOne: number | null };
+    add('scaleout', `${x.apiProcesses} API processes behind PgBouncer vs 1: refunds/s ratio (no spare cores here: the goal is not to lose)`, '≥ 0.80',
+      `${scaled.map((s) => `${(s.extra as { apiProcesses: number }).apiProcesses}: ${(s.extra as { rpsRatioToOne: number }).rpsRatioToOne.toFixed(2)}`).join(', ')} (postgres CPU/refund ×${x.postgresCpuRatioToOne?.toFixed(2) ?? '?'})`,
+      x.rpsRatioToOne >= 0.8);
+  }
+
   const checked = series.filter((s) => s.correctness);
   const bad = checked.filter((s) => !s.correctness!.ok);
   add('correctness', 'ledger verify, refunds ≤ captured, one booking per refund (after every run)', 'all pass', `${checked.length - bad.length}/${checked.length} pass`, bad.length === 0 && checked.length > 0);
@@ -527,9 +827,50 @@ function goals(): Goal[] {
   }
   if (hot) note('hot', 'every refund of one payment holds its row lock through two commits (hold, then finish): the refunds of one payment run one at a time');
   if (lite) note('pglite', 'PGlite runs one statement at a time in the gateway\'s own thread, through its WASM backend: the gateway and its database share one core');
+  if (open50) note('open_p99', 'latency from the intended send time counts the wait of a request the gateway could not take yet; compare the uncorrected figure and the generator lag');
+  if (slow) {
+    const x = slow.extra as { pspConnections: { max: number }; expectedConcurrentPspCalls: number };
+    note('slowpsp', `the gateway held at most ${x.pspConnections.max} connections to the PSP for ≈${x.expectedConcurrentPspCalls} calls in flight (refunds/s × mean PSP latency)`);
+  }
+  note('scaleout', `${cpus().length} cores run the database, every gateway process, the pooler and the load generator: more processes add no CPU, only more processes to schedule, smaller transaction groups per process and a pooler hop`);
   note('rss_pglite', 'PGlite\'s WASM heap (its shared buffers and catalog caches) lives in the gateway process');
   note('errors', series.filter((x) => x.errors > 0).map((x) => `${x.label} c=${x.concurrency}: ${x.errorSamples[0] ?? ''}`).join('; '));
   return out;
+}
+
+/** The open-loop, slow-PSP, scale-out and memory figures, beside the main table. */
+function printNewSeries() {
+  const opens = series.filter((s) => s.id.startsWith('pg-open-'));
+  if (opens.length) {
+    console.log('\nOpen loop (refunds on a fixed schedule; p50 / p99 / p99.9 ms from the intended send = corrected, from the actual send = uncorrected):');
+    for (const s of opens) {
+      const x = s.extra as { share: number; targetRate: number; sentRate: number; peakRps: number; correctedMs: Latency; uncorrectedMs: Latency; generatorLagMs: Latency; connections: number };
+      console.log(`  ${pct(x.share)}% of ${x.peakRps.toFixed(0)}/s = ${x.targetRate}/s (sent ${x.sentRate.toFixed(0)}/s, ${s.count} answers): corrected ${ms(x.correctedMs)}, ` +
+        `uncorrected ${ms(x.uncorrectedMs)}; generator lag p99 ${x.generatorLagMs.p99.toFixed(2)} max ${x.generatorLagMs.max.toFixed(1)}; ${x.connections} connections; errors ${s.errors}`);
+    }
+  }
+  const slow = series.find((s) => s.id.startsWith('pg-slowpsp-c'));
+  if (slow) {
+    const x = slow.extra as { boundRps: number; ratioToBound: number; fastPeakRps: number; reads: { latencyMs: Latency; count: number; errors: number };
+      pspConnections: { max: number; median: number }; expectedConcurrentPspCalls: number; pspSimCpuMsPerRefund: number | null };
+    console.log(`\nSlow PSP (psp-sim over HTTP, ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms, ${SLOW_PSP_CONCURRENCY} clients): ${slow.rps.toFixed(0)} refunds/s, p50 ${slow.latencyMs.p50.toFixed(0)} p99 ${slow.latencyMs.p99.toFixed(0)} ms; ` +
+      `bound ${x.boundRps.toFixed(0)}/s (fast peak ${x.fastPeakRps.toFixed(0)}) → ${x.ratioToBound.toFixed(2)}; reads of other payments p50 ${x.reads.latencyMs.p50.toFixed(1)} p99 ${x.reads.latencyMs.p99.toFixed(1)} ms ` +
+      `(${x.reads.count}, ${x.reads.errors} failed); connections to the PSP max ${x.pspConnections.max} median ${x.pspConnections.median} for ≈${x.expectedConcurrentPspCalls} calls in flight`);
+  }
+  const scaled = series.filter((s) => s.id.startsWith('pg-scale-'));
+  if (scaled.length) {
+    console.log(`\nScale-out behind PgBouncer (transaction pooling, ${FLOOR_POOL} server connections; c=${SCALE_CONCURRENCY} round-robin; one worker process):`);
+    for (const s of scaled) {
+      const x = s.extra as { apiProcesses: number; rpsRatioToOne: number; postgresCpuRatioToOne: number | null; pgbouncerCpuMsPerRefund: number | null };
+      console.log(`  ${x.apiProcesses} API: ${s.rps.toFixed(0)} refunds/s (×${x.rpsRatioToOne.toFixed(2)}), postgres CPU ${s.postgresCpuMsPerRequest?.toFixed(2) ?? '?'} ms/refund ` +
+        `(×${x.postgresCpuRatioToOne?.toFixed(2) ?? '?'}), gateways ${s.gatewayCpuMsPerRequest?.toFixed(2) ?? '?'} ms/refund, pgbouncer ${x.pgbouncerCpuMsPerRefund?.toFixed(2) ?? '?'} ms/refund, p99 ${s.latencyMs.p99.toFixed(1)} ms`);
+    }
+  }
+  const withRss = series.filter((s) => s.peakRssMb !== null);
+  if (withRss.length) {
+    console.log('\nPeak RSS per series (MB, the largest gateway process; goal ≤ 300): ' +
+      withRss.map((s) => `${s.id} ${s.peakRssMb!.toFixed(0)}${s.extra?.rssMbByProcess ? ` [${Object.entries(s.extra.rssMbByProcess as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}]` : ''}`).join(', '));
+  }
 }
 
 // ------------------------------------------------------------------ before / after
@@ -586,7 +927,9 @@ async function main() {
   const load = new LoadGenerator();
   try {
     if (groups.has('http')) await floorHttp(load);
-    if (groups.has('pg')) await postgresMain(load);
+    if (groups.has('pg') || groups.has('open')) await postgresMain(load);
+    if (groups.has('slowpsp')) await slowPsp(load);
+    if (groups.has('scaleout')) await scaleOut(load);
     if (groups.has('growth')) await postgresGrowth(load);
     if (groups.has('pglite')) await pglite(load);
   } finally {
@@ -605,6 +948,7 @@ async function main() {
     growth,
     grouping,
     series: series.map((s) => ({ ...s, latencyMs: Object.fromEntries(Object.entries(s.latencyMs).map(([k, v]) => [k, Number(v.toFixed(3))])) })),
+    peakRssMbBySeries: Object.fromEntries(series.filter((s) => s.peakRssMb !== null).map((s) => [s.id, Number(s.peakRssMb!.toFixed(1))])),
     pgStatStatements: pgss ?? null,
     recording: recording ? { steps: recording.steps.map((s) => ({ tx: s.tx, statements: s.statements.map((st) => st.text) })) } : null,
     notes,
@@ -614,6 +958,7 @@ async function main() {
   console.log('');
   console.log(table(series, g));
   for (const x of g.filter((y) => y.note)) console.log(`  ${x.id}: ${x.note}`);
+  printNewSeries();
   if (statementProfile) {
     console.log(`\nOne refund: ${statementProfile.statements} statements, ${statementProfile.roundTrips} round trips, ${statementProfile.transactions} transactions, ${statementProfile.commits} commits`);
   }

@@ -25,12 +25,15 @@ export interface BenchMerchant {
   account: { id: string; short_id: string };
 }
 
-/** Migrates `db` and creates the bench merchant through the services the gateway uses. */
-export async function createMerchant(db: Db, dataDir: string): Promise<BenchMerchant> {
+/**
+ * Migrates `db` and creates the bench merchant through the services the gateway uses. `settings`
+ * go to its sandbox connector account (`base_url`: a psp-sim over HTTP instead of the in-process PSP).
+ */
+export async function createMerchant(db: Db, dataDir: string, settings?: Record<string, unknown>): Promise<BenchMerchant> {
   const config = loadConfig({ SETTLE_DATA_DIR: dataDir, SETTLE_ADMIN_KEY: ADMIN_KEY, SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY, LOG_LEVEL: 'silent' });
   const rt = await createRuntime(config, createLogger('silent'), { db });
   const { merchant, keys } = await rt.services.merchants.create('Bench Merchant');
-  const account = await rt.services.connectorAccounts.create({ merchantId: merchant.id, testMode: true, keyPrefix: '' }, { connector: 'sandbox', name: 'bench' });
+  const account = await rt.services.connectorAccounts.create({ merchantId: merchant.id, testMode: true, keyPrefix: '' }, { connector: 'sandbox', name: 'bench', ...(settings ? { settings } : {}) });
   return { merchantId: merchant.id, key: keys.test, account: { id: account.id, short_id: account.short_id } };
 }
 
