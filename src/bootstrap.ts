@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Config } from './config.js';
 import { createSandboxConnector } from './connectors/sandbox/sandbox.connector.js';
 import { createStripeConnector } from './connectors/stripe/stripe.connector.js';
+import { createAdyenConnector } from './connectors/adyen/adyen.connector.js';
 import type { Connector, ConnectorRegistry } from './connectors/connector.js';
 import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
@@ -63,7 +64,8 @@ export function loadSecrets(config: Config, opts: { mayGenerateEncryptionKey: bo
 export function createConnectors(config: Config): ConnectorRegistry {
   const sandbox = createSandboxConnector({ timeoutMs: config.connectorTimeoutMs });
   const stripe = createStripeConnector({ apiBase: config.stripeApiBase, timeoutMs: config.connectorTimeoutMs });
-  return new Map<string, Connector>([sandbox, stripe].map((c) => [c.name, c]));
+  const adyen = createAdyenConnector({ checkoutBase: config.adyenCheckoutBase, timeoutMs: config.connectorTimeoutMs });
+  return new Map<string, Connector>([sandbox, stripe, adyen].map((c) => [c.name, c]));
 }
 
 export interface Runtime {

@@ -92,6 +92,11 @@ export interface Config {
    *  Stripe wire). Unset → Stripe's own `https://api.stripe.com`. An operator setting only: a
    *  merchant's account settings never choose a PSP's host. */
   stripeApiBase: string | undefined;
+  /** Where the Adyen connector sends a test-mode account's Checkout calls instead of Adyen's test
+   *  endpoint (`https://checkout-test.adyen.com`), e.g. `http://127.0.0.1:4100` (the psp-sim's
+   *  Adyen wire). A live-mode account always speaks to its own live endpoint. An operator
+   *  setting only. */
+  adyenCheckoutBase: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -181,6 +186,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problems.push('REDIS_URL must start with redis://');
 
   const stripeApiBase = pspBase(env, 'SETTLE_STRIPE_API_BASE', problems);
+  const adyenCheckoutBase = pspBase(env, 'SETTLE_ADYEN_CHECKOUT_BASE', problems);
 
   const config: Config = {
     databaseUrl,
@@ -220,6 +226,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     workersEnabled: bool('SETTLE_WORKERS', true),
     allowPrivateWebhookUrls: bool('SETTLE_ALLOW_PRIVATE_WEBHOOK_URLS', false),
     stripeApiBase,
+    adyenCheckoutBase,
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

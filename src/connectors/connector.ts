@@ -1,5 +1,5 @@
 /**
- * The PSP interface. Every adapter (sandbox today, stripe and others later) implements it.
+ * The PSP interface. Every adapter (sandbox, stripe, adyen) implements it.
  *
  * Outcomes are three-valued on purpose. A call either returns a definite answer (success,
  * pending, or a definite rejection), or throws `ConnectorUnknownOutcomeError` when the gateway
@@ -150,6 +150,21 @@ export type ConnectorEvent =
       refund: ConnectorRefundReport;
     };
 
+/** What a PSP reports about a payment itself (Adyen's AUTHORISATION, CAPTURE, CAPTURE_FAILED,
+ *  CANCELLATION): stored and recorded; no money moves on it. */
+export interface ConnectorPaymentNotice {
+  id: string;
+  type: 'payment.notice';
+  paymentRef: string;
+  /** The PSP's event, lower case (`capture_failed`, …). */
+  notice: string;
+  success: boolean;
+  amount: number;
+}
+
+/** Everything an inbound webhook can carry. */
+export type InboundEvent = ConnectorEvent | ConnectorPaymentNotice;
+
 export interface InboundWebhook {
   rawBody: string;
   headers: Record<string, string | string[] | undefined>;
@@ -177,6 +192,12 @@ export interface Connector {
   verifyWebhook(ctx: ConnectorContext, webhook: InboundWebhook): boolean;
   /** Parses a verified body; throws on a body it cannot understand. */
   parseWebhook(rawBody: string): ConnectorEvent;
+  /** For a PSP that batches its notifications (Adyen): one event per item, used instead of
+   *  `parseWebhook` by the inbound route. */
+  parseWebhookBatch?(rawBody: string): InboundEvent[];
+  /** The answer the PSP expects once a webhook is stored (Adyen: `[accepted]`); default the
+   *  gateway's JSON receipt. */
+  readonly webhookAcknowledgement?: { contentType: string; body: string };
 }
 
 /** The PSP may or may not have acted: retry with the same idempotency key or ask for the status. */
@@ -189,4 +210,4 @@ export class ConnectorUnknownOutcomeError extends Error {
 
 export type ConnectorRegistry = ReadonlyMap<string, Connector>;
 
-export const SUPPORTED_CONNECTORS = ['sandbox', 'stripe'] as const;
+export const SUPPORTED_CONNECTORS = ['sandbox', 'stripe', 'adyen'] as const;

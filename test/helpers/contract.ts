@@ -64,7 +64,10 @@ export class Contract {
       if (raw !== '') throw new ContractViolation(`${where}: a body where the document has none`);
       return;
     }
-    const pointer = ['paths', route.path, route.method, 'responses', key, 'content', 'application/json', 'schema']
+    // the media type the response says it is, when the document lists it (a text/plain answer)
+    const contentType = String(headers['content-type'] ?? '').split(';')[0].trim();
+    const media = response.content[contentType] ? contentType : 'application/json';
+    const pointer = ['paths', route.path, route.method, 'responses', key, 'content', media, 'schema']
       .map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
     this.validate(`openapi#/${pointer}`, body, where, raw);
   }

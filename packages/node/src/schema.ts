@@ -8014,7 +8014,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The acknowledgement of a PSP webhook. */
+            /** @description Stored. The JSON receipt, or for `adyen` the text `[accepted]` that Adyen expects. */
             200: {
                 headers: {
                     "Request-Id": components["headers"]["RequestId"];
@@ -8022,6 +8022,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InboundWebhookReceipt"];
+                    "text/plain": "[accepted]";
                 };
             };
             /** @description The error envelope of a 400 response. */

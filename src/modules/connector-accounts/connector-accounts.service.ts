@@ -7,6 +7,7 @@ import { newConnectorShortId, newUuid, randomString } from '../../lib/ids.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
 import { connectorAccountsRepository as repo, type ConnectorAccountRow } from './connector-accounts.repository.js';
 import { STRIPE_KEY_PREFIX } from '../../connectors/stripe/stripe.connector.js';
+import { ADYEN_HMAC_KEY_RE, ADYEN_LIVE_PREFIX_RE } from '../../connectors/adyen/adyen.connector.js';
 
 export interface CreateConnectorAccountInput {
   connector: string;
@@ -50,15 +51,16 @@ export class ConnectorAccountsService {
     if (this.connectors.get(input.connector)!.testModeOnly && !auth.testMode) {
       throw invalidParam('connector', `The ${input.connector} connector moves no real money and exists in test mode only; a live-mode account needs a real PSP (${[...this.connectors.values()].filter((c) => !c.testModeOnly).map((c) => c.name).join(', ')}).`);
     }
-    const settings = input.settings ?? {};
-    validateSettings(input.connector, settings);
+    const settings = input.connector === 'adyen' ? { environment: 'test', ...(input.settings ?? {}) } : input.settings ?? {};
+    validateSettings(input.connector, auth.testMode, settings);
     validateCredentials(input.connector, auth.testMode, input.credentials ?? {});
     const id = newUuid();
     const credentials = { ...(input.credentials ?? {}) };
-    // The PSP signs its webhooks with this secret: the merchant's own (as issued by the PSP) when
-    // given, otherwise one we generate and show once.
-    const webhookSecret = credentials.webhook_secret ?? `whsec_${randomString(32)}`;
-    delete credentials.webhook_secret;
+    // The PSP signs its webhooks with this secret: the merchant's own (as issued by the PSP:
+    // Stripe's whsec_…, Adyen's HMAC key) when given, otherwise one we generate and show once.
+    const secretField = input.connector === 'adyen' ? 'hmac_key' : 'webhook_secret';
+    const webhookSecret = credentials[secretField] ?? `whsec_${randomString(32)}`;
+    delete credentials[secretField];
 
     const row = await this.db.transaction(async (tx) => {
       // serialize account changes of one merchant: "the first account becomes the default" and
@@ -169,6 +171,7 @@ export class ConnectorAccountsService {
  * secret of the webhook endpoint registered at Stripe.
  */
 function validateCredentials(connector: string, testMode: boolean, credentials: Record<string, string>): void {
+  if (connector === 'adyen') return validateAdyenCredentials(credentials);
   if (connector !== 'stripe') return;
   const allowed = ['secret_key', 'webhook_secret'];
   for (const key of Object.keys(credentials)) {
@@ -185,7 +188,46 @@ function validateCredentials(connector: string, testMode: boolean, credentials: 
   }
 }
 
-function validateSettings(connector: string, settings: Record<string, unknown>): void {
+/**
+ * An Adyen account needs its API key (Customer Area: Developers → API credentials), the merchant
+ * account it acts for, and the HMAC key of its standard notification webhook (hex).
+ */
+function validateAdyenCredentials(credentials: Record<string, string>): void {
+  const allowed = ['api_key', 'merchant_account', 'hmac_key'];
+  for (const key of Object.keys(credentials)) {
+    if (!allowed.includes(key)) throw invalidParam(`credentials.${key}`, `Unknown adyen credential: ${key}; expected api_key, merchant_account and hmac_key.`);
+  }
+  const { api_key: apiKey, merchant_account: merchantAccount, hmac_key: hmacKey } = credentials;
+  if (typeof apiKey !== 'string' || apiKey.length < 16 || /[\s\x00-\x1f]/.test(apiKey)) {
+    throw invalidParam('credentials.api_key', 'credentials.api_key must be the API key of an Adyen API credential (Developers → API credentials).');
+  }
+  if (typeof merchantAccount !== 'string' || !/^[A-Za-z0-9_.-]{1,80}$/.test(merchantAccount)) {
+    throw invalidParam('credentials.merchant_account', 'credentials.merchant_account must be the Adyen merchant account code (letters, digits, _ . -).');
+  }
+  if (typeof hmacKey !== 'string' || !ADYEN_HMAC_KEY_RE.test(hmacKey)) {
+    throw invalidParam('credentials.hmac_key', 'credentials.hmac_key must be the hex HMAC key of the Adyen webhook (64 to 256 hex digits).');
+  }
+}
+
+/** Adyen: `environment` is the account's mode (`test` for a test-mode account, `live` for a
+ *  live one), and a live account names its live URL prefix. No setting names a host. */
+function validateAdyenSettings(testMode: boolean, settings: Record<string, unknown>): void {
+  for (const key of Object.keys(settings)) {
+    if (key !== 'environment' && key !== 'live_url_prefix') throw invalidParam(`settings.${key}`, `Unknown adyen setting: ${key}.`);
+  }
+  const environment = testMode ? 'test' : 'live';
+  if (settings.environment !== environment) {
+    throw invalidParam('settings.environment', `A ${environment}-mode Adyen account has settings.environment "${environment}".`);
+  }
+  if (testMode) {
+    if (settings.live_url_prefix !== undefined) throw invalidParam('settings.live_url_prefix', 'A test-mode Adyen account has no live_url_prefix.');
+  } else if (typeof settings.live_url_prefix !== 'string' || !ADYEN_LIVE_PREFIX_RE.test(settings.live_url_prefix)) {
+    throw invalidParam('settings.live_url_prefix', 'A live Adyen account needs settings.live_url_prefix, the prefix of its live endpoints (Customer Area: Developers → API URLs), e.g. 1797a841fbb37ca7-AdyenDemo.');
+  }
+}
+
+function validateSettings(connector: string, testMode: boolean, settings: Record<string, unknown>): void {
+  if (connector === 'adyen') return validateAdyenSettings(testMode, settings);
   if (connector !== 'sandbox') {
     const [key] = Object.keys(settings);
     if (key !== undefined) throw invalidParam(`settings.${key}`, `Unknown ${connector} setting: ${key}.`);

@@ -22,11 +22,23 @@ export async function inboundRoutes(app: FastifyInstance, { inbound }: Services,
           account_id: { type: 'string', maxLength: 100, description: 'The connector account\'s UUID' },
         },
       },
-      response: responses(200, inboundReceiptObject, { only: true, errors: [400, 404, 413, 429, 500, 503] }),
+      response: {
+        ...responses(200, inboundReceiptObject, { only: true, errors: [400, 404, 413, 429, 500, 503] }),
+        // Adyen expects the text `[accepted]`; every other connector gets the JSON receipt
+        200: {
+          description: 'Stored. The JSON receipt, or for `adyen` the text `[accepted]` that Adyen expects.',
+          content: {
+            'application/json': { schema: inboundReceiptObject },
+            'text/plain': { schema: { type: 'string', enum: ['[accepted]'], description: 'The acknowledgement Adyen expects' } },
+          },
+        },
+      },
     },
-  }, async (req) => {
-    const result = await inbound.receive(req.params.connector, req.params.account_id, req.rawBody ?? '', req.headers);
+  }, async (req, reply) => {
+    const { acknowledgement, ...receipt } = await inbound.receive(req.params.connector, req.params.account_id, req.rawBody ?? '', req.headers);
     setImmediate(() => void inbound.processDue().catch((err) => req.log.warn({ err }, 'inbound processing pass failed')));
-    return result;
+    // the answer the PSP expects once the webhook is stored (Adyen: `[accepted]`)
+    if (acknowledgement) return reply.type(acknowledgement.contentType).send(acknowledgement.body);
+    return receipt;
   });
 }

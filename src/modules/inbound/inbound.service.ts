@@ -1,4 +1,4 @@
-import type { ConnectorEvent, ConnectorRefundReport } from '../../connectors/connector.js';
+import type { ConnectorEvent, ConnectorPaymentNotice, ConnectorRefundReport, InboundEvent } from '../../connectors/connector.js';
 import type { Db } from '../../db/db.js';
 import { AppError } from '../../http/errors.js';
 import { newId } from '../../lib/ids.js';
@@ -15,7 +15,7 @@ interface InboundRow {
   connector_account_id: string;
   psp_event_id: string;
   type: string;
-  payload: ConnectorEvent;
+  payload: InboundEvent;
   attempts: number;
 }
 
@@ -47,19 +47,27 @@ export class InboundWebhooksService {
     if (!connector.verifyWebhook(this.accounts.contextFor(account), { rawBody, headers })) {
       throw new AppError('invalid_param', 'Webhook signature verification failed.', { param: 'signature' });
     }
-    let event: ConnectorEvent;
+    let events: InboundEvent[];
     try {
-      event = connector.parseWebhook(rawBody);
+      events = connector.parseWebhookBatch ? connector.parseWebhookBatch(rawBody) : [connector.parseWebhook(rawBody)];
+      if (events.length === 0) throw new Error('no events');
     } catch (err) {
       throw new AppError('invalid_param', `Unrecognised webhook payload: ${(err as Error).message}`, { param: 'body' });
     }
+    // one row per event (a batch of the PSP's notifications is several), stored before the answer
+    const values: unknown[] = [];
+    const rows = events.map((event, i) => {
+      values.push(newId('iwh'), connectorName, account.id, account.merchant_id, account.test_mode, event.id, event.type, JSON.stringify(event));
+      const o = i * 8;
+      return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7}, $${o + 8}, 'received')`;
+    });
     const r = await this.db.query(
       `INSERT INTO inbound_webhooks (id, connector, connector_account_id, merchant_id, test_mode, psp_event_id, type, payload, status)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received')
+       VALUES ${rows.join(', ')}
        ON CONFLICT (connector_account_id, psp_event_id) DO NOTHING`,
-      [newId('iwh'), connectorName, account.id, account.merchant_id, account.test_mode, event.id, event.type, JSON.stringify(event)],
+      values,
     );
-    return { received: true, duplicate: r.rowCount === 0 };
+    return { received: true as const, duplicate: r.rowCount === 0, acknowledgement: connector.webhookAcknowledgement };
   }
 
   /** One pass of the inbound worker. Returns how many webhooks it processed. */
@@ -100,6 +108,7 @@ export class InboundWebhooksService {
   /** Returns false when the event cannot be applied yet (its payment is not known). */
   private async process(row: InboundRow): Promise<boolean> {
     const event = row.payload;
+    if (event.type === 'payment.notice') return this.recordNotice(row, event);
     const paymentRef = event.paymentRef;
     const reports = event.type === 'payment.refunded' ? event.refunds : [event.refund];
     let payment: PaymentRow | undefined;
@@ -107,6 +116,24 @@ export class InboundWebhooksService {
 
     if (!(await this.applyRefundReports(row.connector_account_id, payment, reports))) return false;
     if (event.type === 'payment.refunded' && payment) await this.reconcileCumulative(payment.id, event);
+    return true;
+  }
+
+  /**
+   * What the PSP says about a payment itself moves no money: an AUTHORISATION, CAPTURE or
+   * CANCELLATION confirms what the gateway booked when the PSP answered; a failed one (above all
+   * CAPTURE_FAILED: money the gateway booked as captured never arrives) is logged as an error for
+   * an operator, with the stored webhook as its record.
+   */
+  private async recordNotice(row: InboundRow, event: ConnectorPaymentNotice): Promise<boolean> {
+    const payment = await paymentsRepository.findByConnectorRef(this.db, row.connector_account_id, event.paymentRef);
+    const failed = !event.success || event.notice.endsWith('_failed');
+    if (failed && payment) {
+      this.log.error({ payment_id: payment.id, inbound_webhook_id: row.id, notice: event.notice, amount: event.amount },
+        'the PSP reports a payment operation failed after it was accepted; check the payment at the PSP');
+    } else if (failed) {
+      this.log.warn({ inbound_webhook_id: row.id, notice: event.notice, connector_ref: event.paymentRef }, 'the PSP reports a failed operation on a payment the gateway does not know');
+    }
     return true;
   }
 
