@@ -16,7 +16,13 @@ import { Contract } from './contract.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from './databases.js';
 
 export type Backend = 'pglite' | 'postgres';
-export const BACKENDS: Backend[] = ['pglite', 'postgres'];
+/**
+ * Both by default. `SETTLE_TEST_BACKENDS=postgres` (or `pglite`) runs the suites on one only: the
+ * mutation run (test/mutation) runs its tests once per mutant and needs them fast.
+ */
+export const BACKENDS: Backend[] = process.env.SETTLE_TEST_BACKENDS
+  ? (process.env.SETTLE_TEST_BACKENDS.split(',').map((b) => b.trim()).filter((b) => b === 'pglite' || b === 'postgres') as Backend[])
+  : ['pglite', 'postgres'];
 
 /**
  * Inside a `describe`: a harness opened before its tests (handed to `opened`) and closed after.

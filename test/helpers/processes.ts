@@ -18,10 +18,22 @@ export interface Proc {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/**
+ * What every spawned process inherits besides its own settings: PATH, and the mutant a mutation
+ * run has switched on (Stryker's command runner sets `__STRYKER_ACTIVE_MUTANT__` for the test
+ * process; the gateways a test starts must run the same mutant, or they would test the original).
+ */
+export function inheritedEnv(): Record<string, string> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '' };
+  const mutant = process.env.__STRYKER_ACTIVE_MUTANT__;
+  if (mutant !== undefined) env.__STRYKER_ACTIVE_MUTANT__ = mutant;
+  return env;
+}
+
 /** Spawns `node dist/src/main.js <args>` and waits for a line matching `ready`. */
 export async function spawnSettle(args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 30_000): Promise<Proc & { match: RegExpMatchArray }> {
   const proc = spawn(process.execPath, [MAIN, ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { ...inheritedEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -140,7 +152,7 @@ export async function runSettle(
   env: Record<string, string>,
   opts: { timeoutMs?: number } = {},
 ): Promise<{ code: number | null; output: string; stdout: string; stderr: string; timedOut: boolean }> {
-  const proc = spawn(process.execPath, [MAIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [MAIN, ...args], { env: { ...inheritedEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let stdout = '';
   let stderr = '';

