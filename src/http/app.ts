@@ -108,6 +108,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const routeList: RouteSummary[] = [];
   app.decorate('routeList', routeList);
   app.addHook('onRoute', (route) => {
+    // A query parameter the route does not document is refused (400 naming it), as an unknown
+    // body field is, also on routes that take none: `?expand=…` is never silently ignored.
+    if (/^\/(v1|compat)\//.test(route.url) && route.config?.auth !== 'none' && !(route.schema as { hide?: boolean } | undefined)?.hide) {
+      route.schema ??= {};
+      route.schema.querystring ??= { type: 'object', additionalProperties: false, properties: {} };
+    }
     for (const method of [route.method].flat()) {
       if (method === 'HEAD') continue;
       routeList.push({ method, url: route.url, auth: route.config?.auth ?? (route.url.startsWith('/v1/') ? 'merchant' : 'none') });

@@ -1,7 +1,8 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
-import { AppError } from './errors.js';
+import { normalizeCurrency } from '../lib/money.js';
+import { AppError, invalidParam } from './errors.js';
 
 /**
  * Two validators: bodies are checked strictly (no type coercion, unknown fields refused, so
@@ -17,8 +18,17 @@ for (const ajv of [strict, coercing]) {
 
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
   const fn: ValidateFunction = (httpPart === 'body' ? strict : coercing).compile(schema as object);
+  const hasCurrency = (schema as { properties?: Record<string, unknown> }).properties?.currency !== undefined;
   return (data: unknown) => {
-    if (fn(data)) return { value: data };
+    if (fn(data)) {
+      // A currency is checked here, with the rest of the input, so that an unknown code is a 400
+      // before any lookup can answer 404 for the object the path names.
+      const currency = hasCurrency ? (data as { currency?: unknown } | null)?.currency : undefined;
+      if (typeof currency === 'string' && !normalizeCurrency(currency)) {
+        return { error: invalidParam('currency', `Unknown currency: ${currency}.`) as unknown as Error };
+      }
+      return { value: data };
+    }
     const err = fn.errors?.[0];
     return { error: toAppError(err, httpPart ?? 'body') as unknown as Error };
   };

@@ -104,19 +104,21 @@ export class PaymentsService {
   ) {}
 
   async create(auth: AuthContext, input: CreatePaymentInput, idempotencyKey: string | undefined) {
+    // the request on its own first: a malformed one is a 400 whatever the lookups below would find
+    const currency = normalizeCurrency(input.currency);
+    if (!currency) throw invalidParam('currency', `Unknown currency: ${input.currency}.`);
+    const lineItems = buildLineItems(input.line_items, input.amount);
+
     // A retry of a request that died mid-way (crash, unknown PSP outcome) resumes its payment.
     if (idempotencyKey) {
       const existing = await repo.findByIdempotencyKey(this.db, auth.merchantId, auth.testMode, idempotencyKey);
       if (existing) return this.authorize(existing);
     }
 
-    const currency = normalizeCurrency(input.currency);
-    if (!currency) throw invalidParam('currency', `Unknown currency: ${input.currency}.`);
     const account = await this.resolveAccount(auth, input.connector_account);
     if (account.connector === 'sandbox' && !(SANDBOX_TEST_TOKENS as readonly string[]).includes(input.payment_method)) {
       throw invalidParam('payment_method', `Unknown sandbox payment method; use one of ${SANDBOX_TEST_TOKENS.join(', ')}.`);
     }
-    const lineItems = buildLineItems(input.line_items, input.amount);
 
     let payment: PaymentRow;
     try {

@@ -102,6 +102,19 @@ function refundedStatus(p: PaymentRow): PaymentRow['status'] {
   return p.amount_refunded >= p.amount_captured ? 'refunded' : 'partially_refunded';
 }
 
+/**
+ * What can be checked of a refund request without its payment, checked before the payment is
+ * looked up: a malformed request is a 400 even when the payment does not exist.
+ */
+function checkRefundInput(input: CreateRefundInput): void {
+  if (input.currency !== undefined && !normalizeCurrency(input.currency)) throw invalidParam('currency', `Unknown currency: ${input.currency}.`);
+  const seen = new Set<string>();
+  for (const [i, li] of (input.line_items ?? []).entries()) {
+    if (seen.has(li.id)) throw invalidParam(`line_items[${i}].id`, `Line item ${li.id} is named twice.`);
+    seen.add(li.id);
+  }
+}
+
 /** Phase 1 could not claim the request's Idempotency-Key: another request holds it, and nothing was written. */
 export class IdempotencyKeyTakenError extends Error {
   constructor() {
@@ -141,6 +154,7 @@ export class RefundsService {
    * the refund id; (3) record the outcome. No transaction is open during the PSP call.
    */
   async create(auth: AuthContext, input: CreateRefundInput, opts: CreateRefundOptions = {}): Promise<RefundView> {
+    checkRefundInput(input);
     const key = opts.key;
     let held: { refund: RefundRow; account: ConnectorAccountRow; payment: PaymentRow } | undefined;
     try {
@@ -571,6 +585,7 @@ export class RefundsService {
 
   /** Lists a payment's refunds, 404 when the payment is not the caller's. */
   async listForPayment(auth: AuthContext, paymentId: string, q: { limit: number; cursor?: string; status?: string }) {
+    decodeCursor(q.cursor); // a malformed cursor is a 400 even for a payment that does not exist
     const p = await paymentsRepository.find(this.db, auth.merchantId, auth.testMode, paymentId);
     if (!p) throw new AppError('payment_not_found', `No such payment: ${paymentId}.`, { param: 'id' });
     return this.list(auth, { ...q, payment_id: paymentId });
