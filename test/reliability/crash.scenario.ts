@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTempDatabase, type TempDatabase } from '../helpers/databases.js';
 import { spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+import { SANDBOX_SETUP, type ConnectorSetup } from '../helpers/connectors.js';
 import { createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail, type Backend, type ScenarioReport } from './fixtures.js';
 import { checkRefundOutcome, ledgerVerify, reconcileClean } from './invariants.js';
 import { RefundTraffic } from './refund-traffic.js';
@@ -28,12 +29,16 @@ export interface CrashScenarioOptions {
   /** Bounded wait for the sync worker at the end. Default 30000 ms. */
   pendingWaitMs?: number;
   seed?: number;
+  /** The connector the merchant's account uses, and so the psp-sim wire. Default the sandbox. */
+  setup?: ConnectorSetup;
 }
 
 type Gateway = Proc & { dataDir: string };
 
 export async function runCrashScenario(opts: CrashScenarioOptions): Promise<ScenarioReport> {
   const seed = opts.seed ?? seedFromEnv();
+  const setup = opts.setup ?? SANDBOX_SETUP;
+  let pspEnv: Record<string, string> = {};
   const rng = new Rng(seed);
   let temp: TempDatabase | undefined;
   let dataDir: string | undefined;
@@ -43,7 +48,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
   const started = Date.now();
 
   const start = async () => {
-    gw = await spawnGateway({ databaseUrl: temp?.url, dataDir, env: GATEWAY_ENV });
+    gw = await spawnGateway({ databaseUrl: temp?.url, dataDir, env: { ...GATEWAY_ENV, ...pspEnv } });
     dataDir = gw.dataDir;
     return gw;
   };
@@ -51,12 +56,14 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
   try {
     if (opts.backend === 'postgres') temp = await createTempDatabase();
     else dataDir = mkdtempSync(join(tmpdir(), 'settle-crash-'));
-    sim = await spawnPspSim();
+    sim = await spawnPspSim(setup.wire);
+    pspEnv = setup.gatewayEnv(sim.url);
     await start();
 
-    const merchant = await setupMerchant(gw!.url, sim.url, `Crash ${opts.backend}`);
+    const merchant = await setupMerchant(gw!.url, sim.url, `Crash ${opts.backend}`, setup);
+    await setSimFaults(sim.url, merchant.simFaults);
     const payments = await createPayments(gw!.url, merchant.apiKey, opts.payments, rng);
-    await setSimFaults(sim.url, { latency_ms: opts.pspLatencyMs ?? 30 });
+    await setSimFaults(sim.url, { ...merchant.simFaults, latency_ms: opts.pspLatencyMs ?? 30 });
     const plan = planRefunds(payments, opts.requests, `crash-${seed}`, rng);
     const traffic = new RefundTraffic({ baseUrl: gw!.url, apiKey: merchant.apiKey });
 
@@ -99,12 +106,13 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
     await gw!.kill('SIGTERM');
     gw = undefined;
     violations.push(...(await ledgerVerify(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! })));
-    violations.push(...(await reconcileClean(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! })));
+    violations.push(...(await reconcileClean({ ...pspEnv, ...(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! }) })));
     const stats = await simStats(sim.url);
     const phases = killPhases(traffic, killedAt);
 
     const figures = {
       backend: opts.backend,
+      connector: setup.connector,
       seed,
       'requests planned': plan.length,
       'requests sent (attempts)': traffic.figures.attempts,
@@ -124,7 +132,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
       'duration (s)': ((Date.now() - started) / 1000).toFixed(1),
       'invariant violations': violations.length,
     };
-    printFigures(`crash scenario (${opts.backend})`, figures);
+    printFigures(`crash scenario (${opts.backend}, ${setup.connector})`, figures);
     if (violations.length > 0) {
       console.log(`violations:\n- ${violations.slice(0, 50).join('\n- ')}`);
       console.log(`gateway output (last lines):\n${tail(outputs.join('\n'), 60)}`);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { createTempDatabase, type TempDatabase } from '../helpers/databases.js';
 import { spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+import { SANDBOX_SETUP, type ConnectorSetup } from '../helpers/connectors.js';
 import {
   clearSimFaults, createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail,
   type Backend, type PaymentInfo, type ScenarioReport,
@@ -38,10 +39,16 @@ interface Stack {
   payments: PaymentInfo[];
   rng: Rng;
   seed: number;
+  /** Faults every `PUT /_sim/faults` must keep (see `Merchant.simFaults`). */
+  simFaults: Record<string, unknown>;
+  /** Where the gateway (and its CLIs) find the PSP. */
+  pspEnv: Record<string, string>;
 }
 
 /** A psp-sim, a gateway on a fresh database, a merchant and captured payments; torn down after `fn`. */
-async function withStack<T>(backend: Backend, payments: number, env: Record<string, string>, seed: number, fn: (s: Stack) => Promise<T>): Promise<T> {
+async function withStack<T>(
+  backend: Backend, payments: number, env: Record<string, string>, seed: number, fn: (s: Stack) => Promise<T>, setup: ConnectorSetup = SANDBOX_SETUP,
+): Promise<T> {
   let temp: TempDatabase | undefined;
   let dataDir: string | undefined;
   let sim: Proc | undefined;
@@ -50,13 +57,15 @@ async function withStack<T>(backend: Backend, payments: number, env: Record<stri
   try {
     if (backend === 'postgres') temp = await createTempDatabase();
     else dataDir = mkdtempSync(join(tmpdir(), 'settle-faults-'));
-    sim = await spawnPspSim();
-    gw = await spawnGateway({ databaseUrl: temp?.url, dataDir, env });
+    sim = await spawnPspSim(setup.wire);
+    const pspEnv = setup.gatewayEnv(sim.url);
+    gw = await spawnGateway({ databaseUrl: temp?.url, dataDir, env: { ...env, ...pspEnv } });
     dataDir = gw.dataDir;
     const rng = new Rng(seed);
-    const merchant = await setupMerchant(gw.url, sim.url, `Faults ${backend}`);
+    const merchant = await setupMerchant(gw.url, sim.url, `Faults ${backend}`, setup);
+    await setSimFaults(sim.url, merchant.simFaults);
     const created = await createPayments(gw.url, merchant.apiKey, payments, rng);
-    stack = { sim, gw, temp, apiKey: merchant.apiKey, payments: created, rng, seed };
+    stack = { sim, gw, temp, apiKey: merchant.apiKey, payments: created, rng, seed, simFaults: merchant.simFaults, pspEnv };
     return await fn(stack);
   } finally {
     await (stack?.gw ?? gw)?.kill('SIGKILL');
@@ -82,7 +91,7 @@ async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: n
   const output = s.gw.output();
   await s.gw.kill('SIGTERM');
   violations.push(...(await ledgerVerify(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir })));
-  violations.push(...(await reconcileClean(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir })));
+  violations.push(...(await reconcileClean({ ...s.pspEnv, ...(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir }) })));
   return { outcome, violations, output };
 }
 
@@ -108,6 +117,8 @@ export interface SimFaultScenarioOptions {
   /** Bounded wait for the sync worker once the faults are cleared. Default 30000 ms. */
   pendingWaitMs?: number;
   seed?: number;
+  /** The connector the merchant's account uses, and so the psp-sim wire. Default the sandbox. */
+  setup?: ConnectorSetup;
 }
 
 /** (a) The psp-sim's faults under concurrent refund load. */
@@ -120,18 +131,20 @@ export async function runSimFaultScenario(opts: SimFaultScenarioOptions): Promis
     const plan = planRefunds(s.payments, opts.requestsPerPhase * phases.length, `faults-${s.seed}`, s.rng);
     const traffic = new RefundTraffic({ baseUrl: s.gw.url, apiKey: s.apiKey });
     for (const [i, phase] of phases.entries()) {
-      await setSimFaults(s.sim.url, { ...phase, seed: s.rng.int(0, 2 ** 31) });
+      await setSimFaults(s.sim.url, { ...s.simFaults, ...phase, seed: s.rng.int(0, 2 ** 31) });
       traffic.add(plan.slice(i * opts.requestsPerPhase, (i + 1) * opts.requestsPerPhase));
       await traffic.run({ concurrency: opts.concurrency, deadline: Date.now() + 120_000 });
     }
     // the faults end; the sync worker now has to bring every pending refund home
-    await clearSimFaults(s.sim.url);
+    if (Object.keys(s.simFaults).length === 0) await clearSimFaults(s.sim.url);
+    else await setSimFaults(s.sim.url, s.simFaults);
     const { outcome, violations, output } = await finish(s, traffic, { pendingWaitMs: opts.pendingWaitMs ?? 30_000 });
     const stats = await simStats(s.sim.url);
     const unknown = count(output, 'refund outcome unknown');
     if (unknown === 0) violations.push('no fault reached the gateway: the scenario proved nothing');
-    return report(`PSP fault scenario (${opts.backend})`, {
+    return report(`PSP fault scenario (${opts.backend}, ${opts.setup?.connector ?? 'sandbox'})`, {
       backend: opts.backend,
+      connector: opts.setup?.connector ?? 'sandbox',
       seed: s.seed,
       'fault phases': phases.length,
       'requests planned': plan.length,
@@ -148,7 +161,7 @@ export async function runSimFaultScenario(opts: SimFaultScenarioOptions): Promis
       'PSP duplicate applications': stats.duplicate_applications,
       'duration (s)': ((Date.now() - started) / 1000).toFixed(1),
     }, violations, output);
-  });
+  }, opts.setup);
 }
 
 export interface DbDropScenarioOptions {
@@ -183,7 +196,7 @@ export async function runDbDropScenario(opts: DbDropScenarioOptions): Promise<Sc
       restarting = (async () => {
         for (let attempt = 1; attempt <= 50; attempt++) {
           try {
-            const next = await spawnGateway({ databaseUrl: s.temp!.url, dataDir: gw.dataDir, env: GATEWAY_ENV });
+            const next = await spawnGateway({ databaseUrl: s.temp!.url, dataDir: gw.dataDir, env: { ...GATEWAY_ENV, ...s.pspEnv } });
             s.gw = next;
             traffic.baseUrl = next.url;
             watch(next);

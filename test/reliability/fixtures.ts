@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { ADMIN_KEY } from '../helpers/harness.js';
 import { client } from '../helpers/processes.js';
+import { SANDBOX_SETUP, type ConnectorSetup } from '../helpers/connectors.js';
 import type { RefundRequest } from './refund-traffic.js';
 
 export type Backend = 'postgres' | 'pglite';
@@ -57,24 +58,25 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export interface Merchant {
   apiKey: string;
   accountId: string;
+  /** Sim faults every `PUT /_sim/faults` of the run must keep: what the connector's wire cannot
+   *  take as an account setting (the Stripe wire's pending delay). */
+  simFaults: Record<string, unknown>;
 }
 
 /**
- * A merchant and its default sandbox connector account pointed at the psp-sim, so the PSP's
- * state lives outside the gateway and survives every gateway kill.
+ * A merchant and its default connector account (the sandbox unless `setup` says otherwise)
+ * pointed at the psp-sim, so the PSP's state lives outside the gateway and survives every gateway
+ * kill. The gateway must run with `setup.gatewayEnv(simUrl)`.
  */
-export async function setupMerchant(gatewayUrl: string, simUrl: string, name: string): Promise<Merchant> {
+export async function setupMerchant(gatewayUrl: string, simUrl: string, name: string, setup: ConnectorSetup = SANDBOX_SETUP): Promise<Merchant> {
   const m = await client(gatewayUrl, ADMIN_KEY)('POST', '/v1/admin/merchants', { name });
   assert.equal(m.status, 201, m.raw);
   const apiKey: string = m.body.api_keys.test;
-  const acct = await client(gatewayUrl, apiKey)('POST', '/v1/connector_accounts', {
-    connector: 'sandbox',
-    name: 'psp-sim',
-    // pending refunds (pm_card_refund_pending) settle at the PSP after this; the sync worker learns it
-    settings: { base_url: simUrl, pending_delay_ms: 300 },
-  });
+  // pending refunds (pm_card_refund_pending) settle at the PSP after 300 ms; the sync worker learns it
+  const plan = setup.account(simUrl, { pendingDelayMs: 300 });
+  const acct = await client(gatewayUrl, apiKey)('POST', '/v1/connector_accounts', { name: 'psp-sim', ...plan.body });
   assert.equal(acct.status, 201, acct.raw);
-  return { apiKey, accountId: acct.body.id };
+  return { apiKey, accountId: acct.body.id, simFaults: plan.faults };
 }
 
 export interface PaymentInfo {
