@@ -12,6 +12,7 @@ import type { Db } from '../../src/db/db.js';
 import { AppError } from '../../src/http/errors.js';
 import { SecretBox } from '../../src/lib/crypto.js';
 import { IdempotencyService } from '../../src/modules/idempotency/idempotency.service.js';
+import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
 import { paymentsRepository } from '../../src/modules/payments/payments.repository.js';
 import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { postgresOrSkip } from '../helpers/databases.js';
@@ -201,9 +202,9 @@ describe('money paths at their edges (PostgreSQL)', () => {
       if (skip) return t.skip('PostgreSQL unavailable');
       const lines = [{ id: 'li_a', name: 'A', quantity: 2, unit_amount: 1000 }, { id: 'li_b', name: 'B', quantity: 3, unit_amount: 2000 }];
       const p = await pay(h, { amount: 8000, line_items: lines });
-      const first = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_a', quantity: 1 }] } });
-      const second = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_b', quantity: 3 }] } });
-      assert.deepEqual([first.body.amount, second.body.amount, second.body.status], [1000, 6000, 'succeeded']);
+      const first = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_a', quantity: 1 }, { id: 'li_b', quantity: 1 }] } });
+      const second = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_b', quantity: 2 }] } });
+      assert.deepEqual([first.body.amount, second.body.amount, second.body.status], [3000, 4000, 'succeeded']);
       assert.deepEqual((await payment(p.id)).line_items.map((li: any) => li.quantity_refunded), [1, 3]);
 
       // the bank rejects the refund days later: the PSP marks it failed and reports it, twice at once
@@ -214,16 +215,17 @@ describe('money paths at their edges (PostgreSQL)', () => {
       ]);
       assert.deepEqual([a.status, b.status], ['failed', 'failed']);
       const g = await payment(p.id);
-      assert.deepEqual(g.line_items.map((li: any) => li.quantity_refunded), [1, 0]);
-      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [1000, 7000, 'partially_refunded']);
+      // the first refund's quantities stay refunded, on both lines
+      assert.deepEqual(g.line_items.map((li: any) => li.quantity_refunded), [1, 1]);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [3000, 5000, 'partially_refunded']);
       const reversal = (await ledger(p.id)).filter((e) => e.refund_id === second.body.id && e.type === 'refund_reversal');
       assert.deepEqual(reversal.map((e) => [e.account, e.direction, e.amount]).sort(), [
-        ['merchant_balance', 'credit', 6000],
-        [`connector_clearing:${p.connector_account_short_id}`, 'debit', 6000],
+        ['merchant_balance', 'credit', 4000],
+        [`connector_clearing:${p.connector_account_short_id}`, 'debit', 4000],
       ].sort());
       // the released quantities can be refunded again
-      const again = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_b', quantity: 3 }] } });
-      assert.deepEqual([again.status, again.body.amount, again.body.status], [201, 6000, 'succeeded']);
+      const again = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_b', quantity: 2 }] } });
+      assert.deepEqual([again.status, again.body.amount, again.body.status], [201, 4000, 'succeeded']);
     });
 
     it('reversing the only refund of a fully refunded payment brings it back to succeeded', async (t) => {
@@ -324,6 +326,65 @@ describe('money paths at their edges (PostgreSQL)', () => {
         ['merchant_balance', 'credit', 6000],
         [`connector_clearing:${p.connector_account_short_id}`, 'debit', 6000],
       ].sort());
+    });
+  });
+
+  describe('ledger', () => {
+    it('accounts show each balance in its normal direction after a capture, a refund and a reversal', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const m = await h.newMerchant('Ledger Accounts');
+      const p = await pay(h, { amount: 9000 }, m.testKey);
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: m.testKey, body: { amount: 2000 } });
+      await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: m.testKey, body: { amount: 500 } });
+      psp.failRefund(r.body.connector_ref);
+      await h.rt.services.refunds.reverse(r.body.id, 'bank_rejected', 'late');
+      const accounts = await h.call('GET', '/v1/ledger/accounts', { key: m.testKey });
+      assert.equal(accounts.status, 200, accounts.raw);
+      const clearing = `connector_clearing:${p.connector_account_short_id}`;
+      assert.deepEqual(accounts.body.data.map((a: any) => [a.account, a.currency, a.debits, a.credits, a.balance]), [
+        [clearing, 'USD', 9000 + 2000, 2000 + 500, 8500],
+        ['merchant_balance', 'USD', 2000 + 500, 9000 + 2000, 8500],
+      ]);
+      // the other mode and other merchants see nothing of it
+      assert.deepEqual((await h.call('GET', '/v1/ledger/accounts', { key: m.liveKey })).body.data, []);
+    });
+
+    it('transactions page newest first, filtered by payment, each with its two entries', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const m = await h.newMerchant('Ledger Transactions');
+      const p = await pay(h, { amount: 4000 }, m.testKey);
+      const other = await pay(h, { amount: 1000 }, m.testKey);
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: m.testKey, body: { amount: 1500 } });
+      const seen: any[] = [];
+      let cursor: string | null = null;
+      for (let page = 0; page < 5; page++) {
+        const res: any = await h.call('GET', `/v1/ledger/transactions?payment_id=${p.id}&limit=1${cursor ? `&cursor=${cursor}` : ''}`, { key: m.testKey });
+        assert.equal(res.status, 200, res.raw);
+        seen.push(...res.body.data);
+        cursor = res.body.next_cursor;
+        if (!res.body.has_more) break;
+      }
+      assert.deepEqual(seen.map((x) => [x.type, x.payment_id, x.refund_id]), [['refund', p.id, r.body.id], ['capture', p.id, null]]);
+      for (const x of seen) {
+        assert.equal(x.entries.length, 2);
+        assert.deepEqual(x.entries.map((e: any) => e.direction).sort(), ['credit', 'debit']);
+        assert.ok(x.entries.every((e: any) => e.amount === (x.type === 'refund' ? 1500 : 4000) && e.currency === 'USD'));
+      }
+      const all = await h.call('GET', '/v1/ledger/transactions?limit=10', { key: m.testKey });
+      assert.deepEqual(all.body.data.map((x: any) => x.payment_id).sort(), [p.id, p.id, other.id].sort());
+    });
+
+    it('a booking is made once: the same refund booked again inserts nothing and says so', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 3000 });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1000 } });
+      const booking = {
+        merchantId: h.merchant.id, testMode: true, type: 'refund_reversal' as const, paymentId: p.id, refundId: r.body.id,
+        currency: 'USD', amount: 1000, debit: `connector_clearing:${p.connector_account_short_id}`, credit: 'merchant_balance',
+      };
+      assert.equal(await ledgerRepository.book(h.db, booking), true);
+      assert.equal(await ledgerRepository.book(h.db, booking), false);
+      assert.equal((await ledger(p.id)).filter((e) => e.type === 'refund_reversal').length, 2);
     });
   });
 

@@ -11,6 +11,7 @@
 //   MUTATION_E2E=1         also run the real-process concurrency and convergence suites per mutant
 //   MUTATION_MUTATORS      comma-separated Stryker mutator names to keep (default: all but the excluded)
 //   MUTATION_SAMPLE=N      test every Nth mutant (by Stryker's mutant id) of each module; default per module below
+//   MUTATION_RETEST=1      test again only the mutants that survived the last run (see `lastRun`)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +33,7 @@ const E2E = process.env.MUTATION_E2E === '1' ? ['e2e/concurrency', 'e2e/converge
  */
 export const MODULES = {
   refunds: {
-    sample: 6,
+    sample: 8,
     file: 'dist/src/modules/refunds/refunds.service.js',
     methods: ['refundedStatus', 'hold', 'refundLineItems', 'finish', 'applyFinal', 'reverse', 'recordConnectorRefund', 'settleHeldRefunds', 'drive', 'releaseLineItems'],
     tests: ['medium/money-paths', 'http/psp-reports', 'http/refunds', ...E2E],
@@ -94,12 +95,31 @@ function isEquivalent(equivalents, file, mutant, sourceLines) {
 }
 
 /** The test command of a module: with sampling, a mutant outside the sample fails at once (and is
- *  left out of the counts) instead of running the tests. */
-function command(mod, sample) {
+ *  left out of the counts) instead of running the tests; with `only`, so does one not listed. */
+function command(mod, sample, only) {
   const files = mod.tests.filter((f) => existsSync(`dist/test/${f}.test.js`));
   const run = tests(...files);
-  if (sample <= 1) return run;
-  return `if [ -n "$__STRYKER_ACTIVE_MUTANT__" ] && [ $(( __STRYKER_ACTIVE_MUTANT__ % ${sample} )) -ne 0 ]; then exit 1; fi; ${run}`;
+  const skip = [];
+  if (sample > 1) skip.push(`[ $(( __STRYKER_ACTIVE_MUTANT__ % ${sample} )) -ne 0 ]`);
+  if (only) skip.push(`! echo " ${only.join(' ')} " | grep -q " $__STRYKER_ACTIVE_MUTANT__ "`);
+  if (!skip.length) return run;
+  return `if [ -n "$__STRYKER_ACTIVE_MUTANT__" ] && { ${skip.join(' || ')}; }; then exit 1; fi; ${run}`;
+}
+
+/**
+ * MUTATION_RETEST=1: the mutants that survived the last run of a module (its report in
+ * reports/mutation) are tested again, and every other mutant keeps its last status. Tests are
+ * only ever added between the two runs (the code is the same: the mutants are checked to be), so
+ * a mutant killed then is killed now.
+ */
+function lastRun(name, file) {
+  if (process.env.MUTATION_RETEST !== '1') return undefined;
+  const path = join('reports', 'mutation', `${name}.json`);
+  if (!existsSync(path)) return undefined;
+  const report = JSON.parse(readFileSync(path, 'utf8'));
+  const entry = Object.entries(report.files).find(([f]) => f.endsWith(file.replace(/^dist\//, '')) || f === file)?.[1];
+  if (!entry) return undefined;
+  return new Map(entry.mutants.map((m) => [m.id, m]));
 }
 
 async function runModule(name, mod, equivalents) {
@@ -108,9 +128,11 @@ async function runModule(name, mod, equivalents) {
   const reportDir = join('reports', 'mutation');
   mkdirSync(reportDir, { recursive: true });
   const sample = Number(process.env.MUTATION_SAMPLE ?? mod.sample);
+  const last = lastRun(name, mod.file);
+  const only = last && [...last.values()].filter((m) => m.status === 'Survived' || m.status === 'NoCoverage').map((m) => m.id);
   const stryker = new Stryker({
     testRunner: 'command',
-    commandRunner: { command: command(mod, sample) },
+    commandRunner: { command: command(mod, sample, only) },
     plugins: [],
     mutate: ranges.map(([s, e]) => `${mod.file}:${s}-${e}`),
     mutator: { excludedMutations: EXCLUDED_MUTATORS },
@@ -118,17 +140,33 @@ async function runModule(name, mod, equivalents) {
     ignorePatterns: ['/*', '!/dist', '!/package.json', '/dist/bench'],
     coverageAnalysis: 'off',
     concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
-    timeoutMS: 120_000,
-    timeoutFactor: 2,
+    timeoutMS: 30_000,
+    timeoutFactor: 1.5,
     reporters: ['json', 'html', 'progress'],
     jsonReporter: { fileName: join(reportDir, `${name}.json`) },
     htmlReporter: { fileName: join(reportDir, `${name}.html`) },
-    tempDirName: '.stryker-tmp',
+    // a directory per module: two modules can run at once
+    tempDirName: join('.stryker-tmp', name),
     cleanTempDir: 'always',
     logLevel: 'info',
     fileLogLevel: 'off',
   });
-  const results = await stryker.runMutationTest();
+  await stryker.runMutationTest();
+  // the JSON report's mutants (1-based lines), merged with the last run's when retesting
+  const reportPath = join(reportDir, `${name}.json`);
+  const report = JSON.parse(readFileSync(reportPath, 'utf8'));
+  const entry = Object.values(report.files)[0];
+  if (last) {
+    for (const m of entry.mutants) {
+      const before = last.get(m.id);
+      if (!before || before.mutatorName !== m.mutatorName || before.replacement !== m.replacement) {
+        throw new Error(`${name}: mutant ${m.id} is not the one of the last run; run without MUTATION_RETEST`);
+      }
+      if (!only.includes(m.id)) m.status = before.status;
+    }
+    writeFileSync(reportPath, JSON.stringify(report));
+  }
+  const results = entry.mutants;
   // excluded mutators' mutants come back `Ignored`: they were never run
   const sampled = results.filter((m) => m.status !== 'Ignored' && Number(m.id) % sample === 0);
   return summarize(name, mod, sampled, equivalents, sourceLines, ranges, results.filter((m) => m.status !== 'Ignored').length);
@@ -165,7 +203,10 @@ for (const name of wanted) {
   if (!mod) throw new Error(`unknown module ${name}; one of ${Object.keys(MODULES).join(', ')}`);
   summaries.push(await runModule(name, mod, equivalents));
 }
-writeFileSync(join('reports', 'mutation', 'summary.json'), JSON.stringify(summaries, null, 2));
+// summary.json keeps the other modules' last results (a module can be run on its own)
+const summaryPath = join('reports', 'mutation', 'summary.json');
+const previous = existsSync(summaryPath) ? JSON.parse(readFileSync(summaryPath, 'utf8')).filter((s) => !wanted.includes(s.module)) : [];
+writeFileSync(summaryPath, JSON.stringify([...previous, ...summaries], null, 2));
 console.log('\nmodule        mutants  sampled  killed  timeout  survived  no-cov  errors  equivalent  score (of non-equivalent)');
 for (const s of summaries) {
   console.log(`${s.module.padEnd(14)}${String(s.mutants).padStart(7)}${String(s.sampled).padStart(9)}${String(s.killed).padStart(8)}${String(s.timeout).padStart(9)}${String(s.survived).padStart(10)}${String(s.noCoverage).padStart(8)}${String(s.error).padStart(8)}${String(s.equivalent).padStart(12)}  ${s.score}%`);
