@@ -152,6 +152,13 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
 
   // ------------------------------------------------------------------------- operator API (/_sim)
 
+  // The Adyen wire's operator answers name payments and refunds by their psp references.
+  if (adyenWire) {
+    app.addHook('preSerialization', async (request, _reply, payload) =>
+      request.url.startsWith('/_sim/') ? adyenWire.present(payload) : payload,
+    );
+  }
+
   app.get('/_sim/healthz', async () => ({ ok: true }));
 
   app.put<{ Params: { accountId: string }; Body: { url: string; secret: string } }>(

@@ -405,9 +405,14 @@ describe('psp-sim Adyen wire, through @adyen/api-library', () => {
   it('a dashboard refund is a REFUND whose pspReference the gateway never asked for', async () => {
     const pay = await authorise();
     const before = new Set(http.exchanges.map((e) => (e.response as { pspReference?: string } | undefined)?.pspReference));
-    await simCall('POST', `/_sim/payments/${pay.pspReference}/refunds`, { amount: 250 });
+    const dashboard = await simCall('POST', `/_sim/payments/${pay.pspReference}/refunds`, { amount: 250 });
     const [item] = await notifications((i) => i.eventCode === 'REFUND' && i.originalReference === pay.pspReference);
     assert.equal(item.success, 'true');
+    assert.equal(dashboard.id, item.pspReference, 'the operator API names the refund by its psp reference');
+    assert.equal(dashboard.payment_ref, pay.pspReference);
+    const state = await simCall('GET', `/_sim/payments/${pay.pspReference}`);
+    assert.equal(state.payment_ref, pay.pspReference);
+    assert.deepEqual((state.refunds as Array<{ refund_ref: string }>).map((r) => r.refund_ref), [item.pspReference]);
     assert.equal(item.amount.value, 250);
     assert.equal(before.has(item.pspReference), false);
     assert.equal(item.merchantReference, pay.merchantReference);

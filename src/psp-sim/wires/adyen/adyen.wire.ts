@@ -46,6 +46,8 @@ export const ADYEN_SIM_HOLDER_NAMES: Record<string, SandboxTestToken> = {
   REFUND_FAILS: 'pm_card_refund_fails',
 };
 
+const PRESENTED_KEYS = new Set(['id', 'payment_ref', 'refund_ref']);
+
 const REFUND_REASONS = new Set(['FRAUD', 'CUSTOMER REQUEST', 'RETURN', 'DUPLICATE', 'OTHER']);
 
 /** `/_sim/refunds/:ref/fail` with this code sends REFUNDED_REVERSED instead of REFUND_FAILED. */
@@ -459,14 +461,30 @@ export function createAdyenWire(psp: SandboxPsp) {
           reason: 'Capture rejected by the card scheme',
         }),
       ]);
-      return { ...view, psp_reference: pspRefOf(paymentRef) };
+      return view;
     });
   }
+
+  /**
+   * The operator API's answers in Adyen's terms: every `id`, `payment_ref` and `refund_ref` that is
+   * a model ref with a psp reference is replaced by the psp reference, so a test reads the same
+   * references the gateway stores (e.g. a dashboard refund's `id` is the `pspReference` of its
+   * REFUND notification).
+   */
+  const present = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(present);
+    if (typeof value !== 'object' || value === null) return value;
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(value)) {
+      out[key] = typeof v === 'string' && PRESENTED_KEYS.has(key) ? (toAdyen.get(v) ?? v) : present(v);
+    }
+    return out;
+  };
 
   /** Adyen's 404 for a route it does not have. */
   const notFound = (method: string, url: string): SimReply => adyenError(404, '000', `No route ${method} ${url.split('?')[0]}.`, 'validation');
 
-  return { register, encoder, attach, modelRef, pspRefOf, notFound };
+  return { register, encoder, attach, modelRef, pspRefOf, notFound, present };
 }
 
 // ------------------------------------------------------------------------------------ parsing
