@@ -262,6 +262,10 @@ function errorEnvelope(status: number) {
     extras.payment_id = { ...id('pay_'), description: 'With `not_capturable` after a capture of another amount: the payment, already captured at the PSP' };
     extras.amount_captured = { type: 'integer', description: 'With that `not_capturable`: what the PSP captured, and the gateway booked' };
   }
+  if (status === 422) {
+    extras.payment_id = { ...id('pay_'), description: 'With `idempotency_key_reused` on a payment create retried with another amount, currency or method: the payment the key made, as the PSP processed it' };
+    extras.amount = { type: 'integer', description: 'With that `idempotency_key_reused`: the amount of the payment the key made' };
+  }
   if (status === 402) extras.decline_code = { ...nstr, description: 'Why the PSP declined the payment (e.g. `card_declined`, `insufficient_funds`)' };
   return obj(`${STATUS_NAMES[status]}Error`, `The error envelope of a ${status} response.`, {
     error: obj(`${STATUS_NAMES[status]}ErrorDetail`, `What went wrong (${status}).`, {

@@ -1004,6 +1004,10 @@ export interface components {
             message: string;
             /** @description The parameter at fault (`amount`, `line_items[1].quantity`, …) */
             param?: string;
+            /** @description With `idempotency_key_reused` on a payment create retried with another amount, currency or method: the payment the key made, as the PSP processed it */
+            payment_id?: string;
+            /** @description With that `idempotency_key_reused`: the amount of the payment the key made */
+            amount?: number;
             /** @description The same as the Request-Id header */
             request_id: string;
         };
@@ -8308,6 +8312,71 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "id": "evt_2Hs7Vb5Nc8",
+                 *       "object": "event",
+                 *       "type": "payment.partially_refunded",
+                 *       "created_at": "2026-12-01T10:00:00.000Z",
+                 *       "test_mode": true,
+                 *       "data": {
+                 *         "object": {
+                 *           "id": "pay_2Xk9v1Qm7TzR4b",
+                 *           "object": "payment",
+                 *           "amount": 125000,
+                 *           "currency": "INR",
+                 *           "status": "partially_refunded",
+                 *           "capture_method": "automatic",
+                 *           "amount_capturable": 0,
+                 *           "amount_captured": 125000,
+                 *           "amount_refunded": 50000,
+                 *           "amount_refundable": 75000,
+                 *           "connector": "sandbox",
+                 *           "connector_account_id": "6c1f6a7e-58f1-4c5e-9f57-1f8e0b1d2a33",
+                 *           "connector_account_short_id": "ca_k3v9w2q8xz",
+                 *           "connector_ref": "sbx_pay_81f3c0",
+                 *           "payment_method": "pm_card_visa",
+                 *           "order_id": "order-1042",
+                 *           "customer_id": "cus-77",
+                 *           "description": null,
+                 *           "metadata": {},
+                 *           "line_items": [
+                 *             {
+                 *               "id": "li_9aQ2",
+                 *               "name": "Shoes",
+                 *               "quantity": 1,
+                 *               "unit_amount": 125000,
+                 *               "amount": 125000,
+                 *               "quantity_refunded": 0
+                 *             }
+                 *           ],
+                 *           "transactions": [
+                 *             {
+                 *               "id": "txn_5Jt1",
+                 *               "type": "authorization",
+                 *               "amount": 125000,
+                 *               "status": "succeeded",
+                 *               "connector_ref": "sbx_pay_81f3c0",
+                 *               "created_at": "2026-12-01T10:00:00.000Z"
+                 *             },
+                 *             {
+                 *               "id": "txn_5Jt2",
+                 *               "type": "capture",
+                 *               "amount": 125000,
+                 *               "status": "succeeded",
+                 *               "connector_ref": "sbx_pay_81f3c0",
+                 *               "created_at": "2026-12-01T10:00:00.000Z"
+                 *             }
+                 *           ],
+                 *           "failure_code": null,
+                 *           "failure_message": null,
+                 *           "test_mode": true,
+                 *           "created_at": "2026-12-01T10:00:00.000Z",
+                 *           "updated_at": "2026-12-01T10:00:00.000Z"
+                 *         }
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["PaymentPartiallyRefundedEvent"];
             };
         };
@@ -8504,6 +8573,48 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "id": "evt_4Ry8Dk2Wq0",
+                 *       "object": "event",
+                 *       "type": "refund.succeeded",
+                 *       "created_at": "2026-12-01T10:00:00.000Z",
+                 *       "test_mode": true,
+                 *       "data": {
+                 *         "object": {
+                 *           "id": "re_7Lq2Nw8Xc4",
+                 *           "object": "refund",
+                 *           "payment_id": "pay_2Xk9v1Qm7TzR4b",
+                 *           "amount": 50000,
+                 *           "currency": "INR",
+                 *           "status": "succeeded",
+                 *           "reason": "customer_request",
+                 *           "description": null,
+                 *           "reference": "rma-311",
+                 *           "metadata": {},
+                 *           "line_items": [],
+                 *           "order_id": "order-1042",
+                 *           "connector": "sandbox",
+                 *           "connector_account_id": "6c1f6a7e-58f1-4c5e-9f57-1f8e0b1d2a33",
+                 *           "connector_account_short_id": "ca_k3v9w2q8xz",
+                 *           "connector_ref": "sbx_re_20ab",
+                 *           "failure_code": null,
+                 *           "failure_message": null,
+                 *           "source": "api",
+                 *           "test_mode": true,
+                 *           "created_at": "2026-12-01T10:00:00.000Z",
+                 *           "updated_at": "2026-12-01T10:00:00.000Z",
+                 *           "payment": {
+                 *             "id": "pay_2Xk9v1Qm7TzR4b",
+                 *             "status": "partially_refunded",
+                 *             "amount_captured": 125000,
+                 *             "amount_refunded": 50000,
+                 *             "amount_refundable": 75000
+                 *           }
+                 *         }
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["RefundSucceededEvent"];
             };
         };
@@ -8553,6 +8664,48 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "id": "evt_9Pk3Tz6Lm1",
+                 *       "object": "event",
+                 *       "type": "refund.failed",
+                 *       "created_at": "2026-12-01T10:00:00.000Z",
+                 *       "test_mode": true,
+                 *       "data": {
+                 *         "object": {
+                 *           "id": "re_7Lq2Nw8Xc4",
+                 *           "object": "refund",
+                 *           "payment_id": "pay_2Xk9v1Qm7TzR4b",
+                 *           "amount": 50000,
+                 *           "currency": "INR",
+                 *           "status": "failed",
+                 *           "reason": "customer_request",
+                 *           "description": null,
+                 *           "reference": "rma-311",
+                 *           "metadata": {},
+                 *           "line_items": [],
+                 *           "order_id": "order-1042",
+                 *           "connector": "sandbox",
+                 *           "connector_account_id": "6c1f6a7e-58f1-4c5e-9f57-1f8e0b1d2a33",
+                 *           "connector_account_short_id": "ca_k3v9w2q8xz",
+                 *           "connector_ref": "sbx_re_20ab",
+                 *           "failure_code": "refund_rejected",
+                 *           "failure_message": "The card issuer rejected the refund.",
+                 *           "source": "api",
+                 *           "test_mode": true,
+                 *           "created_at": "2026-12-01T10:00:00.000Z",
+                 *           "updated_at": "2026-12-01T10:00:00.000Z",
+                 *           "payment": {
+                 *             "id": "pay_2Xk9v1Qm7TzR4b",
+                 *             "status": "succeeded",
+                 *             "amount_captured": 125000,
+                 *             "amount_refunded": 0,
+                 *             "amount_refundable": 125000
+                 *           }
+                 *         }
+                 *       }
+                 *     }
+                 */
                 "application/json": components["schemas"]["RefundFailedEvent"];
             };
         };

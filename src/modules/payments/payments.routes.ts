@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { amountSchema, currencySchema, idParam, listQuerySchema, metadataSchema } from '../../http/schemas.js';
+import { AppError } from '../../http/errors.js';
 import type { Services } from '../../services.js';
 import type { CreatePaymentInput, PaymentListQuery } from './payments.service.js';
 import { listOf, paymentObject, PAYMENT_STATUSES, responses } from '../../http/objects.js';
@@ -37,7 +38,7 @@ export const createPaymentBody = {
   },
 } as const;
 
-export async function paymentsRoutes(app: FastifyInstance, { payments }: Services): Promise<void> {
+export async function paymentsRoutes(app: FastifyInstance, { payments, idempotency }: Services): Promise<void> {
   app.post<{ Body: CreatePaymentInput }>('/v1/payments', {
     schema: {
       tags, operationId: 'createPayment', summary: 'Create a payment',
@@ -47,7 +48,18 @@ export async function paymentsRoutes(app: FastifyInstance, { payments }: Service
     },
   }, async (req, reply) => {
     const key = (req.headers['idempotency-key'] ?? req.headers['x-idempotency-key']) as string | undefined;
-    return reply.code(201).send(await payments.create(req.auth!, req.body, req.idem ? key : undefined));
+    try {
+      return reply.code(201).send(await payments.create(req.auth!, req.body, req.idem ? key : undefined));
+    } catch (err) {
+      // A retry that asks for another payment than its key's is refused without taking the key:
+      // the retry of the original request must still resume (and be answered with) its payment.
+      if (err instanceof AppError && err.code === 'idempotency_key_reused' && req.idem) {
+        const scope = req.idem;
+        req.idem = undefined;
+        await idempotency.release(scope);
+      }
+      throw err;
+    }
   });
 
   app.get<{ Querystring: PaymentListQuery }>('/v1/payments', {

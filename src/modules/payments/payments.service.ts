@@ -112,7 +112,7 @@ export class PaymentsService {
     // A retry of a request that died mid-way (crash, unknown PSP outcome) resumes its payment.
     if (idempotencyKey) {
       const existing = await repo.findByIdempotencyKey(this.db, auth.merchantId, auth.testMode, idempotencyKey);
-      if (existing) return this.authorize(existing);
+      if (existing) return this.resume(existing, input, currency);
     }
 
     const account = await this.resolveAccount(auth, input.connector_account);
@@ -144,11 +144,36 @@ export class PaymentsService {
       // the same key raced past the idempotency layer's lease (taken over): resume the winner's payment
       if ((err as { code?: string }).code === '23505' && idempotencyKey) {
         const existing = await repo.findByIdempotencyKey(this.db, auth.merchantId, auth.testMode, idempotencyKey);
-        if (existing) return this.authorize(existing);
+        if (existing) return this.resume(existing, input, currency);
       }
       throw err;
     }
     return this.authorize(payment);
+  }
+
+  /**
+   * A payment found by the request's Idempotency-Key (its first attempt lost the PSP's answer, or
+   * crashed): it is driven to the PSP's outcome with its own PSP idempotency key, so the PSP
+   * replays what it did, and that is what is booked. A retry that asks for something else (another
+   * amount, currency, capture method or payment method: the key's stored answer was released with
+   * the 502) cannot be what the PSP did, so it is refused, never answered 201 for money that did
+   * not move as asked.
+   */
+  private async resume(existing: PaymentRow, input: CreatePaymentInput, currency: string) {
+    const same = existing.amount === input.amount && existing.currency === currency
+      && existing.capture_method === (input.capture_method ?? 'automatic') && existing.payment_method === input.payment_method;
+    if (same) return this.authorize(existing);
+    try {
+      await this.authorize(existing);
+    } catch (err) {
+      // still unknown at the PSP: the client retries the original request with the same key
+      if (!(err instanceof AppError) || err.code !== 'card_declined') throw err;
+    }
+    const booked = (await repo.findById(this.db, existing.id)) ?? existing;
+    throw new AppError('idempotency_key_reused',
+      `This Idempotency-Key belongs to payment ${booked.id} of ${booked.amount} ${booked.currency} (${booked.status}), ` +
+        'which the payment service provider processed as first asked; this request asks for something else. Use a new key for a new payment.',
+      { extra: { payment_id: booked.id, amount: booked.amount } });
   }
 
   /** Phase 2 and 3 of a payment: the PSP call (outside any transaction), then the outcome. */
