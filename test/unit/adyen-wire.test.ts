@@ -492,6 +492,27 @@ describe('psp-sim Adyen wire, through @adyen/api-library', () => {
     assert.deepEqual(copies[0], copies[1]);
   });
 
+  it('webhook chaos: reordered notifications arrive in reverse, delayed ones late', async () => {
+    const pay = await authorise();
+    await simCall('PUT', '/_sim/faults', { webhook: { reorder: true } });
+    const refs: string[] = [];
+    for (const value of [100, 200, 300]) {
+      const r = await api.ModificationsApi.refundCapturedPayment(pay.pspReference!, { merchantAccount: MERCHANT, amount: { currency: 'EUR', value } });
+      refs.push(r.pspReference);
+    }
+    await notifications((i) => i.eventCode === 'REFUND' && refs.includes(i.pspReference), 3);
+    const order = received
+      .flatMap((r) => r.body.notificationItems.map((w) => w.NotificationRequestItem.pspReference))
+      .filter((ref) => refs.includes(ref));
+    assert.deepEqual(order, [...refs].reverse());
+
+    await simCall('PUT', '/_sim/faults', { webhook: { delay_ms: 400 } });
+    const sent = Date.now();
+    const late = await api.ModificationsApi.refundCapturedPayment(pay.pspReference!, { merchantAccount: MERCHANT, amount: { currency: 'EUR', value: 50 } });
+    await notifications(byPsp(late.pspReference, 'REFUND'));
+    assert.ok(Date.now() - sent >= 380, `arrived after ${Date.now() - sent} ms`);
+  });
+
   it('the schemas bite: wrong shapes fail them (so the checks below are not vacuous)', () => {
     const bad = (ref: string, value: unknown) => assert.equal(schema(ref)(value), false, `${ref} accepted ${JSON.stringify(value)}`);
     bad(checkout('PaymentResponse'), { pspReference: 'X', resultCode: 'Approved' });
