@@ -239,6 +239,58 @@ describe('money paths at their edges (PostgreSQL)', () => {
     });
   });
 
+  describe('refunds in flight', () => {
+    it('settling the held refunds asks the PSP for each and answers how many are still pending', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const acct = await h.call('POST', '/v1/connector_accounts', { key: key(), body: { connector: 'sandbox', name: 'slow refunds', settings: { pending_delay_ms: 3_600_000 } } });
+      const p = await pay(h, { amount: 6000, payment_method: 'pm_card_refund_pending', connector_account: acct.body.id });
+      const a = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1000 } });
+      const b = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 2000 } });
+      assert.deepEqual([a.body.status, b.body.status], ['pending', 'pending']);
+      assert.equal(await h.rt.services.refunds.settleHeldRefunds(p.id), 2);
+      psp.settlePending(p.connector_ref);
+      assert.equal(await h.rt.services.refunds.settleHeldRefunds(p.id), 0);
+      const g = await payment(p.id);
+      assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [3000, 3000, 'partially_refunded']);
+      assert.deepEqual((await refundsOf(p.id)).map((r: any) => r.status), ['succeeded', 'succeeded']);
+    });
+
+    it('a pending refund whose connector account is gone is answered as it stands, not driven', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const acct = await h.call('POST', '/v1/connector_accounts', { key: key(), body: { connector: 'sandbox', name: 'going away', settings: { pending_delay_ms: 3_600_000 } } });
+      const p = await pay(h, { amount: 2000, payment_method: 'pm_card_refund_pending', connector_account: acct.body.id });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 700 } });
+      assert.equal(r.body.status, 'pending');
+      const row = (await h.db.query('SELECT * FROM refunds WHERE id = $1', [r.body.id])).rows[0] as never;
+      // as the refund would be read once its account row is gone
+      const view = await h.rt.services.refunds.drive({ ...(row as object), connector_account_id: 'ca_missing' } as never);
+      assert.deepEqual([view.id, view.status, view.payment.amount_refundable], [r.body.id, 'pending', 1300]);
+      // a refund no longer pending is answered from the database, the PSP is not asked
+      const calls = psp.stats().refund_calls;
+      const done = await h.rt.services.refunds.drive({ ...(row as object), status: 'succeeded' } as never);
+      assert.equal(done.status, 'succeeded');
+      assert.equal(psp.stats().refund_calls, calls);
+    });
+
+    it('the events of a refund carry the payment with this refund\'s transaction in its final state', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 2000 });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 800 } });
+      const rows = await h.db.query<{ type: string; body: string }>(`SELECT type, body FROM events WHERE object_id = $1 AND type = 'payment.partially_refunded'`, [p.id]);
+      assert.equal(rows.rows.length, 1);
+      const obj = JSON.parse(rows.rows[0].body).data.object;
+      const txn = obj.transactions.find((x: any) => x.refund_id === r.body.id);
+      assert.deepEqual([txn.type, txn.amount, txn.status, txn.connector_ref], ['refund', 800, 'succeeded', r.body.connector_ref]);
+      assert.deepEqual([obj.amount_refunded, obj.amount_refundable, obj.status], [800, 1200, 'partially_refunded']);
+      const failing = await pay(h, { amount: 2000, payment_method: 'pm_card_refund_fails' });
+      const f = await h.call('POST', `/v1/payments/${failing.id}/refunds`, { key: key(), body: { amount: 800 } });
+      const fr = await h.db.query<{ body: string }>(`SELECT body FROM events WHERE object_id = $1 AND type = 'payment.refund_failed'`, [failing.id]);
+      const fobj = JSON.parse(fr.rows[0].body).data.object;
+      assert.equal(fobj.transactions.find((x: any) => x.refund_id === f.body.id).status, 'failed');
+      assert.deepEqual([fobj.amount_refunded, fobj.amount_refundable], [0, 2000]);
+    });
+  });
+
   describe('line items', () => {
     it('refunds part of a line other than the first by its own unit amount, leaving the other lines alone', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
