@@ -7,6 +7,7 @@ import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helper
 import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
 import { client, runSettle, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
 import { CONNECTOR_SETUPS, type ConnectorSetup } from '../helpers/connectors.js';
+import { notification } from '../helpers/adyen-notifications.js';
 
 /**
  * Reconciliation against a real psp-sim process with differences injected on purpose: refunds
@@ -25,6 +26,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
   let api: ReturnType<typeof client>;
   let admin: ReturnType<typeof client>;
   let account: any;
+  let plan: ReturnType<ConnectorSetup['account']>;
 
   const simCall = async (method: string, path: string, body?: unknown) => {
     const r = await fetch(sim!.url + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
@@ -44,7 +46,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     admin = client(gw.url, ADMIN_KEY);
     const m = await admin('POST', '/v1/admin/merchants', { name: 'Reconciled' });
     api = client(gw.url, m.body.api_keys.test);
-    const plan = setup.account(sim.url, { pendingDelayMs: 2000 });
+    plan = setup.account(sim.url, { pendingDelayMs: 2000 });
     account = (await api('POST', '/v1/connector_accounts', plan.body)).body;
     await simCall('PUT', `/_sim/accounts/${plan.simAccount(account)}/webhook`, { url: `${gw.url}${account.webhook_path}`, secret: account.webhook_secret });
     db = createPostgresDb({ connectionString: temp.url, max: 2 });
@@ -61,7 +63,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     return p.body;
   };
 
-  test('finds what the PSP did that the gateway never heard of, fixes the refunds, and reports the capture it cannot fix', async (t) => {
+  test('finds what the PSP did that the gateway never heard of, fixes the refunds, and reports the capture it cannot fix', { skip: !setup.statusQuery && `${setup.connector} cannot be asked what it did` }, async (t) => {
     if (!temp) return t.skip('no postgres');
     // The background job sits this one out (its lease is held), so what is stored here is what
     // the command line found, and nothing else.
@@ -82,7 +84,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     const kinds = (paymentId: string) => lines.filter((l) => l.includes(paymentId)).map((l) => l.split(' ')[2].replace(/:$/, '')).sort();
     assert.deepEqual(kinds(refunded.id), ['refund_missing', 'refund_status', 'refunded_amount']);
     assert.deepEqual(kinds(uncaptured.id), ['captured_amount']);
-    assert.ok(lines.some((l) => l.includes(setup.wireRefundId(dashboard.id)) && l.includes('2000')), found.stdout);
+    assert.ok(lines.some((l) => l.includes(setup.wireRefundId(dashboard.id)!) && l.includes('2000')), found.stdout);
 
     // Stored once, readable by the merchant, announced as events.
     const open = await api('GET', '/v1/reconciliation/differences?status=open&limit=100');
@@ -117,7 +119,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
   });
 
-  test('the background job finds a difference by itself: stored, counted in /metrics, listed for the admin', async (t) => {
+  test('the background job finds a difference by itself: stored, counted in /metrics, listed for the admin', { skip: !setup.statusQuery && `${setup.connector} cannot be asked what it did` }, async (t) => {
     if (!temp) return t.skip('no postgres');
     await db!.query(`UPDATE reconciliation_runs SET lease_until = '-infinity'`);
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: false } });
@@ -137,6 +139,51 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     const metrics = await fetch(`${gw!.url}/metrics`).then((r) => r.text());
     assert.match(metrics, /settle_reconciliation_differences_total\{kind="refund_missing"\} [1-9]/);
     assert.match(metrics, /settle_reconciliation_differences_open [1-9]/);
+    await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
+  });
+
+  test('a PSP without a status query: every payment is reported unverifiable, no difference is invented, and a refund stays pending until its notification', { skip: setup.statusQuery && `${setup.connector} can be asked` }, async (t) => {
+    if (!temp) return t.skip('no postgres');
+    await db!.query(`UPDATE reconciliation_runs SET lease_until = now() + interval '1 hour'`);
+    // the PSP's notifications are lost: the gateway hears nothing of what happens at the PSP
+    await simCall('PUT', '/_sim/faults', { webhook: { enabled: false } });
+    const p = await pay();
+    const r = await api('POST', `/v1/payments/${p.id}/refunds`, { amount: 1000 });
+    assert.equal(r.status, 201, r.raw);
+    assert.equal(r.body.status, 'pending');
+    assert.match(r.body.connector_ref, setup.refundRefPattern);
+    await simCall('POST', `/_sim/payments/${p.connector_ref}/refunds`, { amount: 2000 });
+
+    const found = await cli('--since', '1h');
+    assert.equal(found.code, 0, found.output);
+    assert.deepEqual(found.stdout.split('\n').filter((l) => l.startsWith('DIFFERENCE')), [], 'nothing is guessed');
+    assert.match(found.stdout, new RegExp(`UNVERIFIED ${p.id}: the PSP cannot tell what it did for this payment`));
+    // the sync worker cannot ask either: the refund is still pending, its amount held
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.equal((await api('GET', `/v1/refunds/${r.body.id}`)).body.status, 'pending');
+    assert.equal((await api('GET', `/v1/payments/${p.id}`)).body.amount_refundable, 9_000);
+
+    // the notification comes after all (Adyen retries, or the operator resends it from the
+    // Customer Area): the refund finishes, booked once
+    const creds = (plan.body as { credentials: Record<string, string> }).credentials;
+    const body = notification(creds.hmac_key, [{
+      pspReference: r.body.connector_ref, originalReference: p.connector_ref, merchantAccountCode: creds.merchant_account,
+      merchantReference: r.body.id, value: 1000, currency: 'USD', eventCode: 'REFUND',
+    }]);
+    for (let i = 0; i < 2; i++) {
+      const ack = await fetch(`${gw!.url}${account.webhook_path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      assert.equal(await ack.text(), '[accepted]');
+    }
+    let status = '';
+    for (let i = 0; i < 200 && status !== 'succeeded'; i++) {
+      status = (await api('GET', `/v1/refunds/${r.body.id}`)).body.status;
+      if (status !== 'succeeded') await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(status, 'succeeded');
+    assert.equal((await api('GET', `/v1/payments/${p.id}`)).body.amount_refunded, 1000);
+    assert.deepEqual((await verifyLedger(db!)).violations, []);
+    const bookings = await db!.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledger_transactions WHERE refund_id = $1`, [r.body.id]);
+    assert.equal(bookings.rows[0].n, 1);
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
   });
 });

@@ -15,19 +15,28 @@ export interface ConnectorAccountPlan {
 }
 
 export interface ConnectorSetup {
-  connector: 'sandbox' | 'stripe';
+  connector: 'sandbox' | 'stripe' | 'adyen';
   /** The psp-sim wire the connector speaks. */
-  wire: 'sandbox' | 'stripe';
+  wire: 'sandbox' | 'stripe' | 'adyen';
   /** Environment of the gateway process, given the sim's URL. */
   gatewayEnv(simUrl: string): Record<string, string>;
   /** A connector account whose pending refunds stay pending `pendingDelayMs`. */
   account(simUrl: string, opts: { pendingDelayMs: number }): ConnectorAccountPlan;
-  /** A refund id of the sim's operator API as the connector reports it. */
-  wireRefundId(modelRefundId: string): string;
+  /** A refund id of the sim's operator API as the connector reports it; null when the wire names
+   *  refunds by references of its own (Adyen's pspReference), checked by `refundRefPattern`. */
+  wireRefundId(modelRefundId: string): string | null;
+  /** The shape of a refund's `connector_ref`. */
+  refundRefPattern: RegExp;
   /** The inbound signature header. */
   signatureHeader: string;
   /** A failure code the sim's bank reports, and the code the gateway shows for it. */
   failure: { psp: string; gateway: string };
+  /** What the API answers for a refund the PSP accepts: `succeeded` (a synchronous PSP) or
+   *  `pending` (Adyen: every refund is `received`, its outcome comes by notification). */
+  refundAnswer: 'succeeded' | 'pending';
+  /** Whether the PSP can be asked what it did for a payment (reconciliation finds differences);
+   *  false: reconciliation can only report the payments as unverifiable. */
+  statusQuery: boolean;
 }
 
 export const SANDBOX_SETUP: ConnectorSetup = {
@@ -40,8 +49,11 @@ export const SANDBOX_SETUP: ConnectorSetup = {
     faults: {},
   }),
   wireRefundId: (id) => id,
+  refundRefPattern: /^sbx_re_/,
   signatureHeader: 'sandbox-signature',
   failure: { psp: 'bank_rejected', gateway: 'bank_rejected' },
+  refundAnswer: 'succeeded',
+  statusQuery: true,
 };
 
 export const STRIPE_SETUP: ConnectorSetup = {
@@ -58,8 +70,37 @@ export const STRIPE_SETUP: ConnectorSetup = {
     };
   },
   wireRefundId: (id) => id.replace(/^sbx_re_/, 're_'),
+  refundRefPattern: /^re_/,
   signatureHeader: 'stripe-signature',
   failure: { psp: 'declined', gateway: 'refund_declined' },
+  refundAnswer: 'succeeded',
+  statusQuery: true,
 };
 
-export const CONNECTOR_SETUPS: readonly ConnectorSetup[] = [SANDBOX_SETUP, STRIPE_SETUP];
+export const ADYEN_SETUP: ConnectorSetup = {
+  connector: 'adyen',
+  wire: 'adyen',
+  gatewayEnv: (simUrl) => ({ SETTLE_ADYEN_CHECKOUT_BASE: simUrl }),
+  account: (_simUrl, opts) => {
+    const merchantAccount = `Settle${randomBytes(6).toString('hex')}ECOM`;
+    return {
+      body: {
+        connector: 'adyen',
+        credentials: { api_key: `AQE${randomBytes(24).toString('base64url')}`, merchant_account: merchantAccount, hmac_key: randomBytes(32).toString('hex').toUpperCase() },
+      },
+      // Adyen's notifications go per merchant account
+      simAccount: () => merchantAccount,
+      faults: { pending_delay_ms: opts.pendingDelayMs },
+    };
+  },
+  // Adyen's refund references are its own 16 characters; the sim's operator API names the model's
+  wireRefundId: () => null,
+  refundRefPattern: /^[A-Z0-9]{16}$/,
+  signatureHeader: 'adyen-signature',
+  // a refund the bank fails after it succeeded: REFUND_FAILED, whose reason text is not shown
+  failure: { psp: 'bank_rejected', gateway: 'refund_failed' },
+  refundAnswer: 'pending',
+  statusQuery: false,
+};
+
+export const CONNECTOR_SETUPS: readonly ConnectorSetup[] = [SANDBOX_SETUP, STRIPE_SETUP, ADYEN_SETUP];

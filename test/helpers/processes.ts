@@ -110,7 +110,7 @@ export async function spawnGateway(opts: GatewayOptions = {}) {
 }
 
 /** A real `settle psp-sim` process on a random port, speaking one PSP's wire (default sandbox). */
-export async function spawnPspSim(wire: 'sandbox' | 'stripe' = 'sandbox') {
+export async function spawnPspSim(wire: 'sandbox' | 'stripe' | 'adyen' = 'sandbox') {
   return spawnSettle(['psp-sim', '--port', '0', '--wire', wire], {}, /psp-sim listening on (http:\/\/\S+)/);
 }
 

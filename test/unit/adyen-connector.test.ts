@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import { ConnectorUnknownOutcomeError, type ConnectorContext } from '../../src/connectors/connector.js';
 import { ADYEN_ACK, adyenCheckoutEndpoint, createAdyenConnector, parseAdyenNotification } from '../../src/connectors/adyen/adyen.connector.js';
 import { newHmacKey, notification, pspReference } from '../helpers/adyen-notifications.js';
+import { newId } from '../../src/lib/ids.js';
 
 const HMAC = newHmacKey();
 const MERCHANT = 'SettleUnitECOM';
@@ -67,7 +68,7 @@ describe('Adyen connector: endpoints', () => {
 describe('Adyen connector: notifications', () => {
   const refund = (over: Record<string, unknown> = {}) => ({
     pspReference: pspReference(), originalReference: pspReference(), merchantAccountCode: MERCHANT,
-    merchantReference: 're_0000000000000000000000ab', value: 1500, eventCode: 'REFUND', ...over,
+    merchantReference: newId('re'), value: 1500, eventCode: 'REFUND', ...over,
   });
 
   it('verifies every item of a batch with the account\'s HMAC key, its merchant account and its mode', () => {
@@ -105,7 +106,7 @@ describe('Adyen connector: notifications', () => {
   });
 
   it('names a gateway refund only by a Settle refund id: a Customer Area refund is a dashboard refund', () => {
-    const [dashboard] = parseAdyenNotification(notification(HMAC, [refund({ merchantReference: 'pay_0000000000000000000000ab' })]));
+    const [dashboard] = parseAdyenNotification(notification(HMAC, [refund({ merchantReference: newId('pay') })]));
     assert.ok(dashboard.type === 'refund.updated');
     assert.equal(dashboard.refund.reference, null);
   });

@@ -337,7 +337,7 @@ function parseBody(rawBody: string): NotificationBody {
 /** A Settle refund id (what Settle sends as a refund's `reference`); anything else in a
  *  notification's `merchantReference` (a Customer Area refund carries the payment's reference or
  *  the operator's text) does not name a gateway refund. */
-const SETTLE_REFUND_ID_RE = /^re_[0-9a-z]{24}$/;
+const SETTLE_REFUND_ID_RE = /^re_[0-9A-Za-z]{24}$/;
 
 /**
  * Maps a verified notification batch to connector events, one per item. The event id is Adyen's
