@@ -36,7 +36,7 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
     const acct = await client(a.url, key)('POST', '/v1/connector_accounts', plan.body);
     assert.equal(acct.status, 201, acct.raw);
     account = acct.body;
-    if (setup.refundAnswer === 'pending') {
+    if (setup.refundAnswers.includes('pending')) {
       // the refunds' outcomes come by the PSP's notifications
       await fetch(`${sim.url}/_sim/accounts/${plan.simAccount(account)}/webhook`, {
         method: 'PUT', headers: { 'content-type': 'application/json' },
@@ -95,7 +95,7 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
     );
     const ok = results.filter((r) => r.status === 201);
     const refused = results.filter((r) => r.status !== 201);
-    for (const r of ok) assert.equal(r.body.status, setup.refundAnswer);
+    for (const r of ok) assert.ok(setup.refundAnswers.includes(r.body.status), r.raw);
     for (const r of refused) {
       assert.ok([422, 409].includes(r.status), `unexpected ${r.status}: ${r.raw}`);
       assert.ok(['amount_too_large', 'already_refunded'].includes(r.body.error.code), r.raw);
@@ -144,7 +144,7 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
         .then((r) => ({ payment: p, r })))));
     for (const p of payments) {
       const mine = results.filter((x) => x.payment.id === p.id).map((x) => x.r);
-      assert.equal(mine.filter((r) => r.status === 201 && r.body.status === setup.refundAnswer).length, 4, JSON.stringify(mine.map((r) => r.status)));
+      assert.equal(mine.filter((r) => r.status === 201 && setup.refundAnswers.includes(r.body.status)).length, 4, JSON.stringify(mine.map((r) => r.status)));
       const refused = mine.filter((r) => r.status !== 201);
       assert.equal(refused.length, 1);
       assert.ok(['amount_too_large', 'already_refunded'].includes(refused[0].body.error.code), refused[0].raw);
@@ -173,7 +173,7 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
       const payments = await Promise.all(Array.from({ length: 8 }, async () =>
         (await api('POST', '/v1/payments', { amount: 4_000, currency: 'USD', payment_method: 'pm_card_visa' })).body));
       const results = await Promise.all(payments.flatMap((p) => Array.from({ length: 4 }, () => api('POST', `/v1/payments/${p.id}/refunds`, { amount: 1_000 }))));
-      assert.deepEqual([...new Set(results.map((r) => `${r.status} ${r.body.status}`))], [`201 ${setup.refundAnswer}`]);
+      for (const r of results) assert.ok(r.status === 201 && setup.refundAnswers.includes(r.body.status), r.raw);
       for (const p of payments) assert.equal((await settled(api, p.id)).body.amount_refunded, 4_000);
       const steps = await metric(alone.url, 'settle_refund_db_transaction_members_total');
       assert.ok(steps >= 64, `two steps per refund: ${steps}`);
@@ -199,7 +199,7 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
     assert.ok(created.length >= 1, 'the owner answered');
     for (const r of created) assert.equal(r.raw, created[0].raw, 'every 201 is the same answer');
     assert.equal(created.filter((r) => r.headers.get('idempotent-replayed') !== 'true').length, 1, 'one answer is the original, the rest replays');
-    assert.equal(created[0].body.status, setup.refundAnswer);
+    assert.ok(setup.refundAnswers.includes(created[0].body.status), created[0].raw);
     const list = await api('GET', `/v1/payments/${p.body.id}/refunds`);
     assert.equal(list.body.data.length, 1, 'one refund');
     const payment = await settled(api, p.body.id);

@@ -92,7 +92,7 @@ describe(`convergence with the PSP over real HTTP (${setup.connector})`, () => {
     await faults({});
     const p = await payment();
     const r = await api('POST', `/v1/payments/${p.id}/refunds`, { amount: 2500 });
-    assert.equal(r.body.status, setup.refundAnswer);
+    assert.ok(setup.refundAnswers.includes(r.body.status), r.raw);
     const g = await converged(p, 2500);
     assert.equal(g.amount_refunded, 2500);
   });

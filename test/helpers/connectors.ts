@@ -31,9 +31,10 @@ export interface ConnectorSetup {
   signatureHeader: string;
   /** A failure code the sim's bank reports, and the code the gateway shows for it. */
   failure: { psp: string; gateway: string };
-  /** What the API answers for a refund the PSP accepts: `succeeded` (a synchronous PSP) or
-   *  `pending` (Adyen: every refund is `received`, its outcome comes by notification). */
-  refundAnswer: 'succeeded' | 'pending';
+  /** What the API may answer for a refund the PSP accepts: `succeeded` (a synchronous PSP), or
+   *  `pending` (Adyen: every refund is `received`, its outcome comes by notification — which can
+   *  overtake the answer, so `succeeded` too). */
+  refundAnswers: readonly ('succeeded' | 'pending')[];
   /** Whether the PSP can be asked what it did for a payment (reconciliation finds differences);
    *  false: reconciliation can only report the payments as unverifiable. */
   statusQuery: boolean;
@@ -52,7 +53,7 @@ export const SANDBOX_SETUP: ConnectorSetup = {
   refundRefPattern: /^sbx_re_/,
   signatureHeader: 'sandbox-signature',
   failure: { psp: 'bank_rejected', gateway: 'bank_rejected' },
-  refundAnswer: 'succeeded',
+  refundAnswers: ['succeeded'],
   statusQuery: true,
 };
 
@@ -73,7 +74,7 @@ export const STRIPE_SETUP: ConnectorSetup = {
   refundRefPattern: /^re_/,
   signatureHeader: 'stripe-signature',
   failure: { psp: 'declined', gateway: 'refund_declined' },
-  refundAnswer: 'succeeded',
+  refundAnswers: ['succeeded'],
   statusQuery: true,
 };
 
@@ -99,7 +100,7 @@ export const ADYEN_SETUP: ConnectorSetup = {
   signatureHeader: 'adyen-signature',
   // a refund the bank fails after it succeeded: REFUND_FAILED, whose reason text is not shown
   failure: { psp: 'bank_rejected', gateway: 'refund_failed' },
-  refundAnswer: 'pending',
+  refundAnswers: ['pending', 'succeeded'],
   statusQuery: false,
 };
 
