@@ -106,12 +106,19 @@ export interface PaymentFilter {
 }
 
 export const paymentsRepository = {
-  async insert(db: Queryable, p: NewPayment): Promise<PaymentRow> {
+  /**
+   * Inserts the payment if its connector account is still there and active, reading it FOR KEY
+   * SHARE: a concurrent hard delete of the account (FOR UPDATE, then a count of its uncaptured
+   * payments) either waits and sees this payment, or commits first and nothing is inserted
+   * (undefined). An uncaptured payment can never be left on a deleted account.
+   */
+  async insert(db: Queryable, p: NewPayment): Promise<PaymentRow | undefined> {
     const r = await db.query<PaymentRow>(
-      `INSERT INTO payments (id, merchant_id, test_mode, amount, currency, status, capture_method, connector,
+      `WITH account AS (SELECT id FROM connector_accounts WHERE id = $8 AND status = 'active' FOR KEY SHARE)
+       INSERT INTO payments (id, merchant_id, test_mode, amount, currency, status, capture_method, connector,
          connector_account_id, connector_account_short_id, payment_method, order_id, customer_id, description,
          metadata, line_items, idempotency_key)
-       VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+       SELECT $1, $2, $3, $4, $5, 'processing', $6, $7, account.id, $9, $10, $11, $12, $13, $14, $15, $16 FROM account
        RETURNING *`,
       [p.id, p.merchant_id, p.test_mode, p.amount, p.currency, p.capture_method, p.connector, p.connector_account_id,
         p.connector_account_short_id, p.payment_method, p.order_id, p.customer_id, p.description,

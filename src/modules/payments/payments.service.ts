@@ -120,7 +120,7 @@ export class PaymentsService {
       throw invalidParam('payment_method', `Unknown sandbox payment method; use one of ${SANDBOX_TEST_TOKENS.join(', ')}.`);
     }
 
-    let payment: PaymentRow;
+    let payment: PaymentRow | undefined;
     try {
       payment = await repo.insert(this.db, {
         id: newId('pay'),
@@ -147,6 +147,10 @@ export class PaymentsService {
         if (existing) return this.resume(existing, input, currency);
       }
       throw err;
+    }
+    if (!payment) {
+      // hard-deleted or deactivated since it was resolved above: nothing was written
+      throw new AppError('connector_account_not_found', `The connector account ${account.short_id} was deleted or deactivated meanwhile; the payment was not created.`, { param: 'connector_account' });
     }
     return this.authorize(payment);
   }

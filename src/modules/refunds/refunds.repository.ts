@@ -119,8 +119,14 @@ const updateParams = (r: RefundRow): unknown[] => [r.id, r.status, r.connector_r
 const INSERT_SQL = `${insertSql(1)} RETURNING *`;
 const UPDATE_SQL = `${updateSql(1)} RETURNING *`;
 
+// The connector account is read FOR KEY SHARE (the nullable side of an outer join cannot be
+// locked, hence the lateral sub-select): a hard delete of the account (which locks it FOR UPDATE
+// before counting its pending refunds) either waits for this refund to commit and sees it, or
+// commits first and this read finds no account. A pending refund can never be left on a deleted
+// account. The share lock does not block other refunds or payments of the account.
 const LOCK_PAYMENT_SQL = `SELECT now() AS tx_now, p.*, ${selectAs('a', ACCOUNT_COLUMNS, 'ca_')}
-       FROM payments p LEFT JOIN connector_accounts a ON a.id = p.connector_account_id
+       FROM payments p
+       LEFT JOIN LATERAL (SELECT * FROM connector_accounts WHERE id = p.connector_account_id FOR KEY SHARE) a ON true
        WHERE p.id = $1 AND p.merchant_id = $2 AND p.test_mode = $3
        FOR UPDATE OF p`;
 
