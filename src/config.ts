@@ -59,6 +59,13 @@ export interface Config {
   webhookRetrySchedule: number[];
   /** Timeout for one outbound webhook POST. Default 10000 ms. */
   webhookTimeoutMs: number;
+  /** Most outbound webhook POSTs of one merchant in flight at once, over all processes, so one
+   *  merchant's slow endpoints cannot hold every delivery slot. Default 8. */
+  webhookMerchantConcurrency: number;
+  /** Most outbound webhook POSTs one process has in flight at once. Default 64. */
+  webhookConcurrency: number;
+  /** Most webhook endpoints a merchant may have per mode. Default 16. */
+  webhookEndpointsMax: number;
   /** Timeout for one call to a PSP over HTTP. Default 10000 ms. */
   connectorTimeoutMs: number;
   /** Refund sync backoff: first delay and cap, in ms. Defaults 1000 and 300000. */
@@ -213,6 +220,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     redisUrl,
     webhookRetrySchedule,
     webhookTimeoutMs: int('SETTLE_WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+    webhookMerchantConcurrency: int('SETTLE_WEBHOOK_MERCHANT_CONCURRENCY', 8, 1, 1000),
+    webhookConcurrency: int('SETTLE_WEBHOOK_CONCURRENCY', 64, 1, 10_000),
+    webhookEndpointsMax: int('SETTLE_WEBHOOK_ENDPOINTS_MAX', 16, 1, 1000),
     connectorTimeoutMs: int('SETTLE_CONNECTOR_TIMEOUT_MS', 10_000, 50, 120_000),
     refundSyncBaseMs: int('SETTLE_REFUND_SYNC_BASE_MS', 1000, 10, 3_600_000),
     refundSyncMaxMs: int('SETTLE_REFUND_SYNC_MAX_MS', 300_000, 10, 86_400_000),

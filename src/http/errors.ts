@@ -21,6 +21,7 @@ const CODES = {
   currency_mismatch: [400, 'invalid_request_error'],
   connector_account_override_forbidden: [400, 'invalid_request_error'],
   connector_account_inactive: [400, 'invalid_request_error'],
+  webhook_endpoints_limit_reached: [400, 'invalid_request_error'],
   invalid_api_key: [401, 'authentication_error'],
   card_declined: [402, 'connector_error'],
   feature_disabled: [403, 'permission_error'],

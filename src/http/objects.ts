@@ -5,6 +5,7 @@
  * objects without filtering them; the contract test checks every response of the test suites
  * against them, both ways (a missing required field or an undocumented one fails).
  */
+import { ATTEMPT_CATEGORIES } from '../modules/webhooks/webhooks.repository.js';
 import { errorCodesByStatus, errorTypesByStatus } from './errors.js';
 import { EVENT_TYPES } from '../modules/webhooks/events.repository.js';
 
@@ -216,7 +217,13 @@ export const eventWithDeliveriesObject = obj('EventWithDeliveries', 'An event wi
   delivery_attempts: {
     type: 'array',
     items: obj('DeliveryAttempt', 'One POST of the event to an endpoint.', {
-      endpoint_id: id('we_'), attempt: int, http_status: { type: ['integer', 'null'] }, error: nstr, duration_ms: int, attempted_at: time,
+      endpoint_id: id('we_'), attempt: int, http_status: { type: ['integer', 'null'] },
+      category: {
+        type: ['string', 'null'], enum: [...ATTEMPT_CATEGORIES, null],
+        description: 'What became of the attempt: `http_status` (the receiver answered; `http_status` says what, 2xx is success, 3xx is not followed), or why it got no answer: `timeout`, `connection_refused`, `connection_failed` (reset, closed or not HTTP), `dns`, `tls`, `blocked_address` (the host is or resolves to an address webhooks may not reach). Null for attempts made before categories were recorded.',
+      },
+      error: { type: ['string', 'null'], description: 'A fixed text for the category (never the receiver\'s body or a socket error text); null for an answered attempt other than a redirect.' },
+      duration_ms: int, attempted_at: time,
     }),
   },
   deliveries: {

@@ -31,7 +31,8 @@ export class WorkerRunner {
 
   static forGateway(config: Config, db: Db, services: Services, log: Logger): WorkerRunner {
     return new WorkerRunner([
-      { name: 'webhook-delivery', everyMs: config.workerPollMs, pass: () => services.webhooks.deliverDue() },
+      // starts sends without waiting for them: a slow endpoint holds one slot, not the loop
+      { name: 'webhook-delivery', everyMs: config.workerPollMs, pass: () => services.webhooks.dispatchDue() },
       {
         name: 'refund-sync',
         everyMs: config.workerPollMs,

@@ -9,6 +9,8 @@ import {
   classifyAddress,
   guardedLookup,
   ipLiteral,
+  isMetadataAddress,
+  isMetadataHostname,
   isPublicAddress,
   parseWebhookUrl,
   type AddressClass,
@@ -152,7 +154,8 @@ describe('ipLiteral and blockedHostReason', () => {
     assert.match(blockedHostReason('localhost')!, /loopback/);
     assert.match(blockedHostReason('api.LOCALHOST.')!, /loopback/);
     assert.match(blockedHostReason('[::1]')!, /loopback/);
-    assert.match(blockedHostReason('169.254.169.254')!, /link-local/);
+    assert.match(blockedHostReason('169.254.169.254')!, /cloud metadata/);
+    assert.match(blockedHostReason('169.254.1.1')!, /link-local/);
     assert.match(blockedHostReason('100.64.1.1')!, /carrier-grade NAT/);
     assert.equal(blockedHostReason('93.184.216.34'), undefined);
     assert.equal(blockedHostReason('example.com'), undefined);
@@ -168,7 +171,7 @@ describe('ipLiteral and blockedHostReason', () => {
 
   it('blocks a resolution as soon as one address is not public', () => {
     assert.equal(blockedAddressesReason('ok.example', ['93.184.216.34', '2606:4700::1']), undefined);
-    assert.match(blockedAddressesReason('mixed.example', ['93.184.216.34', '10.0.0.5'])!, /private address \(10\.0\.0\.5\)/);
+    assert.equal(blockedAddressesReason('mixed.example', ['93.184.216.34', '10.0.0.5']), 'mixed.example resolves to a private address');
     assert.match(blockedAddressesReason('v6.example', ['fd00::1'])!, /private/);
     assert.match(blockedAddressesReason('none.example', [])!, /did not resolve/);
   });
@@ -229,7 +232,7 @@ describe('guardedLookup', () => {
     const { resolve } = fake({ 'rebind.example': ['10.0.0.7'] });
     const { err } = await run(guardedLookup(resolve), 'rebind.example', false);
     assert.ok(err instanceof BlockedAddressError);
-    assert.match(err.message, /^blocked: rebind\.example resolves to a private address \(10\.0\.0\.7\)/);
+    assert.equal(err.message, 'blocked: rebind.example resolves to a private address');
   });
 
   it('refuses localhost without asking DNS', async () => {
@@ -243,5 +246,58 @@ describe('guardedLookup', () => {
     const { resolve } = fake({});
     const { err } = await run(guardedLookup(resolve), 'missing.example', false);
     assert.equal(err?.code, 'ENOTFOUND');
+  });
+});
+
+describe('address policies: development (test mode) and public (live mode)', () => {
+  it('development allows loopback and private addresses, and never link-local, metadata, unspecified or reserved ones', () => {
+    for (const host of ['127.0.0.1', '[::1]', 'localhost', '10.0.0.1', '192.168.1.1', '172.16.0.1', '[fd12::1]', '93.184.216.34', 'example.com']) {
+      assert.equal(blockedHostReason(host, 'development'), undefined, host);
+    }
+    for (const host of ['169.254.169.254', '169.254.0.1', '[fe80::1]', '[febf::ffff]', '0.0.0.0', '0.1.2.3', '[::]', '[fd00:ec2::254]', '[fd00:ec2:0:0:0:0:0:254]',
+      '100.100.100.200', '100.64.0.1', '224.0.0.1', '192.0.2.1', '[::ffff:169.254.169.254]', '[::ffff:a9fe:a9fe]', '[64:ff9b::a9fe:a9fe]',
+      'metadata.google.internal', 'METADATA.google.internal.', 'metadata', 'instance-data', 'metadata.goog']) {
+      assert.ok(blockedHostReason(host, 'development'), `${host} is allowed in test mode`);
+      assert.ok(blockedHostReason(host, 'public'), `${host} is allowed in live mode`);
+    }
+    assert.equal(blockedHostReason('169.254.169.254', 'development'), '169.254.169.254 is a cloud metadata address');
+    assert.equal(blockedHostReason('[fd00:ec2::254]', 'development'), 'fd00:ec2::254 is a cloud metadata address');
+    assert.equal(blockedHostReason('0.0.0.0', 'development'), '0.0.0.0 is an unspecified address');
+    assert.equal(blockedHostReason('metadata.google.internal', 'development'), 'metadata.google.internal is a cloud metadata host name');
+    assert.equal(blockedHostReason('10.0.0.1', 'public'), '10.0.0.1 is a private address');
+  });
+
+  it('knows the metadata addresses in every spelling, and nothing near them', () => {
+    for (const a of ['169.254.169.254', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '[fd00:ec2::254]', 'fd00:ec2:0::254', '100.100.100.200', '169.254.170.2']) {
+      assert.equal(isMetadataAddress(a), true, a);
+    }
+    for (const a of ['169.254.169.253', 'fd00:ec2::255', '100.100.100.201', 'example.com', '']) assert.equal(isMetadataAddress(a), false, a);
+    assert.equal(isMetadataHostname('Metadata.Google.Internal.'), true);
+    assert.equal(isMetadataHostname('metadata.example.com'), false);
+  });
+
+  it('URL parsing turns every IPv4 spelling of the metadata address into the address the guard refuses', () => {
+    for (const raw of ['http://2852039166/', 'http://0xa9fea9fe/', 'http://0xA9.0xFE.0xA9.0xFE/', 'http://0251.0376.0251.0376/', 'http://169.254.43518/', 'http://[::ffff:169.254.169.254]/']) {
+      const check = parseWebhookUrl(raw, { requireHttps: false });
+      assert.ok(check.ok, raw);
+      assert.match(blockedHostReason(check.url.hostname, 'development') ?? 'allowed', /cloud metadata address/, raw);
+    }
+  });
+
+  it('the development lookup answers localhost itself and checks resolved addresses against the policy', async () => {
+    const calls: string[] = [];
+    const table: Record<string, string[]> = { 'lan.example': ['192.168.0.9'], 'meta.example': ['10.0.0.1', '169.254.169.254'] };
+    const lookup = guardedLookup(async (hostname) => {
+      calls.push(hostname);
+      return (table[hostname] ?? []).map((address) => ({ address, family: 4 }));
+    }, 'development');
+    const run = (host: string) => new Promise<{ err: NodeJS.ErrnoException | null; address: unknown }>((res) => lookup(host, { all: true }, (err, address) => res({ err, address })));
+    assert.deepEqual((await run('localhost')).address, [{ address: '127.0.0.1', family: 4 }]);
+    assert.deepEqual((await run('lan.example')).address, [{ address: '192.168.0.9', family: 4 }]);
+    const meta = await run('meta.example');
+    assert.ok(meta.err instanceof BlockedAddressError);
+    assert.equal(meta.err.message, 'blocked: meta.example resolves to a cloud metadata address');
+    assert.ok((await run('metadata.google.internal')).err instanceof BlockedAddressError);
+    assert.deepEqual(calls, ['lan.example', 'meta.example'], 'localhost or a metadata name was sent to the resolver');
   });
 });

@@ -423,7 +423,7 @@ export interface paths {
         put?: never;
         /**
          * Create a webhook endpoint
-         * @description Events of this merchant and mode whose type is enabled are POSTed to `url`, signed with `Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` and per the Standard Webhooks specification (see the webhooks section). The signing `secret` (whsec_…) is returned only in this response.
+         * @description A merchant has at most `SETTLE_WEBHOOK_ENDPOINTS_MAX` (default 16) endpoints per mode; the next create is 400 `webhook_endpoints_limit_reached`. Events of this merchant and mode whose type is enabled are POSTed to `url`, signed with `Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` and per the Standard Webhooks specification (see the webhooks section). The signing `secret` (whsec_…) is returned only in this response.
          */
         post: operations["createWebhookEndpoint"];
         delete?: never;
@@ -908,7 +908,7 @@ export interface components {
             /** @enum {string} */
             type: "invalid_request_error";
             /** @enum {string} */
-            code: "invalid_json" | "invalid_param" | "currency_mismatch" | "connector_account_override_forbidden" | "connector_account_inactive";
+            code: "invalid_json" | "invalid_param" | "currency_mismatch" | "connector_account_override_forbidden" | "connector_account_inactive" | "webhook_endpoints_limit_reached";
             /** @description For people; never parse it */
             message: string;
             /** @description The parameter at fault (`amount`, `line_items[1].quantity`, …) */
@@ -1649,6 +1649,12 @@ export interface components {
             endpoint_id: string;
             attempt: number;
             http_status: number | null;
+            /**
+             * @description What became of the attempt: `http_status` (the receiver answered; `http_status` says what, 2xx is success, 3xx is not followed), or why it got no answer: `timeout`, `connection_refused`, `connection_failed` (reset, closed or not HTTP), `dns`, `tls`, `blocked_address` (the host is or resolves to an address webhooks may not reach). Null for attempts made before categories were recorded.
+             * @enum {string|null}
+             */
+            category: "http_status" | "timeout" | "connection_refused" | "connection_failed" | "dns" | "tls" | "blocked_address" | null;
+            /** @description A fixed text for the category (never the receiver's body or a socket error text); null for an answered attempt other than a redirect. */
             error: string | null;
             duration_ms: number;
             /** Format: date-time */
@@ -6631,7 +6637,7 @@ export interface operations {
                  *     }
                  */
                 "application/json": {
-                    /** @description Absolute http(s) URL. Live mode: https only, and the host must not be or resolve to a loopback, private, link-local or otherwise reserved address. */
+                    /** @description Absolute http(s) URL. Live mode: https only, and the host must not be or resolve to a loopback, private, link-local or otherwise reserved address. Test mode: loopback and private addresses are fine for development; link-local, cloud metadata (169.254.169.254, fd00:ec2::254, metadata.google.internal, …) and unspecified addresses never. Checked again on the resolved address of every connection; redirects are not followed. */
                     url: string;
                     /** @description `["*"]` for every event type, or a list of event types (in the endpoint's dialect). */
                     enabled_events: ("*" | "payment.succeeded" | "payment.failed" | "payment.captured" | "payment.canceled" | "payment.partially_refunded" | "payment.refunded" | "payment.refund_failed" | "refund.created" | "refund.succeeded" | "refund.failed" | "reconciliation.difference_found" | "payment_intent.refunded" | "payment_intent.partially_refunded" | "payment_intent.refund_failed")[];

@@ -51,6 +51,13 @@ export class ConnectorAccountsService {
     if (this.connectors.get(input.connector)!.testModeOnly && !auth.testMode) {
       throw invalidParam('connector', `The ${input.connector} connector moves no real money and exists in test mode only; a live-mode account needs a real PSP (${[...this.connectors.values()].filter((c) => !c.testModeOnly).map((c) => c.name).join(', ')}).`);
     }
+    // an empty or blank secret would let anyone sign the PSP's webhooks (an HMAC with an empty
+    // key is no secret): refused for every connector and credential, before any other check
+    for (const [key, value] of Object.entries(input.credentials ?? {})) {
+      if (typeof value === 'string' && value.trim() === '') {
+        throw invalidParam(`credentials.${key}`, `credentials.${key} must not be empty or blank${key === 'webhook_secret' ? '; leave webhook_secret out to have one generated' : ''}.`);
+      }
+    }
     const settings = input.connector === 'adyen' ? { environment: 'test', ...(input.settings ?? {}) } : input.settings ?? {};
     validateSettings(input.connector, auth.testMode, settings);
     validateCredentials(input.connector, auth.testMode, input.credentials ?? {});

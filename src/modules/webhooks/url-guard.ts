@@ -1,7 +1,8 @@
 /**
- * Which webhook URLs the gateway may call. Live-mode endpoints must not reach the gateway's own
- * network (SSRF): the host must not be, or resolve to, a loopback, private, link-local,
- * unspecified, CGNAT, multicast or otherwise reserved address.
+ * Which webhook URLs the gateway may call (SSRF). Live-mode endpoints must not reach the gateway's
+ * own network: the host must not be, or resolve to, a loopback, private, link-local, unspecified,
+ * CGNAT, multicast or otherwise reserved address. Test-mode endpoints may reach loopback and
+ * private addresses (development), but never link-local, cloud metadata or unspecified ones.
  *
  * Everything here is pure. DNS is injected (`guardedLookup`), so the rules are unit-tested without
  * a resolver, and the same check runs at creation and at connect time (DNS rebinding).
@@ -187,24 +188,100 @@ export function parseWebhookUrl(raw: string, rules: WebhookUrlRules): UrlCheck {
   return { ok: true, url };
 }
 
+/**
+ * Which addresses a webhook may be sent to.
+ * - `public` (live mode): public unicast addresses only.
+ * - `development` (test mode, and live mode with `SETTLE_ALLOW_PRIVATE_WEBHOOK_URLS`): public,
+ *   loopback and private (RFC 1918, unique-local) addresses, so a receiver on the developer's
+ *   machine or LAN works.
+ * Neither ever allows link-local (169.254.0.0/16, fe80::/10), cloud metadata addresses and names,
+ * unspecified (0.0.0.0/8, ::), CGNAT, multicast or reserved addresses.
+ */
+export type AddressPolicy = 'public' | 'development';
+
+/**
+ * Cloud instance-metadata services. Most live in link-local space (blocked anyway); these are
+ * listed so that the ones that do not (AWS's IPv6 endpoint in fd00::/8, which is unique-local,
+ * Alibaba's in CGNAT space) are refused under every policy, and so the reason says what they are.
+ */
+const METADATA_ADDRESSES: readonly string[] = [
+  '169.254.169.254', // AWS, GCP, Azure, OCI, DigitalOcean, OpenStack
+  '169.254.170.2', // AWS ECS task metadata
+  '169.254.170.23', // AWS EKS pod identity
+  'fd00:ec2::254', // AWS IMDS over IPv6
+  'fd00:ec2::23', // AWS EKS pod identity over IPv6
+  '100.100.100.200', // Alibaba Cloud
+];
+const METADATA_HOSTNAMES: ReadonlySet<string> = new Set([
+  'metadata', 'metadata.google.internal', 'metadata.goog', 'instance-data', 'instance-data.ec2.internal',
+  'metadata.tencentyun.com', 'metadata.platformequinix.com',
+]);
+
+/** One spelling per address: dotted IPv4 (also for IPv4-mapped IPv6), else eight hex groups. */
+function canonicalAddress(address: string): string | undefined {
+  let s = address.trim();
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  if (isIPv4(s)) return s.split('.').map(Number).join('.');
+  if (!isIPv6(s)) return undefined;
+  const g = parseV6(s);
+  if (!g) return undefined;
+  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
+    return [g[6] >> 8, g[6] & 0xff, g[7] >> 8, g[7] & 0xff].join('.');
+  }
+  return g.map((x) => x.toString(16)).join(':');
+}
+
+const METADATA_CANONICAL: ReadonlySet<string> = new Set(METADATA_ADDRESSES.map((a) => canonicalAddress(a)!));
+
+/** True for a cloud metadata service's address, in any spelling. */
+export function isMetadataAddress(address: string): boolean {
+  const c = canonicalAddress(address);
+  return c !== undefined && METADATA_CANONICAL.has(c);
+}
+
+/** True for a cloud metadata service's well-known host name. */
+export function isMetadataHostname(hostname: string): boolean {
+  return METADATA_HOSTNAMES.has(hostname.toLowerCase().replace(/\.$/, ''));
+}
+
+/** Whether an address of this class may be called under `policy`. */
+export function classAllowed(cls: AddressClass, policy: AddressPolicy): boolean {
+  if (cls === 'public') return true;
+  return policy === 'development' && (cls === 'loopback' || cls === 'private');
+}
+
+/** Why one resolved or literal address is refused under `policy`, or undefined. */
+function addressReason(address: string, policy: AddressPolicy): string | undefined {
+  if (isMetadataAddress(address)) return 'a cloud metadata address';
+  const cls = classifyAddress(address) ?? 'reserved';
+  if (classAllowed(cls, policy)) return undefined;
+  const what = describeClass(cls);
+  return `${/^[aeiou]/.test(what) ? 'an' : 'a'} ${what} address`;
+}
+
 /** Why a host (literal or name) is blocked before any DNS lookup, or undefined. */
-export function blockedHostReason(hostname: string): string | undefined {
+export function blockedHostReason(hostname: string, policy: AddressPolicy = 'public'): string | undefined {
   const literal = ipLiteral(hostname);
   if (literal !== undefined) {
-    const cls = classifyAddress(literal)!;
-    return cls === 'public' ? undefined : `${literal} is a ${describeClass(cls)} address`;
+    const reason = addressReason(literal, policy);
+    return reason && `${literal} is ${reason}`;
   }
-  if (isLocalhostName(hostname)) return `${hostname} is a loopback host name`;
+  if (isMetadataHostname(hostname)) return `${hostname} is a cloud metadata host name`;
+  if (isLocalhostName(hostname) && policy === 'public') return `${hostname} is a loopback host name`;
   return undefined;
 }
 
-/** Why a set of resolved addresses is blocked (any non-public one blocks), or undefined. */
-export function blockedAddressesReason(hostname: string, addresses: readonly string[]): string | undefined {
+/**
+ * Why a set of resolved addresses is blocked (any refused one blocks), or undefined. The
+ * addresses themselves are not named: the reason is shown to the merchant, and a merchant must
+ * not learn what the gateway's resolver says about internal names.
+ */
+export function blockedAddressesReason(hostname: string, addresses: readonly string[], policy: AddressPolicy = 'public'): string | undefined {
   if (addresses.length === 0) return `${hostname} did not resolve to any address`;
   for (const address of addresses) {
-    const cls = classifyAddress(address) ?? 'reserved';
-    // every address must be public: a resolver may hand out any of them on the next lookup
-    if (cls !== 'public') return `${hostname} resolves to a ${describeClass(cls)} address (${address})`;
+    // every address must be allowed: a resolver may hand out any of them on the next lookup
+    const reason = addressReason(address, policy);
+    if (reason) return `${hostname} resolves to ${reason}`;
   }
   return undefined;
 }
@@ -228,21 +305,25 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
 
 /**
  * A `lookup` for `net.connect`/`tls.connect` that resolves with `resolveAll` and refuses to
- * connect when any resolved address is not public. Because the check runs on the very addresses
- * the socket then connects to, a DNS answer that changes after endpoint creation (rebinding)
- * cannot slip through.
+ * connect when any resolved address is not allowed under `policy`. The socket connects to the
+ * very addresses checked here (the answer is handed to it, it does not resolve again), so a DNS
+ * answer that changes after endpoint creation (rebinding) cannot slip through. Under the
+ * `development` policy `localhost` is answered with the loopback address without asking DNS.
  */
-export function guardedLookup(resolveAll: ResolveAll) {
+export function guardedLookup(resolveAll: ResolveAll, policy: AddressPolicy = 'public') {
   return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
-    const reason = blockedHostReason(hostname);
+    const reason = blockedHostReason(hostname, policy);
     if (reason) {
       callback(new BlockedAddressError(reason), '', 0);
       return;
     }
     const family = typeof options.family === 'number' && options.family !== 0 ? options.family : undefined;
-    resolveAll(hostname, family).then(
+    const resolved: Promise<LookupAddress[]> = isLocalhostName(hostname)
+      ? Promise.resolve(family === 6 ? [{ address: '::1', family: 6 }] : [{ address: '127.0.0.1', family: 4 }])
+      : resolveAll(hostname, family);
+    resolved.then(
       (addresses) => {
-        const blocked = blockedAddressesReason(hostname, addresses.map((a) => a.address));
+        const blocked = blockedAddressesReason(hostname, addresses.map((a) => a.address), policy);
         if (blocked) return callback(new BlockedAddressError(blocked), '', 0);
         if (options.all) return callback(null, addresses);
         return callback(null, addresses[0].address, addresses[0].family);

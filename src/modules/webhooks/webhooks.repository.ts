@@ -31,12 +31,21 @@ export interface DeliveryRow {
   last_error: string | null;
 }
 
+/**
+ * What became of one attempt, as the merchant sees it: the receiver answered (`http_status`, the
+ * status says which), or why it could not be reached. Never the raw socket error or a body.
+ */
+export const ATTEMPT_CATEGORIES = ['http_status', 'timeout', 'connection_refused', 'connection_failed', 'dns', 'tls', 'blocked_address'] as const;
+export type AttemptCategory = (typeof ATTEMPT_CATEGORIES)[number];
+
 export interface AttemptRow {
   delivery_id: string;
   event_id: string;
   endpoint_id: string;
   attempt: number;
   http_status: number | null;
+  /** Null only for attempts recorded before categories existed. */
+  category: AttemptCategory | null;
   error: string | null;
   duration_ms: number;
   attempted_at: Date;
@@ -47,6 +56,7 @@ export interface ClaimedDelivery {
   id: string;
   event_id: string;
   endpoint_id: string;
+  merchant_id: string;
   /** The number of this attempt (1-based, counted since the delivery was last (re)scheduled). */
   attempts: number;
   /** `locked_until` as text: the fencing token that the worker must present to record a result. */
@@ -57,6 +67,9 @@ export interface ClaimedDelivery {
   test_mode: boolean;
   dialect: WebhookDialect;
 }
+
+/** Arbitrary constant: the advisory lock that serializes delivery claims (see `claimDue`). */
+const CLAIM_LOCK = 727_274_005;
 
 export const webhooksRepository = {
   async insertEndpoint(
@@ -98,6 +111,15 @@ export const webhooksRepository = {
       params,
     );
     return r.rows;
+  },
+
+  /** How many endpoints (not deleted) the merchant has in this mode. */
+  async countEndpoints(db: Queryable, merchantId: string, testMode: boolean): Promise<number> {
+    const r = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM webhook_endpoints WHERE merchant_id = $1 AND test_mode = $2 AND deleted_at IS NULL',
+      [merchantId, testMode],
+    );
+    return r.rows[0].n;
   },
 
   async softDeleteEndpoint(db: Queryable, id: string): Promise<void> {
@@ -158,7 +180,7 @@ export const webhooksRepository = {
 
   async attemptsForEvent(db: Queryable, eventId: string): Promise<AttemptRow[]> {
     const r = await db.query<AttemptRow>(
-      `SELECT delivery_id, event_id, endpoint_id, attempt, http_status, error, duration_ms, attempted_at
+      `SELECT delivery_id, event_id, endpoint_id, attempt, http_status, category, error, duration_ms, attempted_at
        FROM webhook_attempts WHERE event_id = $1 ORDER BY attempted_at, id`,
       [eventId],
     );
@@ -196,20 +218,46 @@ export const webhooksRepository = {
   },
 
   /**
-   * Claims up to `limit` due deliveries for one worker. SKIP LOCKED keeps concurrent claimers off
-   * each other's rows, and pushing `next_attempt_at` forward by the lease keeps the rows invisible
-   * to later claims after this transaction commits, while the worker is sending. If the worker
-   * dies, the rows become due again when the lease ends. The attempt counter is bumped here, so
-   * an attempt whose outcome was lost in a crash still counts against the retry schedule.
+   * Claims up to `limit` due deliveries for one worker, fairly between merchants. SKIP LOCKED keeps
+   * concurrent claimers off each other's rows, and pushing `next_attempt_at` forward by the lease
+   * keeps the rows invisible to later claims after this transaction commits, while the worker is
+   * sending. If the worker dies, the rows become due again when the lease ends. The attempt
+   * counter is bumped here, so an attempt whose outcome was lost in a crash still counts against
+   * the retry schedule.
+   *
+   * Fairness: a merchant never has more than `perMerchant` deliveries leased (being sent) at once,
+   * over all workers and processes (claims are serialized by an advisory lock, so the count of
+   * leased rows each claim sees is exact), and the claim takes the merchants' due deliveries
+   * round-robin: every merchant's oldest one first, then every merchant's second, and so on. A
+   * merchant with a backlog to a slow endpoint fills its own slots only. Each endpoint offers at
+   * most `perMerchant` of its oldest due deliveries, so the work per claim is bounded by the
+   * number of endpoints, not by the size of a backlog.
    */
-  async claimDue(db: Queryable, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+  async claimDue(db: Queryable, limit: number, leaseMs: number, perMerchant: number): Promise<ClaimedDelivery[]> {
+    await db.query('SELECT pg_advisory_xact_lock($1)', [CLAIM_LOCK]);
     const r = await db.query<ClaimedDelivery>(
-      `WITH due AS (
-         SELECT d.id FROM webhook_deliveries d
-         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-           AND EXISTS (SELECT 1 FROM webhook_endpoints w
-                       WHERE w.id = d.endpoint_id AND w.deleted_at IS NULL AND w.status = 'enabled')
-         ORDER BY d.next_attempt_at
+      `WITH leased AS (
+         SELECT w.merchant_id, count(*)::int AS n
+         FROM webhook_deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id
+         WHERE d.status = 'pending' AND d.locked_until IS NOT NULL AND d.locked_until > now()
+         GROUP BY w.merchant_id),
+       candidates AS (
+         SELECT c.id, c.next_attempt_at, w.merchant_id
+         FROM webhook_endpoints w
+         CROSS JOIN LATERAL (
+           SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+           WHERE d.endpoint_id = w.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+           ORDER BY d.next_attempt_at
+           LIMIT $3) c
+         WHERE w.deleted_at IS NULL AND w.status = 'enabled'),
+       ranked AS (
+         SELECT c.id, c.next_attempt_at,
+                COALESCE(l.n, 0) + row_number() OVER (PARTITION BY c.merchant_id ORDER BY c.next_attempt_at, c.id) AS slot
+         FROM candidates c LEFT JOIN leased l ON l.merchant_id = c.merchant_id),
+       due AS (
+         SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
+         WHERE r.slot <= $3 AND d.status = 'pending' AND d.next_attempt_at <= now()
+         ORDER BY r.slot, r.next_attempt_at
          LIMIT $1
          FOR UPDATE OF d SKIP LOCKED)
        UPDATE webhook_deliveries d
@@ -219,18 +267,18 @@ export const webhooksRepository = {
               updated_at = now()
          FROM due, events e, webhook_endpoints w
         WHERE d.id = due.id AND e.id = d.event_id AND w.id = d.endpoint_id
-       RETURNING d.id, d.event_id, d.endpoint_id, d.attempts, d.locked_until::text AS lease,
+       RETURNING d.id, d.event_id, d.endpoint_id, w.merchant_id, d.attempts, d.locked_until::text AS lease,
                  e.body, w.url, w.secret_sealed, w.test_mode, w.dialect`,
-      [limit, leaseMs],
+      [limit, leaseMs, perMerchant],
     );
     return r.rows;
   },
 
   async insertAttempt(db: Queryable, a: Omit<AttemptRow, 'attempted_at'> & { attempted_at: Date }): Promise<void> {
     await db.query(
-      `INSERT INTO webhook_attempts (delivery_id, event_id, endpoint_id, attempt, http_status, error, duration_ms, attempted_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [a.delivery_id, a.event_id, a.endpoint_id, a.attempt, a.http_status, a.error, a.duration_ms, a.attempted_at.toISOString()],
+      `INSERT INTO webhook_attempts (delivery_id, event_id, endpoint_id, attempt, http_status, category, error, duration_ms, attempted_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [a.delivery_id, a.event_id, a.endpoint_id, a.attempt, a.http_status, a.category, a.error, a.duration_ms, a.attempted_at.toISOString()],
     );
   },
 

@@ -17,7 +17,7 @@ export const createWebhookEndpointBody = {
   properties: {
     url: {
       type: 'string', minLength: 1, maxLength: 2048,
-      description: 'Absolute http(s) URL. Live mode: https only, and the host must not be or resolve to a loopback, private, link-local or otherwise reserved address.',
+      description: 'Absolute http(s) URL. Live mode: https only, and the host must not be or resolve to a loopback, private, link-local or otherwise reserved address. Test mode: loopback and private addresses are fine for development; link-local, cloud metadata (169.254.169.254, fd00:ec2::254, metadata.google.internal, …) and unspecified addresses never. Checked again on the resolved address of every connection; redirects are not followed.',
     },
     enabled_events: {
       type: 'array', minItems: 1, maxItems: EVENT_TYPES.length + 1,
@@ -37,7 +37,7 @@ export async function webhooksRoutes(app: FastifyInstance, { webhooks }: Service
     config: { showsSecret: true },
     schema: {
       tags, operationId: 'createWebhookEndpoint', summary: 'Create a webhook endpoint',
-      description: 'Events of this merchant and mode whose type is enabled are POSTed to `url`, signed with `Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` and per the Standard Webhooks specification (see the webhooks section). The signing `secret` (whsec_…) is returned only in this response.',
+      description: 'A merchant has at most `SETTLE_WEBHOOK_ENDPOINTS_MAX` (default 16) endpoints per mode; the next create is 400 `webhook_endpoints_limit_reached`. Events of this merchant and mode whose type is enabled are POSTed to `url`, signed with `Settle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>` and per the Standard Webhooks specification (see the webhooks section). The signing `secret` (whsec_…) is returned only in this response.',
       body: createWebhookEndpointBody,
       response: responses(201, createdWebhookEndpointObject, { errors: [409, 413, 422] }),
     },
