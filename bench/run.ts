@@ -441,6 +441,49 @@ class ConnectionSampler {
 }
 
 /**
+ * The gateway's open transactions on `url`'s database (its connections, application_name
+ * `settle`; not the bench's own ANALYZE), sampled every 100 ms from pg_stat_activity: the oldest
+ * one's age, and what it was doing. A transaction (a pooled connection) held across a PSP call would live at
+ * least as long as the PSP's fastest answer.
+ */
+class TransactionSampler {
+  private timer: NodeJS.Timeout | undefined;
+  private client: pg.Client | undefined;
+  private busy = false;
+  private maxAgeMs = 0;
+  private samples = 0;
+  /** What the oldest transaction seen was doing when it was seen. */
+  private oldest: { state: string; waitEvent: string | null; query: string; applicationName: string } | undefined;
+  constructor(private readonly url: string) {}
+  async start() {
+    this.client = new pg.Client({ connectionString: this.url });
+    await this.client.connect();
+    this.timer = setInterval(() => {
+      if (this.busy) return;
+      this.busy = true;
+      this.client!.query<{ age: number; state: string; wait_event: string | null; query: string; application_name: string }>(
+        `SELECT extract(epoch FROM clock_timestamp() - xact_start) * 1000 AS age, state, wait_event, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query, application_name
+         FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'settle' AND backend_type = 'client backend' AND xact_start IS NOT NULL
+         ORDER BY xact_start LIMIT 1`,
+      ).then((r) => {
+        this.samples++;
+        const row = r.rows[0];
+        if (row && Number(row.age) > this.maxAgeMs) {
+          this.maxAgeMs = Number(row.age);
+          this.oldest = { state: row.state, waitEvent: row.wait_event, query: row.query, applicationName: row.application_name };
+        }
+      }, () => {}).finally(() => (this.busy = false));
+    }, 100);
+  }
+  async stop(): Promise<{ oldestTransactionMs: number; samples: number; oldest?: TransactionSampler['oldest'] }> {
+    clearInterval(this.timer);
+    await this.client?.end().catch(() => {});
+    return { oldestTransactionMs: Number(this.maxAgeMs.toFixed(1)), samples: this.samples, oldest: this.oldest };
+  }
+}
+
+/**
  * The gateway calling the PSP simulator over HTTP, answering each refund in 200–400 ms, with 512
  * concurrent refund clients; meanwhile a reader GETs other payments. No database connection is
  * held across the PSP call, so throughput should follow min(clients / PSP latency, the fast-PSP
@@ -479,16 +522,27 @@ async function slowPsp(load: LoadGenerator) {
     }
     const fastPeak = fast ? series.at(-1)! : peaks.reduce((a, b) => (b.rps > a.rps ? b : a));
 
+    const meanPspS = (SLOW_PSP_MS[0] + SLOW_PSP_MS[1]) / 2 / 1000;
+    const bound = Math.min(SLOW_PSP_CONCURRENCY / meanPspS, fastPeak.rps);
     const conns = new ConnectionSampler(Number(new URL(sim.url).port));
     conns.start();
+    const txs = new TransactionSampler(temp.url);
+    await txs.start();
     const readPaths = Array.from({ length: 1000 }, (_, i) => `/v1/payments/${paymentId('r', i + 1)}`);
-    // 512 clients each wait 200–400 ms per call: the window must hold many rounds of them
-    const w = window(SLOW_PSP_CONCURRENCY, gw, { warmupMs: Math.max(WARMUP_MS, 3000), durationMs: Math.max(DURATION_MS, 5000), processes: [{ label: 'psp-sim', pids: [sim.pid] }] });
+    // Each of the 512 clients waits at least 512 / throughput per refund: the warm-up must hold a
+    // few such rounds and the window many, or no refund completes in it (on a busy machine one
+    // round takes seconds).
+    const roundMs = (1000 * SLOW_PSP_CONCURRENCY) / Math.max(1, bound);
+    const w = window(SLOW_PSP_CONCURRENCY, gw, {
+      warmupMs: Math.min(30_000, Math.max(WARMUP_MS, 3000, 2 * roundMs)),
+      durationMs: Math.min(60_000, Math.max(DURATION_MS, 5000, 4 * roundMs)),
+      processes: [{ label: 'psp-sim', pids: [sim.pid] }],
+    });
     const { r, rss, rssByPid } = await httpRun(load, gw, m.key, { type: 'refunds', paymentIds: shuffled(Array.from({ length: SLOW_PSP_PAYMENTS }, (_, i) => paymentId('s', i + 1)), 11), keyPrefix: 'slow' },
       w, true, undefined, { reader: { paths: readPaths, concurrency: READER_CONCURRENCY }, rssPids: [gw.pid, sim.pid] });
     const pspConnections = conns.stop();
-    const meanPspS = (SLOW_PSP_MS[0] + SLOW_PSP_MS[1]) / 2 / 1000;
-    const bound = Math.min(SLOW_PSP_CONCURRENCY / meanPspS, fastPeak.rps);
+    const transactions = await txs.stop();
+    log(`  oldest open transaction ${transactions.oldestTransactionMs} ms: ${JSON.stringify(transactions.oldest)}`);
     const s = seriesOf({ id: `pg-slowpsp-c${SLOW_PSP_CONCURRENCY}`, label: `refunds, PSP over HTTP ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms`, kind: 'system', backend: 'postgres',
       workload: `full refunds, sandbox connector → psp-sim over HTTP answering in ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms; ${READER_CONCURRENCY} readers GET other payments`, concurrency: SLOW_PSP_CONCURRENCY }, r, rss);
     // the simulator is not a gateway process: its memory is reported beside, not in the goal
@@ -498,7 +552,8 @@ async function slowPsp(load: LoadGenerator) {
       pspLatencyMs: SLOW_PSP_MS, meanPspLatencyMs: meanPspS * 1000, fastPeakRps: Number(fastPeak.rps.toFixed(1)), fastPeakSeries: fastPeak.id,
       boundRps: Number(bound.toFixed(1)), ratioToBound: Number((s.rps / bound).toFixed(3)),
       reads: { count: reads.latencies.length, errors: reads.errors, errorSamples: reads.errorSamples, latencyMs: round(latencyOf(reads.latencies)) },
-      pspConnections, expectedConcurrentPspCalls: Number((s.rps * meanPspS).toFixed(0)),
+      warmupMs: w.warmupMs, durationMs: w.durationMs,
+      transactions, pspConnections, expectedConcurrentPspCalls: Number((s.rps * meanPspS).toFixed(0)),
       pspSimCpuMsPerRefund: r.processCpuMs && r.count ? Number((r.processCpuMs['psp-sim'] / r.count).toFixed(3)) : null,
       pspSimPeakRssMb: rssByPid?.[sim.pid] ?? null,
     };
@@ -565,9 +620,19 @@ async function scaleOut(load: LoadGenerator) {
       const active = apis.slice(0, k);
       const allPids = procs.map((p) => p.pid);
       const w = window(SCALE_CONCURRENCY, active[0], { processes: [{ label: 'gateways', pids: allPids }, { label: 'pgbouncer', pids: [bouncer.proc.pid!] }] });
+      const groupedBefore = await Promise.all(active.map(refundTransactions));
       const { r, rss, rssByPid } = await httpRun(load, active[0], m.key, { type: 'refunds', paymentIds: pool.peek(30_000), keyPrefix: `scale${k}` }, w, true, undefined,
         { urls: active.map((a) => a.url), rssPids: allPids });
       pool.consume(r.consumed);
+      // refund steps per database transaction over the active processes (warm-up included)
+      const groupedAfter = await Promise.all(active.map(refundTransactions));
+      let steps = 0;
+      let transactions = 0;
+      groupedAfter.forEach((a, i) => {
+        steps += (a?.steps ?? 0) - (groupedBefore[i]?.steps ?? 0);
+        transactions += (a?.transactions ?? 0) - (groupedBefore[i]?.transactions ?? 0);
+      });
+      grouping[`pg-scale-${k}`] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
       const s = seriesOf({ id: `pg-scale-${k}`, label: `refunds, ${k} API process${k > 1 ? 'es' : ''} + worker, PgBouncer`, kind: 'system', backend: 'postgres',
         workload: `full refunds round-robin over ${k} API process(es), one worker, PgBouncer transaction pooling (${FLOOR_POOL} server connections)`, concurrency: SCALE_CONCURRENCY }, r, rss);
       // every gateway process's CPU (idle ones cost next to nothing), not only the first one's
@@ -575,6 +640,7 @@ async function scaleOut(load: LoadGenerator) {
       base ??= s;
       s.extra = {
         apiProcesses: k,
+        refundStepsPerTransaction: grouping[`pg-scale-${k}`].perTransaction,
         rssMbByProcess: Object.fromEntries(Object.entries(rssByPid ?? {}).map(([pid, mb]) => [names.get(Number(pid)) ?? pid, Number(mb.toFixed(1))])),
         pgbouncerCpuMsPerRefund: r.processCpuMs && r.count ? Number((r.processCpuMs.pgbouncer / r.count).toFixed(3)) : null,
         rpsRatioToOne: Number((s.rps / base.rps).toFixed(3)),
@@ -794,6 +860,9 @@ function goals(): Goal[] {
     const x = slow.extra as { boundRps: number; ratioToBound: number; reads: { latencyMs: Latency; count: number } };
     add('slowpsp', `PSP over HTTP in ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms, ${SLOW_PSP_CONCURRENCY} clients: refunds/s ÷ min(clients / mean PSP latency, fast-PSP peak)`, '≥ 0.80',
       `${x.ratioToBound.toFixed(2)} (${slow.rps.toFixed(0)} of ${x.boundRps.toFixed(0)}/s)`, x.ratioToBound >= 0.8);
+    const t = (slow.extra as { transactions: { oldestTransactionMs: number; samples: number } }).transactions;
+    add('slowpsp_tx', `no database transaction open across a PSP call: the oldest open transaction seen (pg_stat_activity, every 100 ms)`, `< ${SLOW_PSP_MS[0]} ms`,
+      `${t.oldestTransactionMs.toFixed(0)} ms (${t.samples} samples)`, t.samples > 0 && t.oldestTransactionMs < SLOW_PSP_MS[0]);
     add('slowpsp_reads', `GET of other payments meanwhile: p99 below the PSP's fastest answer (a read that waited for a PSP call would take ≥ ${SLOW_PSP_MS[0]} ms)`, `< ${SLOW_PSP_MS[0]} ms`,
       `${x.reads.latencyMs.p99.toFixed(1)} ms (${x.reads.count} reads)`, x.reads.count > 0 && x.reads.latencyMs.p99 < SLOW_PSP_MS[0]);
   }
@@ -830,6 +899,7 @@ function goals(): Goal[] {
   if (open50) note('open_p99', 'latency from the intended send time counts the wait of a request the gateway could not take yet; compare the uncorrected figure and the generator lag');
   if (slow) {
     const x = slow.extra as { pspConnections: { max: number }; expectedConcurrentPspCalls: number };
+    note('slowpsp_reads', 'a read also waits for CPU and for a pooled connection behind the refund steps queued before it when the gateway is saturated: the oldest transaction (slowpsp_tx) is the direct check');
     note('slowpsp', `the gateway held at most ${x.pspConnections.max} connections to the PSP for ≈${x.expectedConcurrentPspCalls} calls in flight (refunds/s × mean PSP latency)`);
   }
   note('scaleout', `${cpus().length} cores run the database, every gateway process, the pooler and the load generator: more processes add no CPU, only more processes to schedule, smaller transaction groups per process and a pooler hop`);
@@ -855,14 +925,14 @@ function printNewSeries() {
       pspConnections: { max: number; median: number }; expectedConcurrentPspCalls: number; pspSimCpuMsPerRefund: number | null };
     console.log(`\nSlow PSP (psp-sim over HTTP, ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms, ${SLOW_PSP_CONCURRENCY} clients): ${slow.rps.toFixed(0)} refunds/s, p50 ${slow.latencyMs.p50.toFixed(0)} p99 ${slow.latencyMs.p99.toFixed(0)} ms; ` +
       `bound ${x.boundRps.toFixed(0)}/s (fast peak ${x.fastPeakRps.toFixed(0)}) → ${x.ratioToBound.toFixed(2)}; reads of other payments p50 ${x.reads.latencyMs.p50.toFixed(1)} p99 ${x.reads.latencyMs.p99.toFixed(1)} ms ` +
-      `(${x.reads.count}, ${x.reads.errors} failed); connections to the PSP max ${x.pspConnections.max} median ${x.pspConnections.median} for ≈${x.expectedConcurrentPspCalls} calls in flight`);
+      `(${x.reads.count}, ${x.reads.errors} failed); oldest open transaction ${(slow.extra as { transactions: { oldestTransactionMs: number } }).transactions.oldestTransactionMs.toFixed(0)} ms; connections to the PSP max ${x.pspConnections.max} median ${x.pspConnections.median} for ≈${x.expectedConcurrentPspCalls} calls in flight`);
   }
   const scaled = series.filter((s) => s.id.startsWith('pg-scale-'));
   if (scaled.length) {
     console.log(`\nScale-out behind PgBouncer (transaction pooling, ${FLOOR_POOL} server connections; c=${SCALE_CONCURRENCY} round-robin; one worker process):`);
     for (const s of scaled) {
-      const x = s.extra as { apiProcesses: number; rpsRatioToOne: number; postgresCpuRatioToOne: number | null; pgbouncerCpuMsPerRefund: number | null };
-      console.log(`  ${x.apiProcesses} API: ${s.rps.toFixed(0)} refunds/s (×${x.rpsRatioToOne.toFixed(2)}), postgres CPU ${s.postgresCpuMsPerRequest?.toFixed(2) ?? '?'} ms/refund ` +
+      const x = s.extra as { apiProcesses: number; rpsRatioToOne: number; postgresCpuRatioToOne: number | null; pgbouncerCpuMsPerRefund: number | null; refundStepsPerTransaction: number };
+      console.log(`  ${x.apiProcesses} API: ${s.rps.toFixed(0)} refunds/s (×${x.rpsRatioToOne.toFixed(2)}), ${x.refundStepsPerTransaction} refund steps per transaction, postgres CPU ${s.postgresCpuMsPerRequest?.toFixed(2) ?? '?'} ms/refund ` +
         `(×${x.postgresCpuRatioToOne?.toFixed(2) ?? '?'}), gateways ${s.gatewayCpuMsPerRequest?.toFixed(2) ?? '?'} ms/refund, pgbouncer ${x.pgbouncerCpuMsPerRefund?.toFixed(2) ?? '?'} ms/refund, p99 ${s.latencyMs.p99.toFixed(1)} ms`);
     }
   }
@@ -963,7 +1033,7 @@ async function main() {
     console.log(`\nOne refund: ${statementProfile.statements} statements, ${statementProfile.roundTrips} round trips, ${statementProfile.transactions} transactions, ${statementProfile.commits} commits`);
   }
   const grouped = Object.entries(grouping).map(([id, g]) => `${id.replace('-uniform-', ' ')} ${g.perTransaction}`);
-  if (grouped.length) console.log(`Refund steps per database transaction (uniform series): ${grouped.join(', ')}`);
+  if (grouped.length) console.log(`Refund steps per database transaction (uniform and scale-out series): ${grouped.join(', ')}`);
   for (const n of notes) console.log(`note: ${n}`);
   if (args.compare) console.log(`\n${compareWith(args.compare)}`);
   console.log(`\n${g.filter((x) => x.pass).length}/${g.length} goals met; report: ${file} (${seconds.toFixed(0)} s)`);
