@@ -467,6 +467,31 @@ describe('money paths at their edges (PostgreSQL)', () => {
       assert.equal(lease.rows[0].live, true, 'the winner holds a fresh lease');
     });
 
+    it('a stored answer that shows a secret is kept sealed and replayed in clear', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const svc = new IdempotencyService(h.db, box, { lockMs: 60_000, retentionHours: 24 });
+      await svc.begin(scope('k-sealed'), 'POST', '/v1/api_keys', 'hash');
+      await svc.complete(scope('k-sealed'), { status: 201, body: '{"secret":"sk_test_shown_once"}', headers: {} }, true);
+      const stored = await h.db.query<{ response_body: string }>(`SELECT response_body FROM idempotency_keys WHERE merchant_id = $1 AND key = 'k-sealed'`, [h.merchant.id]);
+      assert.ok(stored.rows[0].response_body.startsWith('sealed:') && !stored.rows[0].response_body.includes('sk_test_shown_once'));
+      const replay = await svc.begin(scope('k-sealed'), 'POST', '/v1/api_keys', 'hash');
+      assert.deepEqual(replay, { kind: 'replay', response: { status: 201, body: '{"secret":"sk_test_shown_once"}', headers: {} } });
+    });
+
+    it('an outcome reported for a refund already final leaves the request\'s key unanswered, whatever an earlier attempt rendered', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 1000 });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 400 } });
+      const k = h.rt.services.idempotency.transactionalKey(scope('k-stale'), 'POST', `/v1/payments/${p.id}/refunds`, 'hash');
+      // an attempt of this transaction that rolled back had rendered an answer
+      k.response = { status: 201, body: '{"stale":true}', headers: {} };
+      k.state = 'claimed';
+      const view = await h.rt.services.refunds.finish({ id: r.body.id, payment_id: p.id }, { status: 'failed', code: 'x', message: 'late' }, k);
+      assert.equal(view.status, 'succeeded', 'a final refund is not moved');
+      assert.equal(k.response, undefined);
+      assert.equal(k.state, 'claimed', 'nothing was stored for the key');
+    });
+
     it('a key is reused when the method, the path or the body differs, each on its own; a live lease is in use; a stored answer replays', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
       const svc = new IdempotencyService(h.db, box, { lockMs: 60_000, retentionHours: 24 });

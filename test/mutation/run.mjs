@@ -11,7 +11,7 @@
 //   MUTATION_E2E=1         also run the real-process concurrency and convergence suites per mutant
 //   MUTATION_MUTATORS      comma-separated Stryker mutator names to keep (default: all but the excluded)
 //   MUTATION_SAMPLE=N      test every Nth mutant (by Stryker's mutant id) of each module; default per module below
-//   MUTATION_RETEST=1      test again only the mutants that survived the last run (see `lastRun`)
+//   MUTATION_RETEST=1      test again only the mutants of the last sample that survived it (see `lastSample`)
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -107,19 +107,40 @@ function command(mod, sample, only) {
 }
 
 /**
- * MUTATION_RETEST=1: the mutants that survived the last run of a module (its report in
- * reports/mutation) are tested again, and every other mutant keeps its last status. Tests are
- * only ever added between the two runs (the code is the same: the mutants are checked to be), so
- * a mutant killed then is killed now.
+ * MUTATION_RETEST=1: the sample of the module's last run is tested again, but only its mutants
+ * that survived; the others keep their last status. Mutants are matched by what they are
+ * (mutator, replacement, the line's text and column), not by Stryker's id, so the retest follows
+ * the code when lines move; a mutant of the last sample whose code is gone is dropped. Tests are
+ * only ever added between the two runs, so a mutant killed then is killed now.
  */
-function lastRun(name, file) {
+const identity = (m, lines) => `${m.mutatorName}|${m.replacement}|${lines[m.location.start.line - 1]?.trim()}|${m.location.start.column}`;
+
+function lastSample(name, mod) {
   if (process.env.MUTATION_RETEST !== '1') return undefined;
-  const path = join('reports', 'mutation', `${name}.json`);
-  if (!existsSync(path)) return undefined;
-  const report = JSON.parse(readFileSync(path, 'utf8'));
-  const entry = Object.entries(report.files).find(([f]) => f.endsWith(file.replace(/^dist\//, '')) || f === file)?.[1];
-  if (!entry) return undefined;
-  return new Map(entry.mutants.map((m) => [m.id, m]));
+  const path = join('reports', 'mutation', `${name}.sample.json`);
+  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
+  // a report without its sample file: the sample is every Nth mutant of it, as run.mjs takes it
+  const reportPath = join('reports', 'mutation', `${name}.json`);
+  if (!existsSync(reportPath)) return undefined;
+  const entry = Object.values(JSON.parse(readFileSync(reportPath, 'utf8')).files)[0];
+  const lines = entry.source.split('\n');
+  const n = Number(process.env.MUTATION_SAMPLE ?? mod.sample);
+  return {
+    mutants: entry.mutants.filter((m) => m.status !== 'Ignored' && Number(m.id) % n === 0)
+      .map((m) => ({ key: identity(m, lines), status: m.status })),
+  };
+}
+
+/** The mutants Stryker makes of the file (ids as Stryker numbers them, 1-based locations). */
+async function instrument(mod, ranges) {
+  const { Instrumenter } = await import('@stryker-mutator/instrumenter');
+  const quiet = { debug() {}, info() {}, trace() {}, warn: console.warn, error: console.error, fatal: console.error, isDebugEnabled: () => false, isTraceEnabled: () => false, isInfoEnabled: () => false, isWarnEnabled: () => true, isErrorEnabled: () => true, isFatalEnabled: () => true };
+  const content = readFileSync(mod.file, 'utf8');
+  const r = await new Instrumenter(quiet).instrument(
+    [{ name: resolve(mod.file), content, mutate: ranges.map(([s, e]) => ({ start: { line: s - 1, column: 0 }, end: { line: e - 1, column: Number.MAX_SAFE_INTEGER } })) }],
+    { plugins: null, excludedMutations: EXCLUDED_MUTATORS, noHeader: true, ignorers: [] },
+  );
+  return r.mutants.map((m) => ({ ...m, location: { start: { line: m.location.start.line + 1, column: m.location.start.column + 1 } } }));
 }
 
 async function runModule(name, mod, equivalents) {
@@ -127,9 +148,18 @@ async function runModule(name, mod, equivalents) {
   const ranges = methodRanges(mod.file, mod.methods);
   const reportDir = join('reports', 'mutation');
   mkdirSync(reportDir, { recursive: true });
-  const sample = Number(process.env.MUTATION_SAMPLE ?? mod.sample);
-  const last = lastRun(name, mod.file);
-  const only = last && [...last.values()].filter((m) => m.status === 'Survived' || m.status === 'NoCoverage').map((m) => m.id);
+  let sample = Number(process.env.MUTATION_SAMPLE ?? mod.sample);
+  const last = lastSample(name, mod);
+  let only;
+  let carried = [];
+  if (last) {
+    const now = new Map((await instrument(mod, ranges)).map((m) => [identity(m, sourceLines), m]));
+    const matched = last.mutants.map((m) => ({ ...m, now: now.get(m.key) })).filter((m) => m.now);
+    only = matched.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage').map((m) => m.now.id);
+    carried = matched.filter((m) => !only.includes(m.now.id));
+    console.log(`${name}: retesting ${only.length} survivor(s) of the last sample of ${last.mutants.length} (${last.mutants.length - matched.length} gone with their code)`);
+    sample = 1;
+  }
   const stryker = new Stryker({
     testRunner: 'command',
     commandRunner: { command: command(mod, sample, only) },
@@ -153,25 +183,26 @@ async function runModule(name, mod, equivalents) {
     logLevel: 'info',
     fileLogLevel: 'off',
   });
-  await stryker.runMutationTest();
-  // the JSON report's mutants (1-based lines), merged with the last run's when retesting
-  const reportPath = join(reportDir, `${name}.json`);
-  const report = JSON.parse(readFileSync(reportPath, 'utf8'));
+  if (!last || only.length > 0) await stryker.runMutationTest();
+  else if (!existsSync(join(reportDir, `${name}.json`))) throw new Error(`${name}: no report to carry the last statuses from`);
+  // the JSON report's mutants (1-based lines and columns)
+  const report = JSON.parse(readFileSync(join(reportDir, `${name}.json`), 'utf8'));
   const entry = Object.values(report.files)[0];
+  // on a retest every mutant is located in the current file
+  const lines = last ? sourceLines : entry.source.split('\n');
+  let sampled;
   if (last) {
-    for (const m of entry.mutants) {
-      const before = last.get(m.id);
-      if (!before || before.mutatorName !== m.mutatorName || before.replacement !== m.replacement) {
-        throw new Error(`${name}: mutant ${m.id} is not the one of the last run; run without MUTATION_RETEST`);
-      }
-      if (!only.includes(m.id)) m.status = before.status;
-    }
-    writeFileSync(reportPath, JSON.stringify(report));
+    const retested = entry.mutants.filter((m) => only.includes(m.id));
+    sampled = [...carried.map((m) => ({ ...m.now, status: m.status })), ...retested];
+  } else {
+    // excluded mutators' mutants come back `Ignored`: they were never run
+    sampled = entry.mutants.filter((m) => m.status !== 'Ignored' && Number(m.id) % sample === 0);
   }
-  const results = entry.mutants;
-  // excluded mutators' mutants come back `Ignored`: they were never run
-  const sampled = results.filter((m) => m.status !== 'Ignored' && Number(m.id) % sample === 0);
-  return summarize(name, mod, sampled, equivalents, sourceLines, ranges, results.filter((m) => m.status !== 'Ignored').length);
+  writeFileSync(join(reportDir, `${name}.sample.json`), JSON.stringify({
+    module: name, file: mod.file, sample,
+    mutants: sampled.map((m) => ({ id: m.id, key: identity(m, lines), mutatorName: m.mutatorName, replacement: m.replacement, location: m.location, status: m.status })),
+  }, null, 1));
+  return summarize(name, mod, sampled, equivalents, lines, ranges, entry.mutants.filter((m) => m.status !== 'Ignored').length);
 }
 
 function summarize(name, mod, results, equivalents, sourceLines, ranges, all) {
