@@ -95,12 +95,17 @@ class LoopbackClient {
   readonly exchanges: Exchange[] = [];
   constructor(private readonly base: string) {}
 
-  async request(endpoint: string, json: string | Buffer, config: { apiKey?: string }, _isApiKeyRequired: boolean, options: { idempotencyKey?: string } = {}): Promise<string> {
+  async request(endpoint: string, json: string | Buffer, config: { apiKey?: string; connectionTimeoutMillis?: number }, _isApiKeyRequired: boolean, options: { idempotencyKey?: string } = {}): Promise<string> {
     const url = endpoint.replace(/^https:\/\/checkout-test\.adyen\.com/, this.base);
     const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache', 'Accept-Charset': 'utf-8' };
     if (config.apiKey) headers['X-API-Key'] = config.apiKey;
     if (options.idempotencyKey) headers['Idempotency-Key'] = options.idempotencyKey;
-    const res = await fetch(url, { method: 'POST', headers, body: typeof json === 'string' ? json : json.toString('utf8') });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers,
+      body: typeof json === 'string' ? json : json.toString('utf8'),
+      ...(config.connectionTimeoutMillis ? { signal: AbortSignal.timeout(config.connectionTimeoutMillis) } : {}),
+    });
     const text = await res.text();
     this.exchanges.push({ url, request: JSON.parse(json.toString()), status: res.status, response: text ? JSON.parse(text) : undefined, headers: res.headers });
     if (res.status < 200 || res.status >= 300) {
@@ -482,6 +487,28 @@ describe('psp-sim Adyen wire, through @adyen/api-library', () => {
     const [item] = await notifications(byPsp(retry.pspReference, 'REFUND'));
     assert.equal(item.success, 'true');
     assert.equal(((await simCall('GET', `/_sim/payments/${pay.pspReference}`)).refunds as unknown[]).length, 1);
+  });
+
+  it('faults: a slow PSP answers late; a PSP that never answers applied nothing', async () => {
+    await simCall('PUT', '/_sim/faults', { latency_ms: 300, ops: ['authorize'] });
+    const started = Date.now();
+    const slow = await authorise();
+    assert.equal(slow.resultCode, 'Authorised');
+    assert.ok(Date.now() - started >= 290, `answered after ${Date.now() - started} ms`);
+
+    await simCall('PUT', '/_sim/faults', { timeout_rate: 1, ops: ['authorize'] });
+    const impatient = new CheckoutAPI(new Client({ apiKey: API_KEY, environment: EnvironmentEnum.TEST, connectionTimeoutMillis: 400 }, http));
+    const request = paymentRequest();
+    await assert.rejects(impatient.PaymentsApi.payments(request, { idempotencyKey: `timeout-${request.reference}` }), (err: Error) => err.name === 'TimeoutError');
+    await simCall('DELETE', '/_sim/faults');
+    const events = (await simCall('GET', '/_sim/events?type=AUTHORISATION')).data as unknown[];
+    assert.equal(received.some((r) => r.raw.includes(request.reference)), false, 'no AUTHORISATION for the request that got no answer');
+    // the retry under the same key does the work, once
+    const retried = await api.PaymentsApi.payments(request, { idempotencyKey: `timeout-${request.reference}` });
+    assert.equal(retried.resultCode, 'Authorised');
+    const [auth] = await notifications((i) => i.eventCode === 'AUTHORISATION' && i.merchantReference === request.reference);
+    assert.equal(auth.pspReference, retried.pspReference);
+    assert.equal(((await simCall('GET', '/_sim/events?type=AUTHORISATION')).data as unknown[]).length, events.length + 1, 'one authorisation in all');
   });
 
   it('webhook chaos: a duplicated notification arrives twice, identical', async () => {
