@@ -368,16 +368,14 @@ export function parseAdyenNotification(rawBody: string): InboundEvent[] {
         };
         return { id, type: 'refund.updated', paymentRef, refund };
       }
-      case 'AUTHORISATION':
-      case 'CAPTURE':
-      case 'CAPTURE_FAILED':
-      case 'CANCELLATION':
+      default:
+        // AUTHORISATION, CAPTURE, CAPTURE_FAILED, CANCELLATION — and any other event code the
+        // webhook was set up to send: stored and acknowledged (Adyen would otherwise retry it
+        // for ever and hold up the queue), recorded, never acted on with money
         return {
           id, type: 'payment.notice', paymentRef: paymentRef ?? item.pspReference,
           notice: item.eventCode.toLowerCase(), success: item.success === 'true', amount: item.amount.value,
         };
-      default:
-        throw new Error(`adyen notification: unexpected event code ${item.eventCode}`);
     }
   });
 }
