@@ -178,4 +178,19 @@ describe('docs/integration.md against a real gateway', { timeout: 400_000 }, () 
       && new RegExp(`verified payment\\.partially_refunded evt_\\w+ for ${escape(paymentId)}`).test(receiver.output()));
     assert.doesNotMatch(receiver.output(), /rejected/);
   });
+  test('the client program is strict TypeScript as it stands', async () => {
+    const code = blocks(GUIDE).find((b) => b.kind === 'file' && b.name === 'integrate.mjs')!.code;
+    const check = join(dir, 'tscheck');
+    mkdirSync(check, { recursive: true });
+    // the environment's variables asserted present, as a TypeScript reader writes them
+    writeFileSync(join(check, 'integrate.ts'), code.replace(/process\.env\.(KEY|SETTLE)\b/g, 'process.env.$1!'));
+    writeFileSync(join(check, 'package.json'), '{"type": "module"}');
+    writeFileSync(join(check, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { strict: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', noEmit: true, skipLibCheck: true, types: ['node'] },
+      files: ['integrate.ts'],
+    }));
+    const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
+    await run(process.execPath, [tsc, '-p', check], { cwd: check, timeout: 120_000 })
+      .catch((err) => assert.fail(`integrate.mjs does not compile as TypeScript:\n${err.stdout}${err.stderr}`));
+  });
 });
