@@ -76,6 +76,14 @@ export async function setupMerchant(gatewayUrl: string, simUrl: string, name: st
   const plan = setup.account(simUrl, { pendingDelayMs: 300 });
   const acct = await client(gatewayUrl, apiKey)('POST', '/v1/connector_accounts', { name: 'psp-sim', ...plan.body });
   assert.equal(acct.status, 201, acct.raw);
+  if (!setup.statusQuery) {
+    // a PSP that cannot be asked (Adyen) finishes refunds only by its notifications
+    const hook = await client(simUrl)('PUT', `/_sim/accounts/${encodeURIComponent(plan.simAccount(acct.body))}/webhook`, {
+      url: `${gatewayUrl}${acct.body.webhook_path}`,
+      secret: acct.body.webhook_secret,
+    });
+    assert.equal(hook.status, 200, hook.raw);
+  }
   return { apiKey, accountId: acct.body.id, simFaults: plan.faults };
 }
 
