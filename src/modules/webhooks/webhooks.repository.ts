@@ -234,6 +234,9 @@ export const webhooksRepository = {
    * number of endpoints, not by the size of a backlog.
    */
   async claimDue(db: Queryable, limit: number, leaseMs: number, perMerchant: number): Promise<ClaimedDelivery[]> {
+    // an idle poll costs one probe of the due index, and takes no lock
+    const any = await db.query(`SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now() LIMIT 1`);
+    if (any.rowCount === 0) return [];
     await db.query('SELECT pg_advisory_xact_lock($1)', [CLAIM_LOCK]);
     const r = await db.query<ClaimedDelivery>(
       `WITH leased AS (
