@@ -73,6 +73,10 @@ export interface Config {
   refundSyncMaxMs: number;
   /** How often background workers poll when idle. Default 500 ms. */
   workerPollMs: number;
+  /** How often an open `GET /v1/events/stream` looks for new events. Default 500 ms. */
+  eventStreamPollMs: number;
+  /** How long an event stream may stay silent before a comment line keeps proxies from closing it. Default 15000 ms. */
+  eventStreamHeartbeatMs: number;
   /** What `settle serve` runs: `api` (HTTP API only), `worker` (background workers, with only
    *  /healthz, /readyz and /metrics over HTTP) or `all` (both). `--role` overrides it. Default `all`. */
   role: ServeRole;
@@ -227,6 +231,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     refundSyncBaseMs: int('SETTLE_REFUND_SYNC_BASE_MS', 1000, 10, 3_600_000),
     refundSyncMaxMs: int('SETTLE_REFUND_SYNC_MAX_MS', 300_000, 10, 86_400_000),
     workerPollMs: int('SETTLE_WORKER_POLL_MS', 500, 10, 60_000),
+    eventStreamPollMs: int('SETTLE_EVENT_STREAM_POLL_MS', 500, 50, 60_000),
+    eventStreamHeartbeatMs: int('SETTLE_EVENT_STREAM_HEARTBEAT_MS', 15_000, 100, 300_000),
     role: isServeRole(role) ? role : 'all',
     reconcileIntervalMs: int('SETTLE_RECONCILE_INTERVAL_MS', 900_000, 0, 86_400_000),
     reconcileLookbackHours: int('SETTLE_RECONCILE_LOOKBACK_HOURS', 24, 1, 24 * 90),

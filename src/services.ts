@@ -9,6 +9,7 @@ import type { Logger } from './lib/logger.js';
 import { ApiKeysService } from './modules/api-keys/api-keys.service.js';
 import { ConsoleSessionsService } from './modules/console/console-sessions.service.js';
 import { ConnectorAccountsService } from './modules/connector-accounts/connector-accounts.service.js';
+import { EventStreamService } from './modules/events/event-stream.service.js';
 import { EncryptionKeysService } from './modules/encryption/encryption-keys.service.js';
 import { FeaturesService } from './modules/features/features.service.js';
 import { IdempotencyService } from './modules/idempotency/idempotency.service.js';
@@ -93,6 +94,7 @@ export interface Services {
   idempotency: IdempotencyService;
   ledger: LedgerService;
   webhooks: WebhooksService;
+  eventStream: EventStreamService;
   inbound: InboundWebhooksService;
   reconciliation: ReconciliationService;
   metrics: MetricsService;
@@ -131,6 +133,7 @@ export function createServices(deps: {
     idempotency: new IdempotencyService(db, box, { lockMs: config.idempotencyLockMs, retentionHours: config.idempotencyRetentionHours }),
     ledger: new LedgerService(db),
     webhooks: new WebhooksService(db, box, config, logger),
+    eventStream: new EventStreamService(db, { pollMs: config.eventStreamPollMs, heartbeatMs: config.eventStreamHeartbeatMs }),
     inbound,
     reconciliation,
     metrics: new MetricsService(db, refunds, reconciliation),

@@ -6,6 +6,7 @@ import * as m007 from './migrations/007-restricted-keys-and-console-sessions.js'
 import * as m009 from './migrations/009-webhook-endpoint-dialect.js';
 import * as m004 from './migrations/004-encryption-key-fingerprint.js';
 import * as m005 from './migrations/005-webhook-delivery-hardening.js';
+import * as m010 from './migrations/010-events-stream-position.js';
 
 export interface Migration {
   id: string;
@@ -21,6 +22,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '003-reconciliation', sql: m003.sql },
   { id: '004-encryption-key-fingerprint', sql: m004.sql },
   { id: '005-webhook-delivery-hardening', sql: m005.sql },
+  { id: '010-events-stream-position', sql: m010.sql },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across processes. */

@@ -44,6 +44,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
 
   'GET /v1/events': 'events:read',
   'GET /v1/events/:id': 'events:read',
+  'GET /v1/events/stream': 'events:read',
   'POST /v1/events/:id/redeliver': 'events:write',
 
   'GET /v1/ledger/accounts': 'ledger:read',

@@ -9,6 +9,7 @@ import { paymentsRoutes } from '../modules/payments/payments.routes.js';
 import { reconciliationRoutes } from '../modules/reconciliation/reconciliation.routes.js';
 import { refundsRoutes } from '../modules/refunds/refunds.routes.js';
 import { webhooksRoutes } from '../modules/webhooks/webhooks.routes.js';
+import { eventStreamRoutes } from '../modules/events/event-stream.routes.js';
 import type { Services } from '../services.js';
 import { compatRoutes } from './compat/surfaces.js';
 
@@ -16,7 +17,7 @@ export async function registerRoutes(app: FastifyInstance, services: Services, l
   // Response schemas document the objects in the OpenAPI document; serialization stays plain
   // JSON.stringify so a schema can never silently drop a field of a response.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
-  for (const routes of [adminRoutes, apiKeysRoutes, consoleRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, reconciliationRoutes, webhooksRoutes, compatRoutes]) {
+  for (const routes of [adminRoutes, apiKeysRoutes, consoleRoutes, connectorAccountsRoutes, paymentsRoutes, refundsRoutes, ledgerRoutes, reconciliationRoutes, webhooksRoutes, eventStreamRoutes, compatRoutes]) {
     await routes(app, services);
   }
   await inboundRoutes(app, services, limits.inboundBodyLimit);

@@ -24,8 +24,24 @@ export const SANDBOX_TEST_TOKENS = [
   'pm_card_declined',
   'pm_card_refund_fails',
   'pm_card_refund_pending',
+  'pm_card_refund_reverses',
+  'pm_card_declined_insufficient_funds',
+  'pm_card_declined_expired_card',
+  'pm_card_declined_fraudulent',
 ] as const;
 export type SandboxTestToken = (typeof SANDBOX_TEST_TOKENS)[number];
+
+/**
+ * The declining cards and the decline code each answers with (Stripe's `decline_code` names; the
+ * plain `pm_card_declined` keeps its historical `card_declined`), and the PSP's message for it. A
+ * fraud decline does not tell the customer why, as issuers do not.
+ */
+export const SANDBOX_DECLINES: Readonly<Record<string, { code: string; message: string }>> = {
+  pm_card_declined: { code: 'card_declined', message: 'Your card was declined.' },
+  pm_card_declined_insufficient_funds: { code: 'insufficient_funds', message: 'Your card has insufficient funds.' },
+  pm_card_declined_expired_card: { code: 'expired_card', message: 'Your card has expired.' },
+  pm_card_declined_fraudulent: { code: 'fraudulent', message: 'Your card was declined.' },
+};
 
 /** How long a `pm_card_refund_pending` (or forced-pending) refund stays pending by default. */
 export const DEFAULT_PENDING_DELAY_MS = 2000;
@@ -200,6 +216,8 @@ interface RefundRecord {
   createdMs: number;
   /** When a pending refund becomes succeeded (epoch ms); null when not pending. */
   settleAtMs: number | null;
+  /** When a succeeded refund of `pm_card_refund_reverses` is rejected by the bank (epoch ms). */
+  reverseAtMs: number | null;
 }
 
 interface Rejection {
@@ -513,7 +531,8 @@ export class SandboxPsp {
     }
     const token = input.paymentMethod;
     const ref = `sbx_pay_${input.amount}_${currency}_${token.slice(TOKEN_PREFIX.length)}_${randomString(12)}`;
-    const declined = token === 'pm_card_declined';
+    const decline = SANDBOX_DECLINES[token];
+    const declined = decline !== undefined;
     const payment: PaymentRecord = {
       ref,
       accountId,
@@ -528,7 +547,7 @@ export class SandboxPsp {
       refunds: [],
     };
     this.payments.set(ref, payment);
-    if (declined) return { outcome: 'declined', connectorRef: ref, code: 'card_declined', message: 'Your card was declined.' };
+    if (decline) return { outcome: 'declined', connectorRef: ref, code: decline.code, message: decline.message };
     return { outcome: input.capture ? 'captured' : 'authorized', connectorRef: ref, amount: payment.amount };
   }
 
@@ -615,6 +634,8 @@ export class SandboxPsp {
     const now = this.now();
     const pending = payment.token === 'pm_card_refund_pending' || p.forcePending;
     const fails = payment.token === 'pm_card_refund_fails';
+    // succeeds at once, then the bank rejects it after the pending delay
+    const reverses = !fails && !pending && payment.token === 'pm_card_refund_reverses';
     const refund: RefundRecord = {
       ref: `sbx_re_${randomString(16)}`,
       paymentRef: payment.ref,
@@ -628,11 +649,13 @@ export class SandboxPsp {
       failureMessage: fails ? 'The card issuer rejected the refund.' : null,
       createdMs: now,
       settleAtMs: !fails && pending ? now + pendingDelay(p.pendingDelayMs, this.defaultPendingDelayMs) : null,
+      reverseAtMs: reverses ? now + pendingDelay(p.pendingDelayMs, this.defaultPendingDelayMs) : null,
     };
     payment.refunds.push(refund);
     this.refunds.set(refund.ref, refund);
     this.refundsCreated += 1;
     if (refund.status === 'pending') this.scheduleSettle(refund);
+    if (refund.reverseAtMs !== null) this.scheduleSettle(refund);
     // A refund that succeeds at once changes the payment's cumulative total; a pending or failed
     // one is reported on its own so the gateway learns about it (dashboard refunds included).
     // Built only for a listener: payment.refunded lists every refund of the payment, so building it
@@ -644,6 +667,7 @@ export class SandboxPsp {
   private transition(refund: RefundRecord, to: 'succeeded' | 'failed', failure?: Rejection): void {
     refund.status = to;
     refund.settleAtMs = null;
+    refund.reverseAtMs = null;
     refund.failureCode = failure?.code ?? null;
     refund.failureMessage = failure?.message ?? null;
     const timer = this.timers.get(refund.ref);
@@ -664,18 +688,29 @@ export class SandboxPsp {
     if (refund.status === 'pending' && refund.settleAtMs !== null && this.now() >= refund.settleAtMs) {
       this.transition(refund, 'succeeded');
     }
+    if (refund.status === 'succeeded' && refund.reverseAtMs !== null && this.now() >= refund.reverseAtMs) this.reverse(refund);
     return refund;
   }
 
+  private reverse(refund: RefundRecord): void {
+    this.transition(refund, 'failed', { code: 'bank_rejected', message: 'The bank rejected the refund after accepting it.' });
+  }
+
+  /** Arms the timer of a pending refund's success, or of a reversing refund's rejection. */
   private scheduleSettle(refund: RefundRecord): void {
-    if (refund.settleAtMs === null) return;
+    const dueAt = refund.status === 'pending' ? refund.settleAtMs : refund.status === 'succeeded' ? refund.reverseAtMs : null;
+    if (dueAt === null) return;
     // Timers may fire a millisecond early against the wall clock: re-arm until really due.
     const timer = setTimeout(() => {
       this.timers.delete(refund.ref);
-      if (refund.status !== 'pending' || refund.settleAtMs === null) return;
-      if (this.now() >= refund.settleAtMs) this.transition(refund, 'succeeded');
-      else this.scheduleSettle(refund);
-    }, Math.max(1, refund.settleAtMs - this.now()));
+      if (refund.status === 'pending' && refund.settleAtMs !== null) {
+        if (this.now() >= refund.settleAtMs) this.transition(refund, 'succeeded');
+        else this.scheduleSettle(refund);
+      } else if (refund.status === 'succeeded' && refund.reverseAtMs !== null) {
+        if (this.now() >= refund.reverseAtMs) this.reverse(refund);
+        else this.scheduleSettle(refund);
+      }
+    }, Math.max(1, dueAt - this.now()));
     timer.unref();
     this.timers.set(refund.ref, timer);
   }
@@ -761,7 +796,7 @@ function rebuildPayment(ref: string, accountId: string, nowMs: number): PaymentR
   const amount = Number(m[1]);
   const token = `${TOKEN_PREFIX}${m[3]}`;
   if (!isPositiveAmount(amount) || !isTestToken(token)) return undefined;
-  const declined = token === 'pm_card_declined';
+  const declined = SANDBOX_DECLINES[token] !== undefined;
   return {
     ref,
     accountId,

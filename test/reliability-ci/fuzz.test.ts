@@ -953,6 +953,7 @@ const ROUTES: Route[] = [
   { method: 'DELETE', template: '/v1/webhook_endpoints/{endpoint}', auth: 'merchant' },
   { method: 'GET', template: '/v1/events', auth: 'merchant' },
   { method: 'GET', template: '/v1/events/{event}', auth: 'merchant' },
+  { method: 'GET', template: '/v1/events/stream', auth: 'merchant' },
   { method: 'POST', template: '/v1/events/{event}/redeliver', auth: 'merchant' },
   { method: 'POST', template: '/v1/connectors/sandbox/webhooks/{account}', auth: 'none' },
 ];

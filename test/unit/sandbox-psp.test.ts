@@ -35,14 +35,48 @@ function refund(psp: SandboxPsp, paymentRef: string, amount: number, extra: Part
 }
 
 describe('SandboxPsp test tokens', () => {
-  it('lists the five documented tokens', () => {
+  it('lists the documented tokens', () => {
     assert.deepEqual([...SANDBOX_TEST_TOKENS].sort(), [
       'pm_card_declined',
+      'pm_card_declined_expired_card',
+      'pm_card_declined_fraudulent',
+      'pm_card_declined_insufficient_funds',
       'pm_card_mastercard',
       'pm_card_refund_fails',
       'pm_card_refund_pending',
+      'pm_card_refund_reverses',
       'pm_card_visa',
     ]);
+  });
+
+  it('declines each declining card with its decline code, as Stripe names them', () => {
+    const psp = new SandboxPsp();
+    const codes = ['pm_card_declined', 'pm_card_declined_insufficient_funds', 'pm_card_declined_expired_card', 'pm_card_declined_fraudulent'].map((card) => {
+      const r = psp.authorize({ amount: 500, currency: 'USD', paymentMethod: card, capture: true, idempotencyKey: `k_${card}` });
+      assert.equal(r.outcome, 'declined');
+      return r.outcome === 'declined' ? r.code : '';
+    });
+    assert.deepEqual(codes, ['card_declined', 'insufficient_funds', 'expired_card', 'fraudulent']);
+  });
+
+  it('lets a pm_card_refund_reverses refund succeed, then has the bank reject it after the delay', async () => {
+    const psp = new SandboxPsp();
+    const events: SandboxWebhookEvent[] = [];
+    psp.onEvent((e) => events.push(e));
+    const ref = pay(psp, 'pm_card_refund_reverses', 1000);
+    const r = psp.refund({ paymentRef: ref, amount: 400, currency: 'INR', idempotencyKey: 'rev', accountId: 'acct_1', pendingDelayMs: 300 });
+    assert.equal(r.status, 'succeeded');
+    assert.equal(psp.totals(ref).amount_refunded, 400);
+    await sleep(600);
+    // the timer fired: the refund failed and the amount is refundable again
+    assert.deepEqual(events.map((e) => e.type), ['payment.refunded', 'refund.updated']);
+    const failed = events[1];
+    assert.equal(failed.type === 'refund.updated' && failed.data.status, 'failed');
+    assert.equal(failed.type === 'refund.updated' && failed.data.failure_code, 'bank_rejected');
+    assert.deepEqual(psp.refundStatus({ paymentRef: ref, idempotencyKey: 'rev', accountId: 'acct_1' }), {
+      status: 'failed', connectorRef: r.connectorRef, code: 'bank_rejected', message: 'The bank rejected the refund after accepting it.',
+    });
+    assert.equal(psp.totals(ref).amount_refunded, 0);
   });
 
   it('captures visa and mastercard at once, or only authorizes with capture false', () => {

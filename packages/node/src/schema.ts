@@ -516,6 +516,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream events as they happen (server-sent events)
+         * @description The merchant's events of the key's mode as they happen, as server-sent events (`text/event-stream`): what `settle listen` forwards to a local server.
+         *
+         *     Each event is one message: `id: <evt_…>`, `event: <type>`, `data: <the event JSON, exactly as delivered to webhook endpoints>`. Lines starting with `:` are comments (a keep-alive every 15 s by default). Events come in the order they were committed, from every gateway process.
+         *
+         *     **Resuming.** Send the last id received as the `Last-Event-ID` header (an EventSource does it by itself): the stream continues right after that event, with nothing lost and nothing repeated. Without it, the stream starts now.
+         *
+         *     **Mode.** A test key streams test-mode events. A live key must say `live=true`, so that no development tool follows live events by accident.
+         *
+         *     The stream ends when the gateway shuts down; reconnect (with `Last-Event-ID`) to another process.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/compat/gatelithix/v1/payments/refund": {
         parameters: {
             query?: never;
@@ -4173,7 +4201,7 @@ export interface operations {
                     amount: number;
                     /** @description ISO 4217 code, case-insensitive on input, upper case on output. */
                     currency: string;
-                    /** @description Sandbox test tokens: pm_card_visa, pm_card_mastercard, pm_card_declined, pm_card_refund_fails, pm_card_refund_pending */
+                    /** @description Sandbox test tokens: pm_card_visa, pm_card_mastercard, pm_card_declined, pm_card_declined_insufficient_funds, pm_card_declined_expired_card, pm_card_declined_fraudulent, pm_card_refund_fails, pm_card_refund_pending, pm_card_refund_reverses */
                     payment_method: string;
                     /**
                      * @default automatic
@@ -7412,6 +7440,132 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnprocessableError"];
+                };
+            };
+            /** @description The error envelope of a 429 response. */
+            429: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": string;
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description The error envelope of a 500 response. */
+            500: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalErrorError"];
+                };
+            };
+            /** @description The error envelope of a 503 response. */
+            503: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Only these event types, comma-separated (e.g. `refund.succeeded,refund.failed`): `payment.succeeded`, `payment.failed`, `payment.captured`, `payment.canceled`, `payment.partially_refunded`, `payment.refunded`, `payment.refund_failed`, `refund.created`, `refund.succeeded`, `refund.failed`, `reconciliation.difference_found` */
+                types?: string;
+                /** @description Required (`true`) with a live key: stream live-mode events */
+                live?: boolean;
+            };
+            header?: {
+                /** @description Resume right after this event (`evt_…`), as an EventSource sends it on reconnecting */
+                "last-event-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A stream of server-sent events; `retry: 1000` first. */
+            200: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description The error envelope of a 400 response. */
+            400: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description The error envelope of a 401 response. */
+            401: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description The error envelope of a 403 response. */
+            403: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForbiddenError"];
+                };
+            };
+            /** @description The error envelope of a 404 response. */
+            404: {
+                headers: {
+                    "Request-Id": components["headers"]["RequestId"];
+                    "X-RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "X-RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "X-RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
                 };
             };
             /** @description The error envelope of a 429 response. */

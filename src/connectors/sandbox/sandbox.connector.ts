@@ -46,6 +46,9 @@ export interface SandboxConnectorOptions {
  */
 export const SANDBOX_REFUSAL_MESSAGES: Record<string, string> = {
   card_declined: 'The card was declined.',
+  insufficient_funds: 'The card has insufficient funds.',
+  expired_card: 'The card has expired.',
+  fraudulent: 'The card was declined.',
   invalid_payment_method: 'The payment method is not one the sandbox knows.',
   invalid_amount: 'The payment service provider refused the amount.',
   invalid_currency: 'The payment service provider refused the currency.',

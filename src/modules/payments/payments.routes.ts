@@ -16,7 +16,7 @@ export const createPaymentBody = {
   properties: {
     amount: amountSchema,
     currency: currencySchema,
-    payment_method: { ...text(100), description: 'Sandbox test tokens: pm_card_visa, pm_card_mastercard, pm_card_declined, pm_card_refund_fails, pm_card_refund_pending' },
+    payment_method: { ...text(100), description: 'Sandbox test tokens: pm_card_visa, pm_card_mastercard, pm_card_declined, pm_card_declined_insufficient_funds, pm_card_declined_expired_card, pm_card_declined_fraudulent, pm_card_refund_fails, pm_card_refund_pending, pm_card_refund_reverses' },
     capture_method: { type: 'string', enum: ['automatic', 'manual'], default: 'automatic' },
     connector_account: { ...text(100), description: 'Connector account UUID or ca_ short id; default: the merchant\'s default account' },
     order_id: text(200),
