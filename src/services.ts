@@ -120,7 +120,8 @@ export function createServices(deps: {
   const merchants = new MerchantsService(db);
   const admin = new AdminAuth(deps.adminKey);
   const inbound = new InboundWebhooksService(db, connectorAccounts, refunds, logger);
-  const reconciliation = new ReconciliationService(db, connectorAccounts, inbound, logger);
+  const payments = new PaymentsService(db, connectorAccounts, logger);
+  const reconciliation = new ReconciliationService(db, connectorAccounts, inbound, logger, { payments, refunds });
   return {
     admin,
     merchants,
@@ -128,7 +129,7 @@ export function createServices(deps: {
     apiKeys: new ApiKeysService(db, merchants),
     features: new FeaturesService(db),
     connectorAccounts,
-    payments: new PaymentsService(db, connectorAccounts, logger),
+    payments,
     refunds,
     idempotency: new IdempotencyService(db, box, { lockMs: config.idempotencyLockMs, retentionHours: config.idempotencyRetentionHours }),
     ledger: new LedgerService(db),

@@ -283,22 +283,43 @@ export class PaymentsService {
         if (p.status === 'succeeded') return p;
         throw new AppError('not_capturable', `This payment cannot be captured: its status is ${p.status}.`);
       }
-      // The PSP's amount is booked, never the request's: money that moved is the truth.
-      p.status = 'succeeded';
-      p.amount_captured = captured;
-      p.amount_capturable = 0; // a partial capture releases the rest
-      await repo.insertTransaction(tx, p.id, 'capture', captured, 'succeeded', p.connector_ref);
-      await this.bookCapture(tx, p, account);
-      const u = await repo.update(tx, p);
-      const obj = await paymentEventObject(tx, u);
-      await emitEvents(tx, u.merchant_id, u.test_mode, [
-        { type: 'payment.captured', object: obj },
-        { type: 'payment.succeeded', object: obj },
-      ]);
-      return u;
+      return this.applyCapture(tx, p, captured, account);
     });
     if (updated.amount_captured !== toCapture) throw capturedOtherAmount(updated, toCapture);
     return this.view(updated);
+  }
+
+  /**
+   * A capture the PSP made that the gateway never heard of (in the PSP's dashboard, or a capture
+   * whose answer was lost and never retried), found by reconciliation: booked exactly as an API
+   * capture is, with the PSP's amount. Undefined (nothing written) when the payment is no longer
+   * waiting for a capture, or the amount cannot be this payment's.
+   */
+  async recordPspCapture(paymentId: string, captured: number): Promise<PaymentRow | undefined> {
+    return this.db.transaction(async (tx) => {
+      const p = await repo.findById(tx, paymentId, true);
+      if (!p || p.status !== 'requires_capture' || captured <= 0 || captured > p.amount) return undefined;
+      const account = await connectorAccountsRepository.findById(tx, p.connector_account_id);
+      if (!account) return undefined;
+      return this.applyCapture(tx, p, captured, account);
+    });
+  }
+
+  /** Books a capture of `captured` (the PSP's amount, never the request's: money that moved is
+   *  the truth) on a payment locked in `tx` that was waiting for one. */
+  private async applyCapture(tx: Tx, p: PaymentRow, captured: number, account: Pick<ConnectorAccountRow, 'short_id'>): Promise<PaymentRow> {
+    p.status = 'succeeded';
+    p.amount_captured = captured;
+    p.amount_capturable = 0; // a partial capture releases the rest
+    await repo.insertTransaction(tx, p.id, 'capture', captured, 'succeeded', p.connector_ref);
+    await this.bookCapture(tx, p, account);
+    const u = await repo.update(tx, p);
+    const obj = await paymentEventObject(tx, u);
+    await emitEvents(tx, u.merchant_id, u.test_mode, [
+      { type: 'payment.captured', object: obj },
+      { type: 'payment.succeeded', object: obj },
+    ]);
+    return u;
   }
 
   /**

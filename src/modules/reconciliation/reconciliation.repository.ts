@@ -34,11 +34,13 @@ export interface PaymentLedger {
 const SELECT = `SELECT *, detected_at AS created_at FROM reconciliation_differences`;
 
 export const reconciliationRepository = {
-  /** Payments whose gateway record changed since `since`, oldest change first, after `afterId`. */
+  /** Payments whose gateway record changed since `since`, and those holding pending refunds
+   *  whenever they changed (unfinished work, checked on every run), by id after `afterId`. */
   async paymentsWithActivity(db: Queryable, since: Date, afterId: string, limit: number): Promise<PaymentRow[]> {
     const r = await db.query<PaymentRow>(
-      `SELECT * FROM payments WHERE updated_at >= $1 AND id > $2 AND connector_ref IS NOT NULL AND status <> 'processing'
-       ORDER BY id LIMIT $3`,
+      `SELECT * FROM payments p WHERE (p.updated_at >= $1 OR p.amount_refund_pending > 0) AND p.id > $2
+         AND p.connector_ref IS NOT NULL AND p.status <> 'processing'
+       ORDER BY p.id LIMIT $3`,
       [since, afterId, limit],
     );
     return r.rows;

@@ -19,6 +19,9 @@ import type { InboundWebhooksService } from '../inbound/inbound.service.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
 import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
 import type { RefundRow } from '../refunds/refunds.repository.js';
+import type { PaymentsService } from '../payments/payments.service.js';
+import type { RefundOutcome, RefundsService } from '../refunds/refunds.service.js';
+import type { ConnectorAccountRow } from '../connector-accounts/connector-accounts.repository.js';
 import { emitEvents } from '../webhooks/events.repository.js';
 import { reconciliationRepository as repo, type DifferenceRow, type PaymentLedger } from './reconciliation.repository.js';
 
@@ -56,6 +59,12 @@ export interface Difference {
   message: string;
   /** The PSP's report that `fix` records through the inbound path. */
   fix?: ConnectorRefundReport;
+  /** A capture the PSP made on a payment the gateway still has waiting for one: `fix` books it
+   *  as an API capture is booked (`PaymentsService.recordPspCapture`). */
+  fixCapture?: number;
+  /** The PSP's final outcome of a refund still pending in the gateway, learned from the PSP's
+   *  refund status: `fix` finishes the refund through the refund path (`RefundsService.finish`). */
+  finish?: RefundOutcome;
 }
 
 export interface ReconcileOptions {
@@ -107,6 +116,7 @@ export class ReconciliationService {
     private readonly accounts: ConnectorAccountsService,
     private readonly inbound: InboundWebhooksService,
     private readonly log: Logger,
+    private readonly money: { payments: PaymentsService; refunds: RefundsService },
   ) {}
 
   async run(opts: ReconcileOptions): Promise<ReconcileReport> {
@@ -142,12 +152,23 @@ export class ReconciliationService {
     report.checked += 1;
     if (state.status === 'unknown') report.unverifiable.push({ paymentId: payment.id, reason: 'the PSP cannot tell what it did for this payment' });
 
-    let { current, found } = await this.compareNow(payment.id, state);
+    const check = async () => {
+      const now = await this.compareNow(payment.id, state);
+      now.found.push(...(await this.pendingRefundsAtPsp(now.current, now.refunds, state, account)));
+      return now;
+    };
+    let { current, found } = await check();
     const fixed: Difference[] = [];
-    const fixes = found.flatMap((d) => (d.fix ? [d.fix] : []));
-    if (fix && fixes.length > 0) {
-      await this.inbound.applyRefundReports(account.id, current, fixes);
-      const { current: afterFix, found: after } = await this.compareNow(payment.id, state);
+    const reports = found.flatMap((d) => (d.fix ? [d.fix] : []));
+    const capture = found.find((d) => d.fixCapture !== undefined);
+    const finishes = found.filter((d) => d.finish !== undefined);
+    if (fix && (reports.length > 0 || capture || finishes.length > 0)) {
+      // the capture first: the refunds the PSP made are of captured money
+      if (capture) await this.money.payments.recordPspCapture(payment.id, capture.fixCapture!);
+      if (reports.length > 0) await this.inbound.applyRefundReports(account.id, (await paymentsRepository.findById(this.db, payment.id))!, reports);
+      // finished as the API and the refund sync finish them: booked once, whoever reports it
+      for (const d of finishes) await this.money.refunds.finish({ id: d.refundId!, payment_id: payment.id }, d.finish!);
+      const { current: afterFix, found: after } = await check();
       current = afterFix;
       const still = new Set(after.map(keyOf));
       fixed.push(...found.filter((d) => !still.has(keyOf(d))));
@@ -156,13 +177,38 @@ export class ReconciliationService {
     report.differences.push(...(await this.store(current, found, fixed)));
   }
 
+  /**
+   * Refunds pending in the gateway that the PSP's payment record does not settle (the PSP cannot
+   * list refunds, or lists none of these): their status is asked of the PSP, refund by refund, as
+   * the refund sync does. One the PSP finished (succeeded or failed) is a `refund_status`
+   * difference that `fix` finishes through the refund path.
+   */
+  private async pendingRefundsAtPsp(payment: PaymentRow, refunds: RefundRow[], state: ConnectorPaymentState, account: ConnectorAccountRow): Promise<Difference[]> {
+    const out: Difference[] = [];
+    for (const r of refunds) {
+      if (r.status !== 'pending') continue;
+      const listed = state.refunds?.some((x) => (r.connector_ref !== null && x.connectorRef === r.connector_ref) || x.reference === r.id);
+      if (listed) continue; // compare() has it
+      const outcome = await this.money.refunds.askPsp(r, account, payment.connector_ref!, 'status');
+      if (outcome.status === 'pending') continue;
+      out.push({
+        kind: 'refund_status', payment, refundId: r.id, connectorRef: outcome.connectorRef ?? r.connector_ref,
+        gateway: 'pending', psp: outcome.status,
+        message: `Refund ${r.id} is pending in the gateway and ${outcome.status} at the PSP.`,
+        finish: outcome,
+      });
+    }
+    return out;
+  }
+
   /** The gateway's payment, refunds and ledger read in one snapshot (so a refund booked meanwhile
    *  is seen in all three or in none), compared with the PSP's state. */
-  private async compareNow(paymentId: string, state: ConnectorPaymentState): Promise<{ current: PaymentRow; found: Difference[] }> {
+  private async compareNow(paymentId: string, state: ConnectorPaymentState): Promise<{ current: PaymentRow; refunds: RefundRow[]; found: Difference[] }> {
     return this.db.transaction(async (tx) => {
       await repo.readInOneSnapshot(tx);
       const current = (await paymentsRepository.findById(tx, paymentId))!;
-      return { current, found: compare(current, await repo.refundsOf(tx, paymentId), await repo.ledgerOf(tx, paymentId), state) };
+      const refunds = await repo.refundsOf(tx, paymentId);
+      return { current, refunds, found: compare(current, refunds, await repo.ledgerOf(tx, paymentId), state) };
     });
   }
 
@@ -283,7 +329,13 @@ export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: Payme
     return out;
   }
   if (psp.amountCaptured !== null && psp.amountCaptured !== payment.amount_captured) {
-    diff('captured_amount', payment.amount_captured, psp.amountCaptured, `The gateway has ${payment.amount_captured} captured; the PSP captured ${psp.amountCaptured}.`);
+    // A capture the gateway missed (made in the PSP's dashboard, or whose answer was lost) on a
+    // payment still waiting for one is booked by `fix`. Any other disagreement (a capture of
+    // another amount than the one booked) is an operator's to resolve: reported only.
+    const missed = payment.status === 'requires_capture' && payment.amount_captured === 0
+      && psp.amountCaptured > 0 && psp.amountCaptured <= payment.amount;
+    diff('captured_amount', payment.amount_captured, psp.amountCaptured, `The gateway has ${payment.amount_captured} captured; the PSP captured ${psp.amountCaptured}.`,
+      missed ? { fixCapture: psp.amountCaptured } : {});
   }
   if (psp.amountRefunded !== null && psp.amountRefunded !== payment.amount_refunded) {
     diff('refunded_amount', payment.amount_refunded, psp.amountRefunded, `The gateway has ${payment.amount_refunded} refunded; the PSP refunded ${psp.amountRefunded}.`);
