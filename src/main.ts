@@ -10,6 +10,8 @@ import { buildApp } from './http/app.js';
 import { createLogger } from './lib/logger.js';
 import { verifyLedger } from './modules/ledger/ledger.verify.js';
 import { createApiKey, createConnectorAccount } from './cli/operator.cli.js';
+import { listen } from './cli/listen.cli.js';
+import { trigger } from './cli/trigger.cli.js';
 import { encryptionKeysRepository } from './modules/encryption/encryption-keys.repository.js';
 import { shortFingerprint, type RotationReport, type SealedReport } from './modules/encryption/encryption-keys.service.js';
 import { WorkerRunner } from './workers/runner.js';
@@ -44,6 +46,9 @@ async function main(argv: string[]): Promise<number> {
     await runPspSim(rest);
     return -1; // keeps running
   }
+  // clients of a running gateway: no configuration or database of their own
+  if (command === 'listen') return listen(rest);
+  if (command === 'trigger') return trigger(rest);
   if (!command || command === '--help' || command === 'help') {
     console.log(USAGE);
     return command ? 0 : 2;
