@@ -3,6 +3,7 @@
  * API, the psp-sim's operator API, the `settle ledger verify` and `settle reconcile` CLIs). Each check adds a violation
  * instead of throwing, so a run reports all of them together with its figures.
  */
+import { createPostgresDb } from '../../src/db/postgres.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
 import { client, runSettle } from '../helpers/processes.js';
 import { simStats, sleep, type PaymentInfo } from './fixtures.js';
@@ -190,6 +191,51 @@ export async function reconcileClean(env: Record<string, string>): Promise<strin
   const lines = r.stdout.split('\n').filter((l) => l.startsWith('DIFFERENCE') || l.startsWith('UNVERIFIED'));
   if (r.code === 0 && lines.length === 0 && /reconcile: checked [1-9]/.test(r.stdout)) return [];
   return [`settle reconcile exited ${r.code} (the gateway and the PSP disagree, or a payment could not be checked):\n${r.output}`];
+}
+
+/**
+ * The gateway's totals equal the PSP's: over every payment the PSP processed, the sum of what the
+ * gateway says was captured and refunded against the sum of what the psp-sim's operator API says
+ * (`GET /_sim/payments/:ref`), with the first payments that disagree named. The figures are
+ * returned for the run's report.
+ */
+export async function totalsAgreeWithPsp(databaseUrl: string, simUrl: string): Promise<{ violations: string[]; figures: Record<string, string | number> }> {
+  const db = createPostgresDb({ connectionString: databaseUrl, max: 2 });
+  const gateway = { captured: 0, refunded: 0 };
+  const psp = { captured: 0, refunded: 0 };
+  const disagreeing: string[] = [];
+  let payments = 0;
+  try {
+    const rows = (await db.query<{ id: string; connector_ref: string; amount_captured: string; amount_refunded: string }>(
+      `SELECT id, connector_ref, amount_captured, amount_refunded FROM payments
+        WHERE connector_ref IS NOT NULL AND status <> 'processing' ORDER BY id`)).rows;
+    await pool(rows, 8, async (row) => {
+      const r = await fetch(`${simUrl}/_sim/payments/${encodeURIComponent(row.connector_ref)}`);
+      const at = (await r.json()) as { amount_captured?: number; amount_refunded?: number };
+      const g = { captured: Number(row.amount_captured), refunded: Number(row.amount_refunded) };
+      const p = { captured: r.ok ? Number(at.amount_captured) : NaN, refunded: r.ok ? Number(at.amount_refunded) : NaN };
+      payments++;
+      gateway.captured += g.captured;
+      gateway.refunded += g.refunded;
+      psp.captured += p.captured;
+      psp.refunded += p.refunded;
+      if (g.captured !== p.captured || g.refunded !== p.refunded) {
+        disagreeing.push(`${row.id}: gateway captured ${g.captured} refunded ${g.refunded}, PSP captured ${p.captured} refunded ${p.refunded}`);
+      }
+    });
+  } finally {
+    await db.close();
+  }
+  const figures = {
+    'payments checked against the PSP': payments,
+    'captured: gateway / PSP': `${gateway.captured} / ${psp.captured}`,
+    'refunded: gateway / PSP': `${gateway.refunded} / ${psp.refunded}`,
+  };
+  const violations = disagreeing.length === 0 && payments > 0 ? [] : [
+    `the gateway's totals are not the PSP's over ${payments} payments (captured ${gateway.captured} vs ${psp.captured}, refunded ${gateway.refunded} vs ${psp.refunded}); ` +
+      `${disagreeing.length} disagree:\n${disagreeing.slice(0, 10).join('\n')}`,
+  ];
+  return { violations, figures };
 }
 
 /** Ids of refunds still pending after waiting up to `waitMs` for the sync worker. */

@@ -9,7 +9,9 @@
  *
  * Afterwards: no 5xx, every answer in the contract's shape and one the operation allows, the
  * gateway's resident memory flat after warm-up (the last third's average at most 1.5× the
- * first third's), no refund applied twice at the PSP, and `settle ledger verify` clean.
+ * first third's), no refund applied twice at the PSP, `settle ledger verify` clean, the
+ * gateway's captured and refunded totals equal the PSP's, and `settle reconcile` finding no
+ * difference.
  *
  * Used by test/reliability-ci/soak.test.ts (reduced) and test/reliability/soak.suite.ts (full).
  */
@@ -17,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { createTempDatabase, type TempDatabase } from '../helpers/databases.js';
 import { runSettle, spawnGateway, spawnPspSim, type HttpRes, type Proc } from '../helpers/processes.js';
 import { printFigures, Rng, seedFromEnv, setupMerchant, simStats, tail, type ScenarioReport } from './fixtures.js';
-import { waitForNoPending } from './invariants.js';
+import { reconcileClean, totalsAgreeWithPsp, waitForNoPending } from './invariants.js';
 import { malformation } from './refund-traffic.js';
 
 export interface SoakOptions {
@@ -326,6 +328,11 @@ export async function runSoak(opts: SoakOptions): Promise<ScenarioReport> {
     if (ready.status !== 200) violation(`readyz answered ${ready.status} after the soak`);
     const verify = await runSettle(['ledger', 'verify'], { DATABASE_URL: temp.url, PATH: process.env.PATH ?? '' });
     if (verify.code !== 0) violation(`settle ledger verify exited ${verify.code}:\n${tail(verify.output)}`);
+    // the gateway agrees with the PSP: its totals are the PSP's, and reconciliation finds nothing
+    const totals = await totalsAgreeWithPsp(temp.url, sim.url);
+    totals.violations.forEach(violation);
+    const reconciled = await reconcileClean({ DATABASE_URL: temp.url });
+    reconciled.forEach(violation);
 
     // flat memory: after warm-up, the last third's average against the first third's
     const warm = samples.filter((s) => s.at >= warmupMs && s.at <= trafficMs);
@@ -366,6 +373,8 @@ export async function runSoak(opts: SoakOptions): Promise<ScenarioReport> {
       'memory samples': samples.length,
       'PSP duplicate refund applications': stats.duplicate_applications,
       'ledger verify': verify.output.trim().split('\n').at(-1) ?? '',
+      ...totals.figures,
+      'settle reconcile': reconciled.length === 0 ? 'no difference' : 'differences (see violations)',
       violations: violations.length,
     };
     printFigures(`load soak (${(opts.durationMs / 1000).toFixed(0)} s, concurrency ${concurrency})`, figures);
