@@ -453,7 +453,8 @@ describe('secrets never leak into logs, responses or the database', () => {
     // every read there is, for every key
     for (const k of [a.testKey, a.liveKey, b.body.api_keys.test, secrets.get('extra key')!]) {
       for (const path of ['/v1/payments', '/v1/refunds', '/v1/connector_accounts', '/v1/webhook_endpoints', '/v1/events', '/v1/ledger/transactions', '/v1/ledger/accounts']) {
-        const list = await call('GET', `${path}?limit=100`, { key: k });
+        // the ledger's accounts are one page of balances: no limit to pass
+        const list = await call('GET', path === '/v1/ledger/accounts' ? path : `${path}?limit=100`, { key: k });
         assert.equal(list.status, 200, list.raw);
         for (const item of list.body.data as { id?: string }[]) {
           if (item.id && !path.startsWith('/v1/ledger')) await call('GET', `${path}/${item.id}`, { key: k });
