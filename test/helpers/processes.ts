@@ -31,7 +31,7 @@ export function inheritedEnv(): Record<string, string> {
 }
 
 /** Spawns `node dist/src/main.js <args>` and waits for a line matching `ready`. */
-export async function spawnSettle(args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 30_000): Promise<Proc & { match: RegExpMatchArray }> {
+export async function spawnSettle(args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 90_000): Promise<Proc & { match: RegExpMatchArray }> {
   const proc = spawn(process.execPath, [MAIN, ...args], {
     env: { ...inheritedEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -43,6 +43,7 @@ interface Stack {
   simFaults: Record<string, unknown>;
   /** Where the gateway (and its CLIs) find the PSP. */
   pspEnv: Record<string, string>;
+  setup: ConnectorSetup;
 }
 
 /** A psp-sim, a gateway on a fresh database, a merchant and captured payments; torn down after `fn`. */
@@ -65,7 +66,7 @@ async function withStack<T>(
     const merchant = await setupMerchant(gw.url, sim.url, `Faults ${backend}`, setup);
     await setSimFaults(sim.url, merchant.simFaults);
     const created = await createPayments(gw.url, merchant.apiKey, payments, rng);
-    stack = { sim, gw, temp, apiKey: merchant.apiKey, payments: created, rng, seed, simFaults: merchant.simFaults, pspEnv };
+    stack = { sim, gw, temp, apiKey: merchant.apiKey, payments: created, rng, seed, simFaults: merchant.simFaults, pspEnv, setup };
     return await fn(stack);
   } finally {
     await (stack?.gw ?? gw)?.kill('SIGKILL');
@@ -79,7 +80,7 @@ async function withStack<T>(
  * Checks the end state (with the gateway still running), then stops the gateway and runs
  * `settle ledger verify` and `settle reconcile` — PGlite admits one process at a time.
  */
-async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: number }, statusQuery = true) {
+async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: number }) {
   const outcome = await checkRefundOutcome({
     gatewayUrl: s.gw.url, simUrl: s.sim.url, apiKey: s.apiKey, traffic, payments: s.payments, ...opts,
   });
@@ -91,8 +92,7 @@ async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: n
   const output = s.gw.output();
   await s.gw.kill('SIGTERM');
   violations.push(...(await ledgerVerify(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir })));
-  // a PSP that cannot be asked what it did (Adyen) leaves reconciliation nothing to compare with
-  if (statusQuery) violations.push(...(await reconcileClean({ ...s.pspEnv, ...(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir }) })));
+  violations.push(...(await reconcileClean({ ...s.pspEnv, ...(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir }) }, { statusQuery: s.setup.statusQuery })));
   return { outcome, violations, output };
 }
 
@@ -139,7 +139,7 @@ export async function runSimFaultScenario(opts: SimFaultScenarioOptions): Promis
     // the faults end; the sync worker now has to bring every pending refund home
     if (Object.keys(s.simFaults).length === 0) await clearSimFaults(s.sim.url);
     else await setSimFaults(s.sim.url, s.simFaults);
-    const { outcome, violations, output } = await finish(s, traffic, { pendingWaitMs: opts.pendingWaitMs ?? 30_000 }, opts.setup?.statusQuery ?? true);
+    const { outcome, violations, output } = await finish(s, traffic, { pendingWaitMs: opts.pendingWaitMs ?? 30_000 });
     const stats = await simStats(s.sim.url);
     const unknown = count(output, 'refund outcome unknown');
     if (unknown === 0) violations.push('no fault reached the gateway: the scenario proved nothing');
