@@ -12,6 +12,7 @@
 //   MUTATION_MUTATORS      comma-separated Stryker mutator names to keep (default: all but the excluded)
 //   MUTATION_SAMPLE=N      test every Nth mutant (by Stryker's mutant id) of each module; default per module below
 //   MUTATION_RETEST=1      test again only the mutants of the last sample that survived it (see `lastSample`)
+//   MUTATION_TESTS=a,b     these test files (under dist/test, without .test.js) instead of the module's
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -121,7 +122,9 @@ function isEquivalent(equivalents, file, mutant, sourceLines) {
 /** The test command of a module: with sampling, a mutant outside the sample fails at once (and is
  *  left out of the counts) instead of running the tests; with `only`, so does one not listed. */
 function command(mod, sample, only) {
-  const files = mod.tests.filter((f) => existsSync(`dist/test/${f}.test.js`));
+  // MUTATION_TESTS=medium/money-paths,…: other test files (a retest with fewer files can only kill fewer)
+  const chosen = process.env.MUTATION_TESTS ? process.env.MUTATION_TESTS.split(',') : mod.tests;
+  const files = chosen.filter((f) => existsSync(`dist/test/${f}.test.js`));
   const run = tests(...files);
   const skip = [];
   if (sample > 1) skip.push(`[ $(( __STRYKER_ACTIVE_MUTANT__ % ${sample} )) -ne 0 ]`);
@@ -180,7 +183,9 @@ async function runModule(name, mod, equivalents) {
   if (last) {
     const now = new Map((await instrument(mod, ranges)).map((m) => [identity(m, sourceLines), m]));
     const matched = last.mutants.map((m) => ({ ...m, now: now.get(m.key) })).filter((m) => m.now);
-    only = matched.filter((m) => m.status === 'Survived' || m.status === 'NoCoverage').map((m) => m.now.id);
+    // survivors listed as equivalent are left as they are: no test can kill them
+    only = matched.filter((m) => (m.status === 'Survived' || m.status === 'NoCoverage') && !isEquivalent(equivalents, mod.file.replace(/^dist\//, ''), m.now, sourceLines))
+      .map((m) => m.now.id);
     carried = matched.filter((m) => !only.includes(m.now.id));
     console.log(`${name}: retesting ${only.length} survivor(s) of the last sample of ${last.mutants.length} (${last.mutants.length - matched.length} gone with their code)`);
     sample = 1;
