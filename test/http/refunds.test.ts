@@ -63,7 +63,7 @@ for (const backend of BACKENDS) {
       }
       h = await createHarness(backend, {
         connectors: new Map([['sandbox', connector]]),
-        env: { SETTLE_IDEMPOTENCY_LOCK_MS: '300', SETTLE_REFUND_SYNC_BASE_MS: '10' },
+        env: { SETTLE_IDEMPOTENCY_LOCK_MS: '2000', SETTLE_REFUND_SYNC_BASE_MS: '10' },
         wrapDb: counting.wrap,
       });
     });
@@ -506,7 +506,7 @@ for (const backend of BACKENDS) {
       const busy = await refund(p.id, { amount: 1200 }, { idempotencyKey: `hang-${p.id}` });
       assert.equal(busy.status, 409);
       assert.equal(busy.body.error.code, 'idempotency_key_in_use');
-      await new Promise((res) => setTimeout(res, 400)); // the lease (300 ms) runs out: the owner is presumed dead
+      await new Promise((res) => setTimeout(res, 2200)); // the lease (2 s) runs out: the owner is presumed dead
       const resumed = await refund(p.id, { amount: 1200 }, { idempotencyKey: `hang-${p.id}` });
       assert.equal(resumed.status, 201);
       assert.equal(resumed.body.status, 'succeeded');
