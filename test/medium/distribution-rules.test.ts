@@ -270,7 +270,6 @@ const ALLOWED_QUERIES: { match: RegExp; reason: string }[] = [
   { match: /FROM api_keys WHERE prefix = \$1$/, reason: 'api key by its prefix: authentication finds the merchant (a prefix → merchant reference table, or a prefix carrying it)' },
   // lookups by id alone (docs/scaling.md, "Lookups by id alone")
   { match: /^SELECT \* FROM (payments|connector_accounts) WHERE id = (\$1|ANY \(\$1::text\[\]\))( FOR UPDATE)?$/, reason: 'findById of payments and connector accounts: the id only, the merchant known to the caller and not passed yet' },
-  { match: /^WITH account AS \(SELECT id FROM connector_accounts WHERE id = \$\d+ AND status = 'active' FOR KEY SHARE\) INSERT INTO payments /, reason: "a payment's insert holds its connector account, found by id, active while the payment is made" },
   { match: /^UPDATE payments SET status = \$2, .* WHERE id = \$1 RETURNING \*$/, reason: 'a payment updated by its id, after it was read and locked by id' },
   { match: /^SELECT now\(\) AS tx_now, r\.\*, p\.id AS p_id/, reason: 'a refund and its payment, locked by the refund id (refund finish)' },
   { match: /^WITH (lt|claim|refund|payment) AS \(/, reason: "the refund and capture engine's single statements: every row written carries merchant_id, the payment and refund updated are named by id" },

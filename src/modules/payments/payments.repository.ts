@@ -114,7 +114,7 @@ export const paymentsRepository = {
    */
   async insert(db: Queryable, p: NewPayment): Promise<PaymentRow | undefined> {
     const r = await db.query<PaymentRow>(
-      `WITH account AS (SELECT id FROM connector_accounts WHERE id = $8 AND status = 'active' FOR KEY SHARE)
+      `WITH account AS (SELECT id FROM connector_accounts WHERE id = $8 AND merchant_id = $2 AND status = 'active' FOR KEY SHARE)
        INSERT INTO payments (id, merchant_id, test_mode, amount, currency, status, capture_method, connector,
          connector_account_id, connector_account_short_id, payment_method, order_id, customer_id, description,
          metadata, line_items, idempotency_key)

@@ -126,7 +126,7 @@ const UPDATE_SQL = `${updateSql(1)} RETURNING *`;
 // account. The share lock does not block other refunds or payments of the account.
 const LOCK_PAYMENT_SQL = `SELECT now() AS tx_now, p.*, ${selectAs('a', ACCOUNT_COLUMNS, 'ca_')}
        FROM payments p
-       LEFT JOIN LATERAL (SELECT * FROM connector_accounts WHERE id = p.connector_account_id FOR KEY SHARE) a ON true
+       LEFT JOIN LATERAL (SELECT * FROM connector_accounts WHERE id = p.connector_account_id AND merchant_id = p.merchant_id FOR KEY SHARE) a ON true
        WHERE p.id = $1 AND p.merchant_id = $2 AND p.test_mode = $3
        FOR UPDATE OF p`;
 
