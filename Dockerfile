@@ -8,6 +8,8 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# the workspace's manifest (the typed client, built with the gateway) before the install
+COPY packages/node/package.json ./packages/node/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
@@ -15,6 +17,7 @@ COPY test ./test
 COPY bench ./bench
 COPY dashboard ./dashboard
 COPY scripts ./scripts
+COPY packages ./packages
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 

@@ -68,6 +68,17 @@ test('the Dockerfile builds in one stage and runs as a non-root user with a heal
   assert.match(runtime, /^HEALTHCHECK .*\/healthz/m);
   assert.match(runtime, /^COPY --from=build /m);
   assert.doesNotMatch(runtime, /npm (ci|install)(?!.*--omit=dev)/, 'no dev dependencies in the runtime image');
+  // npm ci and the build need every workspace of package.json: its manifest before the install,
+  // its sources before the build
+  const build = dockerfile.slice(0, dockerfile.indexOf('AS runtime'));
+  const workspaces: string[] = JSON.parse(read('package.json')).workspaces ?? [];
+  for (const ws of workspaces) {
+    const dir = ws.replace(/\/\*$/, '');
+    const manifest = build.search(new RegExp(`^COPY ${dir}/[^\\s]*package\\.json`, 'm'));
+    const sources = build.search(new RegExp(`^COPY ${dir} `, 'm'));
+    assert.ok(manifest >= 0 && manifest < build.indexOf('RUN npm ci'), `the build stage copies ${dir}'s manifests before npm ci`);
+    assert.ok(sources >= 0 && sources < build.indexOf('RUN npm run build'), `the build stage copies ${dir} before npm run build`);
+  }
 });
 
 /** A container builder that can build here: docker or podman with a reachable engine. */
