@@ -10,10 +10,6 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, type Config } from '../../src/config.js';
-import type { Db } from '../../src/db/db.js';
-import { migrate } from '../../src/db/migrate.js';
-import { createPgliteDb } from '../../src/db/pglite.js';
-import { createPostgresDb } from '../../src/db/postgres.js';
 import { AppError } from '../../src/http/errors.js';
 import { SecretBox } from '../../src/lib/crypto.js';
 import { newId } from '../../src/lib/ids.js';
@@ -24,7 +20,7 @@ import { isPublicAddress } from '../../src/modules/webhooks/url-guard.js';
 import { WebhooksService } from '../../src/modules/webhooks/webhooks.service.js';
 import { verifySettleSignature } from '../../src/sdk/index.js';
 import { Webhook, WebhookVerificationError } from 'standardwebhooks';
-import { createTempDatabase, postgresAvailable, TEST_DATABASE_URL, type TempDatabase } from '../helpers/databases.js';
+import { onEachBackend, type Backend } from '../helpers/two-handles.js';
 
 const SCHEDULE = [0.05, 0.05, 0.05];
 const box = new SecretBox(Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex'));
@@ -80,42 +76,7 @@ async function startReceiver(opts: { failFirst?: number; alwaysFail?: boolean; d
 
 // ---- database backends
 
-interface Backend {
-  db: Db;
-  /** A second, independent handle (another "process"); the same handle on PGlite. */
-  db2: Db;
-  close(): Promise<void>;
-}
-
-async function openPglite(): Promise<Backend> {
-  const db = await createPgliteDb('memory://');
-  await migrate(db);
-  return { db, db2: db, close: () => db.close() };
-}
-
-async function openPostgres(): Promise<Backend> {
-  const temp: TempDatabase = await createTempDatabase();
-  const db = createPostgresDb({ connectionString: temp.url, max: 10 });
-  const db2 = createPostgresDb({ connectionString: temp.url, max: 10 });
-  await migrate(db);
-  return {
-    db,
-    db2,
-    async close() {
-      await db2.close();
-      await db.close();
-      await temp.drop();
-    },
-  };
-}
-
-const pgUp = await postgresAvailable();
-if (!pgUp && process.env.CI === 'true') {
-  it('PostgreSQL is reachable under CI', () => assert.fail(`CI=true but PostgreSQL is unreachable at ${TEST_DATABASE_URL}`));
-}
-
-suite('pglite', openPglite);
-suite('postgres', openPostgres, pgUp ? undefined : `PostgreSQL unreachable at ${TEST_DATABASE_URL}`);
+await onEachBackend(suite);
 
 function suite(name: string, open: () => Promise<Backend>, skip?: string): void {
   describe(`webhook delivery on ${name}`, { skip }, () => {

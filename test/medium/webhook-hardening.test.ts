@@ -15,10 +15,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import net, { type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, type Config } from '../../src/config.js';
-import type { Db } from '../../src/db/db.js';
-import { migrate } from '../../src/db/migrate.js';
-import { createPgliteDb } from '../../src/db/pglite.js';
-import { createPostgresDb } from '../../src/db/postgres.js';
 import { AppError } from '../../src/http/errors.js';
 import { SecretBox } from '../../src/lib/crypto.js';
 import { newId } from '../../src/lib/ids.js';
@@ -27,7 +23,7 @@ import type { AuthContext } from '../../src/modules/merchants/merchants.service.
 import { emitEvents, type EventType } from '../../src/modules/webhooks/events.repository.js';
 import { WebhooksService } from '../../src/modules/webhooks/webhooks.service.js';
 import { WorkerRunner } from '../../src/workers/runner.js';
-import { createTempDatabase, postgresAvailable, TEST_DATABASE_URL } from '../helpers/databases.js';
+import { onEachBackend, type Backend } from '../helpers/two-handles.js';
 
 const box = new SecretBox(Buffer.from('00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', 'hex'));
 const logger = createLogger('silent');
@@ -123,41 +119,7 @@ const hanging = () => startReceiver(() => {});
 
 // ---- backends
 
-interface Backend {
-  db: Db;
-  db2: Db;
-  close(): Promise<void>;
-}
-
-async function openPglite(): Promise<Backend> {
-  const db = await createPgliteDb('memory://');
-  await migrate(db);
-  return { db, db2: db, close: () => db.close() };
-}
-
-async function openPostgres(): Promise<Backend> {
-  const temp = await createTempDatabase();
-  const db = createPostgresDb({ connectionString: temp.url, max: 10 });
-  const db2 = createPostgresDb({ connectionString: temp.url, max: 10 });
-  await migrate(db);
-  return {
-    db,
-    db2,
-    async close() {
-      await db2.close();
-      await db.close();
-      await temp.drop();
-    },
-  };
-}
-
-const pgUp = await postgresAvailable();
-if (!pgUp && process.env.CI === 'true') {
-  it('PostgreSQL is reachable under CI', () => assert.fail(`CI=true but PostgreSQL is unreachable at ${TEST_DATABASE_URL}`));
-}
-
-suite('pglite', openPglite);
-suite('postgres', openPostgres, pgUp ? undefined : `PostgreSQL unreachable at ${TEST_DATABASE_URL}`);
+await onEachBackend(suite);
 
 function suite(name: string, open: () => Promise<Backend>, skip?: string): void {
   describe(`webhook hardening on ${name}`, { skip }, () => {
