@@ -2,40 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createRuntime } from '../../src/bootstrap.js';
 import { loadConfig } from '../../src/config.js';
-import { ConnectorUnknownOutcomeError, type Connector, type ConnectorRegistry } from '../../src/connectors/connector.js';
+import type { Connector, ConnectorRegistry } from '../../src/connectors/connector.js';
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
+import { controlledSandbox } from '../helpers/controlled-sandbox.js';
 import { createPostgresDb } from '../../src/db/postgres.js';
 import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { ADMIN_KEY, createHarness, ENCRYPTION_KEY, pay, type Harness } from '../helpers/harness.js';
-
-/** The sandbox PSP with controls at its boundary: lose the next capture answer, or hold captures
- *  until N of them have reached the PSP (so they race past the gateway's own checks). */
-function controlledSandbox(psp: SandboxPsp) {
-  const inner = createSandboxConnector({ psp });
-  const control = { loseNextCaptureAnswer: false, holdUntil: 0, arrived: 0, release: () => {} };
-  let gate = Promise.resolve();
-  const connector: Connector = {
-    ...inner,
-    async capture(ctx, req) {
-      if (control.holdUntil > 0) {
-        control.arrived += 1;
-        if (control.arrived === 1) gate = new Promise((resolve) => (control.release = resolve));
-        if (control.arrived >= control.holdUntil) control.release();
-        await gate;
-      }
-      const result = await inner.capture(ctx, req);
-      if (control.loseNextCaptureAnswer) {
-        control.loseNextCaptureAnswer = false;
-        throw new ConnectorUnknownOutcomeError('capture answer lost on the way back');
-      }
-      return result;
-    },
-  };
-  return { control, connectors: new Map([['sandbox', connector]]) as ConnectorRegistry };
-}
 
 async function ledgerCaptured(h: Harness, paymentId: string): Promise<number> {
   const rows = await h.db.query<{ amount: string }>(
@@ -112,14 +87,14 @@ describe('captures book what the PSP captured (PostgreSQL)', () => {
     try {
       for (let round = 0; round < 5; round += 1) {
         const p = await pay(h, { amount: 10_000, capture_method: 'manual' });
-        control.holdUntil = 2;
+        control.holdCapturesUntil = 2;
         control.arrived = 0;
         const headers = { authorization: `Bearer ${h.merchant.testKey}`, 'content-type': 'application/json' };
         const [a, b] = await Promise.all([
           h.app.inject({ method: 'POST', url: `/v1/payments/${p.id}/capture`, headers, payload: JSON.stringify({ amount: 2500 }) }),
           app2.inject({ method: 'POST', url: `/v1/payments/${p.id}/capture`, headers, payload: JSON.stringify({ amount: 6000 }) }),
         ]);
-        control.holdUntil = 0;
+        control.holdCapturesUntil = 0;
         const captured = psp.totals(p.connector_ref).amount_captured;
         assert.ok(captured === 2500 || captured === 6000);
         for (const [res, asked] of [[a, 2500], [b, 6000]] as const) {
@@ -137,7 +112,7 @@ describe('captures book what the PSP captured (PostgreSQL)', () => {
         assert.equal(stored.body.amount_captured, captured);
       }
     } finally {
-      control.holdUntil = 0;
+      control.holdCapturesUntil = 0;
       await app2.close();
       await db2.close();
     }

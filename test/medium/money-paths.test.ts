@@ -6,8 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Connector, ConnectorRegistry } from '../../src/connectors/connector.js';
-import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import type { Db } from '../../src/db/db.js';
 import { AppError } from '../../src/http/errors.js';
 import { SecretBox } from '../../src/lib/crypto.js';
@@ -15,37 +13,9 @@ import { IdempotencyService } from '../../src/modules/idempotency/idempotency.se
 import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
 import { paymentsRepository } from '../../src/modules/payments/payments.repository.js';
 import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
+import { controlledSandbox } from '../helpers/controlled-sandbox.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
-
-/** The sandbox PSP with controls at its boundary: captures held until N reached it, and a cancel
- *  the PSP answers `succeeded` without voiding anything (its answers and its state disagree). */
-function controlledSandbox(psp: SandboxPsp) {
-  const inner = createSandboxConnector({ psp });
-  const control = { holdCapturesUntil: 0, arrived: 0, release: () => {}, holdOneCapture: undefined as Promise<void> | undefined, fakeCancel: false };
-  let gate = Promise.resolve();
-  const connector: Connector = {
-    ...inner,
-    async capture(ctx, req) {
-      if (control.holdCapturesUntil > 0) {
-        control.arrived += 1;
-        if (control.arrived === 1) gate = new Promise((resolve) => (control.release = resolve));
-        if (control.arrived >= control.holdCapturesUntil) control.release();
-        await gate;
-      }
-      const held = control.holdOneCapture;
-      control.holdOneCapture = undefined;
-      const result = await inner.capture(ctx, req);
-      if (held) await held;
-      return result;
-    },
-    async cancel(ctx, req) {
-      if (control.fakeCancel) return { outcome: 'succeeded', connectorRef: req.connectorRef };
-      return inner.cancel(ctx, req);
-    },
-  };
-  return { control, connectors: new Map([['sandbox', connector]]) as ConnectorRegistry };
-}
 
 /** `db` with every statement matching `pattern` held until `count` of them have arrived. */
 function barrierOn(db: Db, pattern: RegExp, count: number): Db {
