@@ -72,7 +72,7 @@ export class ConnectorAccountsService {
     const row = await this.db.transaction(async (tx) => {
       // serialize account changes of one merchant: "the first account becomes the default" and
       // "one default" must hold under concurrent creates
-      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR UPDATE', [auth.merchantId]);
+      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR NO KEY UPDATE', [auth.merchantId]);
       const makeDefault = input.default === true || !(await repo.hasDefault(tx, auth.merchantId, auth.testMode));
       if (makeDefault) await repo.clearDefault(tx, auth.merchantId, auth.testMode);
       return repo.insert(tx, {
@@ -105,7 +105,7 @@ export class ConnectorAccountsService {
 
   async makeDefault(auth: AuthContext, idOrShortId: string) {
     return this.db.transaction(async (tx) => {
-      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR UPDATE', [auth.merchantId]);
+      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR NO KEY UPDATE', [auth.merchantId]);
       const row = await repo.find(tx, auth.merchantId, auth.testMode, idOrShortId, true);
       if (!row) throw new AppError('connector_account_not_found', `No such connector account: ${idOrShortId}.`, { param: 'id' });
       if (row.status !== 'active') {
@@ -118,7 +118,11 @@ export class ConnectorAccountsService {
 
   async remove(auth: AuthContext, idOrShortId: string, hard: boolean) {
     return this.db.transaction(async (tx) => {
-      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR UPDATE', [auth.merchantId]);
+      // The merchant's row serializes its account changes. FOR NO KEY UPDATE, not FOR UPDATE: a
+      // payment or refund being written holds the account FOR KEY SHARE and then checks its
+      // foreign key to the merchant (KEY SHARE), so FOR UPDATE here, followed by this account's
+      // FOR UPDATE, would deadlock with it.
+      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR NO KEY UPDATE', [auth.merchantId]);
       const row = await repo.find(tx, auth.merchantId, auth.testMode, idOrShortId, true);
       if (!row) throw new AppError('connector_account_not_found', `No such connector account: ${idOrShortId}.`, { param: 'id' });
       if (hard) {

@@ -139,7 +139,7 @@ export class WebhooksService {
     const max = this.config.webhookEndpointsMax;
     const row = await this.db.transaction(async (tx) => {
       // serializes the merchant's creates, so that concurrent ones cannot both pass the cap
-      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR UPDATE', [auth.merchantId]);
+      await tx.query('SELECT id FROM merchants WHERE id = $1 FOR NO KEY UPDATE', [auth.merchantId]);
       if ((await repo.countEndpoints(tx, auth.merchantId, auth.testMode)) >= max) {
         throw new AppError('webhook_endpoints_limit_reached',
           `This merchant already has the maximum of ${max} ${auth.testMode ? 'test' : 'live'}-mode webhook endpoints; delete one before creating another (one endpoint can subscribe to every event type with ["*"]).`);
