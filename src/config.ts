@@ -87,6 +87,9 @@ export interface Config {
   /** The background reconciliation leaves payments changed in the last this-many ms for its next
    *  run (their webhooks may be in flight). Default 60000. */
   reconcileSettleMs: number;
+  /** Reconciliation reports a refund pending longer than this many hours on a PSP that cannot be
+   *  asked where it stands (Adyen): its notification never came. Default 24. */
+  reconcileStalePendingHours: number;
   /** On SIGTERM, how long /readyz answers 503 (so a load balancer stops sending requests) before
    *  the listener closes. Default 2000 ms. */
   shutdownDelayMs: number;
@@ -237,6 +240,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     reconcileIntervalMs: int('SETTLE_RECONCILE_INTERVAL_MS', 900_000, 0, 86_400_000),
     reconcileLookbackHours: int('SETTLE_RECONCILE_LOOKBACK_HOURS', 24, 1, 24 * 90),
     reconcileSettleMs: int('SETTLE_RECONCILE_SETTLE_MS', 60_000, 0, 86_400_000),
+    reconcileStalePendingHours: int('SETTLE_RECONCILE_STALE_PENDING_HOURS', 24, 1, 24 * 90),
     shutdownDelayMs: int('SETTLE_SHUTDOWN_DELAY_MS', 2000, 0, 600_000),
     shutdownTimeoutMs: int('SETTLE_SHUTDOWN_TIMEOUT_MS', 30_000, 100, 3_600_000),
     workersEnabled: bool('SETTLE_WORKERS', true),

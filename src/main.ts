@@ -114,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
       }
       const rt = await createRuntime(config, logger);
       try {
-        const report = await rt.services.reconciliation.run(opts);
+        const report = await rt.services.reconciliation.run({ ...opts, stalePendingMs: config.reconcileStalePendingHours * 3_600_000 });
         for (const d of report.differences) {
           console.log(`DIFFERENCE${d.status === 'fixed' ? ' (fixed)' : ''} ${d.payment_id} ${d.kind}${d.refund_id ? ` ${d.refund_id}` : ''}${d.connector_ref ? ` [${d.connector_ref}]` : ''}: ${d.message}`);
         }

@@ -175,6 +175,10 @@ export interface Connector {
   /** A connector that moves no real money (the sandbox): accounts exist in test mode only, and
    *  it refuses to act for a live-mode account. Default false. */
   readonly testModeOnly?: boolean;
+  /** Whether the PSP can be asked where a refund stands. False (Adyen): `refundStatus` answers
+   *  `pending` without asking, and a pending refund finishes only by the PSP's notification, so
+   *  reconciliation reports one pending too long instead of waiting for ever. Default true. */
+  readonly statusQuery?: boolean;
   authorize(ctx: ConnectorContext, req: AuthorizeRequest): Promise<AuthorizeResult>;
   capture(ctx: ConnectorContext, req: CaptureRequest): Promise<CaptureResult>;
   cancel(ctx: ConnectorContext, req: CancelRequest): Promise<ActionResult>;

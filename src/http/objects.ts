@@ -117,7 +117,7 @@ export const createdMerchantObject = obj('CreatedMerchant', 'A merchant as creat
 
 export const reconciliationDifferenceObject = obj('ReconciliationDifference', 'A difference between the gateway and its PSP found by reconciliation (docs/reconciliation.md).', {
   id: str, object: constant('reconciliation_difference'), payment_id: id('pay_'), connector_account_id: str,
-  kind: { type: 'string', description: 'What differs: payment_not_found_at_psp, captured_amount, refunded_amount, refund_missing, refund_status, refund_amount, refund_not_at_psp, refund_unknown_reference, ledger_capture, ledger_refunds' },
+  kind: { type: 'string', description: 'What differs: payment_not_found_at_psp, captured_amount, refunded_amount, refund_missing, refund_status, refund_amount, refund_not_at_psp, refund_unknown_reference, ledger_capture, ledger_refunds, refund_pending_too_long' },
   refund_id: nstr, connector_ref: nstr,
   gateway: { description: 'The gateway\'s value (an amount, a status, or null)' },
   psp: { description: 'The PSP\'s value (an amount, a status, a refund, or null)' },

@@ -115,6 +115,7 @@ function reconciliationLoop(config: Config, services: Services): Loop {
         everyMs,
         lookbackMs: config.reconcileLookbackHours * 3_600_000,
         settleMs: config.reconcileSettleMs,
+        stalePendingMs: config.reconcileStalePendingHours * 3_600_000,
         leaseMs: Math.max(everyMs, 600_000),
       });
       return 0; // paced by its interval, never back to back

@@ -148,7 +148,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
   });
 
-  test('a PSP without a status query: every payment is reported unverifiable, no difference is invented, and a refund stays pending until its notification', { skip: setup.statusQuery && `${setup.connector} can be asked` }, async (t) => {
+  test('a PSP without a status query: every payment is reported unverifiable, no difference is invented, a refund stays pending until its notification and is reported once pending too long', { skip: setup.statusQuery && `${setup.connector} can be asked` }, async (t) => {
     if (!temp) return t.skip('no postgres');
     await db!.query(`UPDATE reconciliation_runs SET lease_until = now() + interval '1 hour'`);
     // the PSP's notifications are lost: the gateway hears nothing of what happens at the PSP
@@ -168,6 +168,17 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     await new Promise((res) => setTimeout(res, 1500));
     assert.equal((await api('GET', `/v1/refunds/${r.body.id}`)).body.status, 'pending');
     assert.equal((await api('GET', `/v1/payments/${p.id}`)).body.amount_refundable, 9_000);
+
+    // a day later it is still pending: reported (exit 1), and --fix does not guess its outcome
+    await db!.query(`UPDATE refunds SET created_at = now() - interval '25 hours' WHERE id = $1`, [r.body.id]);
+    const stale = new RegExp(`^DIFFERENCE ${p.id} refund_pending_too_long ${r.body.id} \\[${r.body.connector_ref}\\]: .*pending for 25 hours`, 'm');
+    const late = await cli('--since', '1h');
+    assert.equal(late.code, 1, late.output);
+    assert.match(late.stdout, stale);
+    const unfixed = await cli('--since', '1h', '--fix');
+    assert.equal(unfixed.code, 1, unfixed.output);
+    assert.match(unfixed.stdout, stale, 'left open, not "(fixed)"');
+    assert.equal((await api('GET', `/v1/refunds/${r.body.id}`)).body.status, 'pending');
 
     // the notification comes after all (Adyen retries, or the operator resends it from the
     // Customer Area): the refund finishes, booked once
@@ -190,6 +201,9 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     assert.deepEqual((await verifyLedger(db!)).violations, []);
     const bookings = await db!.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledger_transactions WHERE refund_id = $1`, [r.body.id]);
     assert.equal(bookings.rows[0].n, 1);
+    const settled = await cli('--since', '1h');
+    assert.equal(settled.code, 0, settled.output);
+    assert.doesNotMatch(settled.stdout, /refund_pending_too_long/);
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
   });
 });

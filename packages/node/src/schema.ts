@@ -1559,7 +1559,7 @@ export interface components {
             /** @description Prefixed `pay_` */
             payment_id: string;
             connector_account_id: string;
-            /** @description What differs: payment_not_found_at_psp, captured_amount, refunded_amount, refund_missing, refund_status, refund_amount, refund_not_at_psp, refund_unknown_reference, ledger_capture, ledger_refunds */
+            /** @description What differs: payment_not_found_at_psp, captured_amount, refunded_amount, refund_missing, refund_status, refund_amount, refund_not_at_psp, refund_unknown_reference, ledger_capture, ledger_refunds, refund_pending_too_long */
             kind: string;
             refund_id: string | null;
             connector_ref: string | null;

@@ -123,6 +123,7 @@ export function createAdyenConnector(opts: AdyenConnectorOptions = {}): Connecto
 
   return {
     name: 'adyen',
+    statusQuery: false,
 
     async authorize(ctx, req): Promise<AuthorizeResult> {
       const card = ctx.testMode ? ADYEN_TEST_PAYMENT_METHODS[req.paymentMethod] : undefined;

@@ -6,7 +6,9 @@
  * same rules that book a PSP's webhooks: no rule is written twice.
  *
  * The PSP is the truth for money that moved. What a PSP cannot tell (a status `unknown`, null
- * amounts) is never guessed: the payment is counted as unverifiable instead.
+ * amounts) is never guessed: the payment is counted as unverifiable instead. A refund such a PSP
+ * leaves pending longer than `stalePendingMs` (its notification never came) is reported, never
+ * finished: only the PSP's notification may say what happened to it.
  */
 import { ConnectorUnknownOutcomeError, type ConnectorPaymentState, type ConnectorRefundReport } from '../../connectors/connector.js';
 import type { Db } from '../../db/db.js';
@@ -46,6 +48,9 @@ export const DIFFERENCE_KINDS = [
   'ledger_capture',
   /** The ledger's refund bookings (minus reversals) are not the payment's amount_refunded. */
   'ledger_refunds',
+  /** A refund pending longer than the threshold on a PSP that cannot be asked where it stands
+   *  (Adyen): its notification never came. Reported only: the PSP must resend it. */
+  'refund_pending_too_long',
 ] as const;
 export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
 
@@ -75,7 +80,12 @@ export interface ReconcileOptions {
   /** Payments changed more recently than this are left for a later run (their webhooks may be
    *  in flight). Default 0. */
   settleMs?: number;
+  /** A refund pending longer than this on a PSP without a status query is reported
+   *  (`refund_pending_too_long`). Default 24 hours. */
+  stalePendingMs?: number;
 }
+
+export const DEFAULT_STALE_PENDING_MS = 24 * 3_600_000;
 
 export interface ReconcileReport {
   checked: number;
@@ -127,7 +137,7 @@ export class ReconciliationService {
       const page = await repo.paymentsWithActivity(this.db, opts.since, afterId, PAGE);
       for (const payment of page) {
         if (payment.updated_at.getTime() > until) continue;
-        await this.reconcilePayment(payment, opts.fix ?? false, report);
+        await this.reconcilePayment(payment, { fix: opts.fix ?? false, stalePendingMs: opts.stalePendingMs ?? DEFAULT_STALE_PENDING_MS }, report);
       }
       if (page.length < PAGE) break;
       afterId = page[page.length - 1].id;
@@ -135,7 +145,8 @@ export class ReconciliationService {
     return report;
   }
 
-  private async reconcilePayment(payment: PaymentRow, fix: boolean, report: ReconcileReport): Promise<void> {
+  private async reconcilePayment(payment: PaymentRow, opts: { fix: boolean; stalePendingMs: number }, report: ReconcileReport): Promise<void> {
+    const { fix } = opts;
     const account = await connectorAccountsRepository.findById(this.db, payment.connector_account_id);
     if (!account) {
       report.unverifiable.push({ paymentId: payment.id, reason: 'its connector account was deleted' });
@@ -154,7 +165,7 @@ export class ReconciliationService {
 
     const check = async () => {
       const now = await this.compareNow(payment.id, state);
-      now.found.push(...(await this.pendingRefundsAtPsp(now.current, now.refunds, state, account)));
+      now.found.push(...(await this.pendingRefundsAtPsp(now.current, now.refunds, state, account, opts.stalePendingMs)));
       return now;
     };
     let { current, found } = await check();
@@ -181,16 +192,25 @@ export class ReconciliationService {
    * Refunds pending in the gateway that the PSP's payment record does not settle (the PSP cannot
    * list refunds, or lists none of these): their status is asked of the PSP, refund by refund, as
    * the refund sync does. One the PSP finished (succeeded or failed) is a `refund_status`
-   * difference that `fix` finishes through the refund path.
+   * difference that `fix` finishes through the refund path. One still pending on a PSP that
+   * cannot be asked (Adyen), older than `stalePendingMs`, is a `refund_pending_too_long`
+   * difference: reported, never finished (no fix: only the PSP's notification can say).
    */
-  private async pendingRefundsAtPsp(payment: PaymentRow, refunds: RefundRow[], state: ConnectorPaymentState, account: ConnectorAccountRow): Promise<Difference[]> {
+  private async pendingRefundsAtPsp(
+    payment: PaymentRow, refunds: RefundRow[], state: ConnectorPaymentState, account: ConnectorAccountRow, stalePendingMs: number,
+  ): Promise<Difference[]> {
     const out: Difference[] = [];
+    const blind = this.accounts.connectorFor(account).statusQuery === false;
     for (const r of refunds) {
       if (r.status !== 'pending') continue;
       const listed = state.refunds?.some((x) => (r.connector_ref !== null && x.connectorRef === r.connector_ref) || x.reference === r.id);
       if (listed) continue; // compare() has it
       const outcome = await this.money.refunds.askPsp(r, account, payment.connector_ref!, 'status');
-      if (outcome.status === 'pending') continue;
+      if (outcome.status === 'pending') {
+        const pendingMs = Date.now() - r.created_at.getTime();
+        if (blind && pendingMs >= stalePendingMs) out.push(pendingTooLong(payment, r, account.connector, pendingMs));
+        continue;
+      }
       out.push({
         kind: 'refund_status', payment, refundId: r.id, connectorRef: outcome.connectorRef ?? r.connector_ref,
         gateway: 'pending', psp: outcome.status,
@@ -252,12 +272,12 @@ export class ReconciliationService {
   }
 
   /** The background job's pass: one process at a time, once per `everyMs`, over the lookback window. */
-  async backgroundPass(opts: { everyMs: number; lookbackMs: number; settleMs: number; leaseMs: number }): Promise<ReconcileReport | undefined> {
-    const { lookbackMs, settleMs } = opts;
+  async backgroundPass(opts: { everyMs: number; lookbackMs: number; settleMs: number; leaseMs: number; stalePendingMs?: number }): Promise<ReconcileReport | undefined> {
+    const { lookbackMs, settleMs, stalePendingMs } = opts;
     const claim = await repo.claimRun(this.db, opts.everyMs, opts.leaseMs);
     if (!claim) return undefined;
     try {
-      const report = await this.run({ since: new Date(claim.start.getTime() - lookbackMs), settleMs });
+      const report = await this.run({ since: new Date(claim.start.getTime() - lookbackMs), settleMs, stalePendingMs });
       const open = report.differences.filter((d) => d.status === 'open').length;
       if (open > 0) this.log.warn({ differences: open, checked: report.checked }, 'reconciliation found differences with the PSP');
       return report;
@@ -373,6 +393,18 @@ export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: Payme
       { refundId: ours.id, connectorRef: ours.connector_ref });
   }
   return out;
+}
+
+/** A refund a PSP without a status query has left pending too long: what an operator does about it. */
+function pendingTooLong(payment: PaymentRow, r: RefundRow, connector: string, pendingMs: number): Difference {
+  const hours = Math.floor(pendingMs / 3_600_000);
+  const where = r.connector_ref ? `its PSP reference ${r.connector_ref}` : `its reference ${r.id} (the PSP's answer was never received)`;
+  return {
+    kind: 'refund_pending_too_long', payment, refundId: r.id, connectorRef: r.connector_ref,
+    gateway: 'pending', psp: null,
+    message: `Refund ${r.id} of ${r.amount} has been pending for ${hours} hours and ${connector} cannot be asked where it stands: its notification never came. ` +
+      `Look it up at the PSP by ${where} and have the PSP resend its notification; the gateway does not guess its outcome.`,
+  };
 }
 
 function pspRefund(r: ConnectorRefundReport) {
