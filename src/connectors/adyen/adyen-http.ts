@@ -11,6 +11,7 @@ import adyen, { type Config } from '@adyen/api-library';
 // a CommonJS package: its named exports are read from the default export
 const { HttpClientException } = adyen;
 import type { IRequest } from '@adyen/api-library/lib/src/typings/requestOptions.js';
+import { pspHttp, type PspHttp } from '../psp-http.js';
 
 /** Thrown when no request was sent at all (nothing happened at Adyen). */
 export class AdyenRequestNotSentError extends Error {
@@ -23,7 +24,11 @@ export class AdyenNoAnswerError extends Error {
 }
 
 export class AdyenHttpTransport {
-  constructor(private readonly allowedBase: string, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly allowedBase: string,
+    private readonly timeoutMs: number,
+    private readonly http: PspHttp = pspHttp,
+  ) {}
 
   async request(endpoint: string, json: string | Buffer, config: Config, _isApiKeyRequired: boolean, requestOptions: IRequest.Options = {}): Promise<string> {
     if (!endpoint.startsWith(`${this.allowedBase}/`)) {
@@ -43,16 +48,15 @@ export class AdyenHttpTransport {
     let body: string;
     let responseHeaders: Record<string, string>;
     try {
-      const res = await fetch(url, {
+      const res = await this.http(url, {
         method: requestOptions.method ?? 'POST',
         headers,
-        body: requestOptions.method === 'GET' ? undefined : typeof json === 'string' ? json : new Uint8Array(json),
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.timeoutMs),
+        body: requestOptions.method === 'GET' ? undefined : typeof json === 'string' ? json : json.toString('utf8'),
+        timeoutMs: this.timeoutMs,
       });
       status = res.status;
-      body = await res.text();
-      responseHeaders = Object.fromEntries(res.headers.entries());
+      body = res.text;
+      responseHeaders = res.headers;
     } catch (err) {
       throw new AdyenNoAnswerError(`adyen: no answer (${(err as Error).name})`);
     }

@@ -22,6 +22,7 @@ import {
   type RefundResult,
 } from '../connector.js';
 import { DEFAULT_PENDING_DELAY_MS, SandboxPsp } from '../../psp-sim/psp-model.js';
+import { pspHttp, pspHttpFromFetch, type PspHttp } from '../psp-http.js';
 import { SANDBOX_SIGNATURE_HEADER, verifySandboxSignature } from './sandbox-signature.js';
 import { parseSandboxPaymentState, parseSandboxWebhook } from './sandbox-webhook.js';
 
@@ -30,7 +31,9 @@ export interface SandboxConnectorOptions {
   psp?: SandboxPsp;
   /** Per-call HTTP timeout in milliseconds, body included. Default 10000. */
   timeoutMs?: number;
-  /** HTTP client. Default the global `fetch` (undici). */
+  /** HTTP client. Default `pspHttp` (undici's `request` on a keep-alive agent). */
+  http?: PspHttp;
+  /** Tests: an HTTP client in the shape of `fetch`, used when `http` is not given. */
   fetch?: typeof fetch;
   /**
    * Tests only: lets this connector stand in for a real PSP in live mode (the in-process test
@@ -92,13 +95,13 @@ export function sharedSandboxPsp(): SandboxPsp {
 
 export function createSandboxConnector(opts: SandboxConnectorOptions = {}): Connector {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_SANDBOX_TIMEOUT_MS;
-  const doFetch = opts.fetch ?? fetch;
+  const send = opts.http ?? (opts.fetch ? pspHttpFromFetch(opts.fetch) : pspHttp);
   const psp = (): SandboxPsp => opts.psp ?? sharedSandboxPsp();
 
   const http = (ctx: ConnectorContext): SimClient | undefined => {
     const baseUrl = ctx.settings.base_url;
     if (typeof baseUrl !== 'string' || baseUrl.length === 0) return undefined;
-    return new SimClient(baseUrl.replace(/\/+$/, ''), ctx, timeoutMs, doFetch);
+    return new SimClient(baseUrl.replace(/\/+$/, ''), ctx, timeoutMs, send);
   };
 
   // A live-mode account can never reach the sandbox, even one created before that was refused.
@@ -225,7 +228,7 @@ class SimClient {
     private readonly baseUrl: string,
     private readonly ctx: ConnectorContext,
     private readonly timeoutMs: number,
-    private readonly doFetch: typeof fetch,
+    private readonly http: PspHttp,
   ) {}
 
   async send(
@@ -247,14 +250,14 @@ class SimClient {
     let text: string;
     try {
       // The timeout covers the body too: a PSP that sends headers and then stalls is still unknown.
-      const res = await this.doFetch(`${this.baseUrl}${path}`, {
+      const res = await this.http(`${this.baseUrl}${path}`, {
         method,
         headers,
         body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        timeoutMs: this.timeoutMs,
       });
       status = res.status;
-      text = await res.text();
+      text = res.text;
     } catch (err) {
       const reason = err instanceof Error && err.name === 'TimeoutError' ? `timed out after ${this.timeoutMs} ms` : describe(err);
       throw new ConnectorUnknownOutcomeError(`sandbox ${op}: ${reason}`, err);
@@ -361,7 +364,7 @@ function parseJson(text: string): unknown {
 
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  // undici reports network failures as `TypeError: fetch failed` with the real reason in `cause`.
+  // `fetch` (in tests) reports network failures as `TypeError: fetch failed` with the real reason in `cause`.
   const cause = (err as { cause?: unknown }).cause;
   return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
 }
