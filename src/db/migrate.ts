@@ -7,6 +7,7 @@ import * as m009 from './migrations/009-webhook-endpoint-dialect.js';
 import * as m004 from './migrations/004-encryption-key-fingerprint.js';
 import * as m005 from './migrations/005-webhook-delivery-hardening.js';
 import * as m010 from './migrations/010-events-stream-position.js';
+import * as m011 from './migrations/011-capture-corrections.js';
 
 export interface Migration {
   id: string;
@@ -23,6 +24,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '004-encryption-key-fingerprint', sql: m004.sql },
   { id: '005-webhook-delivery-hardening', sql: m005.sql },
   { id: '010-events-stream-position', sql: m010.sql },
+  { id: '011-capture-corrections', sql: m011.sql },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across processes. */

@@ -225,6 +225,15 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
     async (request) => psp.dashboardCapture(modelRef(request.params.ref), request.body?.amount),
   );
 
+  // The card scheme rejects a capture the PSP had accepted: the payment is authorized again, with
+  // nothing captured. No webhook here (reconciliation finds it); the Adyen wire registers its own
+  // route, which also sends CAPTURE_FAILED.
+  if (!adyenWire) {
+    app.post<{ Params: { ref: string } }>('/_sim/payments/:ref/capture_failed', { schema: { params: refParams } }, async (request) =>
+      psp.failCapture(modelRef(request.params.ref)),
+    );
+  }
+
   app.post<{ Params: { ref: string }; Body: { code?: string; message?: string } | undefined }>(
     '/_sim/refunds/:ref/fail',
     {

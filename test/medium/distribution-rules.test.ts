@@ -66,7 +66,6 @@ const KNOWN_GAPS = new Set([
   'inbound_webhooks: unique (connector_account_id, psp_event_id) lacks merchant_id',
   'refunds: unique (txn_id) lacks merchant_id',
   'refunds: unique (connector_account_id, connector_ref) lacks merchant_id',
-  'ledger_transactions: unique (payment_id) lacks merchant_id',
   'ledger_transactions: unique (refund_id, type) lacks merchant_id',
   'reconciliation_differences: unique (payment_id, kind) lacks merchant_id',
   'webhook_deliveries: unique (event_id, endpoint_id) lacks merchant_id',

@@ -2,6 +2,9 @@
  * Reconciliation finds, and with `fix` corrects through the gateway's own booking paths:
  * - a capture the PSP made that the gateway never heard of (captured amounts differ): booked as
  *   an API capture is, through the ledger;
+ * - a payment booked as captured for another amount than the PSP captured (less, more, or
+ *   nothing with the authorization still open): one capture adjustment in the ledger, the
+ *   superseded capture failed and the PSP's recorded, never below the payment's refunds;
  * - refunds pending in the gateway that the PSP has finished (succeeded or failed), also on
  *   payments with no other activity in the window and with PSPs that cannot list a payment's
  *   refunds: finished through the refund path, booked once.
@@ -9,21 +12,31 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Connector, ConnectorRegistry } from '../../src/connectors/connector.js';
+import { ConnectorUnknownOutcomeError, type Connector, type ConnectorRegistry } from '../../src/connectors/connector.js';
 import { createSandboxConnector } from '../../src/connectors/sandbox/sandbox.connector.js';
 import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
 
 /** The sandbox PSP; `blind` makes it unable to tell a payment's state (like Adyen's Checkout API),
- *  while it still answers refund status queries. */
+ *  while it still answers refund status queries; `refundsUnanswered` loses every refund call and
+ *  status query (the refund stays pending, its amount held, the PSP never had it). */
 function sandbox(psp: SandboxPsp) {
   const inner = createSandboxConnector({ psp });
-  const control = { blind: false };
+  const control = { blind: false, refundsUnanswered: false };
+  const unanswered = () => new ConnectorUnknownOutcomeError('sandbox: no answer (test)');
   const connector: Connector = {
     ...inner,
     async paymentState(ctx, req) {
       if (control.blind) return { paymentRef: req.paymentRef, status: 'unknown', amountCaptured: null, amountRefunded: null, refunds: null };
       return inner.paymentState(ctx, req);
+    },
+    async refund(ctx, req) {
+      if (control.refundsUnanswered) throw unanswered();
+      return inner.refund(ctx, req);
+    },
+    async refundStatus(ctx, req) {
+      if (control.refundsUnanswered) throw unanswered();
+      return inner.refundStatus(ctx, req);
     },
   };
   return { control, connectors: new Map([['sandbox', connector]]) as ConnectorRegistry };
@@ -50,12 +63,18 @@ describe('reconciliation corrects captured amounts and pending refunds through t
     report.differences.filter((d) => d.payment_id === paymentId).map((d) => `${d.kind} ${d.status}`).sort();
 
   async function ledger(paymentId: string): Promise<{ captured: number; refunded: number; refundBookings: number }> {
-    const r = await h.db.query<{ type: string; amount: string }>(
-      `SELECT t.type, e.amount FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+    const r = await h.db.query<{ type: string; amount: string; direction: string }>(
+      `SELECT t.type, e.amount, e.direction FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
         WHERE t.payment_id = $1 AND e.account = 'merchant_balance'`, [paymentId]);
-    const sum = (type: string) => r.rows.filter((x) => x.type === type).reduce((s, x) => s + Number(x.amount), 0);
-    return { captured: sum('capture'), refunded: sum('refund') - sum('refund_reversal'), refundBookings: r.rows.filter((x) => x.type === 'refund').length };
+    const sum = (type: string) => r.rows.filter((x) => x.type === type).reduce((s, x) => s + (x.direction === 'credit' ? 1 : -1) * Number(x.amount), 0);
+    return { captured: sum('capture') + sum('capture_adjustment'), refunded: -(sum('refund') + sum('refund_reversal')) || 0, refundBookings: r.rows.filter((x) => x.type === 'refund').length };
   }
+  /** The payment's capture adjustments in the ledger, as the API lists them. */
+  const adjustments = async (paymentId: string) =>
+    (await h.call('GET', `/v1/ledger/transactions?payment_id=${paymentId}&limit=100`, { key: key() })).body.data.filter((t: any) => t.type === 'capture_adjustment');
+  const captures = (payment: any) => payment.transactions.filter((t: any) => t.type === 'capture').map((t: any) => [t.amount, t.status]);
+  const latestEvent = async (paymentId: string, type: string) =>
+    (await h.call('GET', `/v1/events?object_id=${paymentId}&type=${type}&limit=1`, { key: key() })).body.data[0];
   const verify = async () => assert.deepEqual((await h.rt.services.ledger.verify()).violations, []);
 
   test('a capture made at the PSP that the gateway missed: reported, then booked through the ledger by fix', async () => {
@@ -81,6 +100,105 @@ describe('reconciliation corrects captured amounts and pending refunds through t
 
     assert.deepEqual(of(await reconcile(true), p.id), [], 'nothing left, nothing booked twice');
     assert.equal((await ledger(p.id)).captured, 6_000);
+  });
+
+  test('a payment captured for more than the PSP captured: fix books one capture adjustment, fails the superseded capture, records the PSP\'s, and books once', async () => {
+    const p = await pay(h, { amount: 9_000, connector_account: account.id });
+    // at the PSP the capture becomes 6,000 (the scheme rejected the first, the PSP's dashboard captured less)
+    psp.failCapture(p.connector_ref);
+    psp.dashboardCapture(p.connector_ref, 6_000);
+    const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1_000 } });
+    assert.equal(r.body.status, 'succeeded', r.raw);
+
+    assert.deepEqual(of(await reconcile(), p.id), ['captured_amount open']);
+    assert.equal((await h.call('GET', `/v1/payments/${p.id}`, { key: key() })).body.amount_captured, 9_000, 'reporting changes nothing');
+
+    const fixed = await reconcile(true);
+    assert.deepEqual(of(fixed, p.id), ['captured_amount fixed']);
+    const g = (await h.call('GET', `/v1/payments/${p.id}`, { key: key() })).body;
+    assert.equal(g.amount_captured, psp.totals(p.connector_ref).amount_captured);
+    assert.deepEqual([g.status, g.amount_captured, g.amount_refunded, g.amount_refundable, g.amount_capturable], ['partially_refunded', 6_000, 1_000, 5_000, 0]);
+    assert.deepEqual(captures(g), [[9_000, 'failed'], [6_000, 'succeeded']], 'the superseded capture failed, the PSP\'s recorded');
+    const [adjustment, ...more] = await adjustments(p.id);
+    assert.deepEqual(more, []);
+    assert.deepEqual(adjustment.entries.map((e: any) => [e.account, e.direction, e.amount]).sort(),
+      [[`connector_clearing:${account.short_id}`, 'credit', 3_000], ['merchant_balance', 'debit', 3_000]]);
+    assert.deepEqual(await ledger(p.id), { captured: 6_000, refunded: 1_000, refundBookings: 1 });
+    await verify();
+    assert.equal((await latestEvent(p.id, 'payment.captured')).data.object.amount_captured, 6_000, 'announced with the PSP\'s amount');
+
+    // booked once: a second run finds nothing, and the correction itself is a no-op now
+    assert.deepEqual(of(await reconcile(true), p.id), []);
+    const again = await h.rt.services.payments.correctCapture(p.id, { kind: 'psp_amount', captured: 6_000, pspStatus: 'captured' });
+    assert.equal(again.outcome, 'unchanged');
+    assert.equal((await adjustments(p.id)).length, 1);
+    await verify();
+  });
+
+  test('a payment captured for less than the PSP captured: corrected up through one adjustment', async () => {
+    const p = await pay(h, { amount: 9_000, capture_method: 'manual', connector_account: account.id });
+    assert.equal((await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 4_000 } })).status, 200);
+    psp.failCapture(p.connector_ref);
+    psp.dashboardCapture(p.connector_ref, 7_000);
+    // two corrections at once: one books, the other finds it done
+    const both = await Promise.all([1, 2].map(() => h.rt.services.payments.correctCapture(p.id, { kind: 'psp_amount', captured: 7_000, pspStatus: 'captured' })));
+    assert.deepEqual(both.map((b) => b.outcome).sort(), ['corrected', 'unchanged']);
+    const g = (await h.call('GET', `/v1/payments/${p.id}`, { key: key() })).body;
+    assert.deepEqual([g.status, g.amount_captured, g.amount_refundable], ['succeeded', 7_000, 7_000]);
+    assert.deepEqual(captures(g), [[4_000, 'failed'], [7_000, 'succeeded']]);
+    const [adjustment] = await adjustments(p.id);
+    assert.deepEqual(adjustment.entries.find((e: any) => e.account === 'merchant_balance'), { account: 'merchant_balance', direction: 'credit', amount: 3_000, currency: 'USD' });
+    assert.deepEqual(of(await reconcile(true), p.id), []);
+    assert.deepEqual(await ledger(p.id), { captured: 7_000, refunded: 0, refundBookings: 0 });
+    await verify();
+  });
+
+  test('nothing captured at the PSP and its authorization open: back to requires_capture with payment.failed, and captured again under a new PSP key', async () => {
+    const p = await pay(h, { amount: 5_000, connector_account: account.id });
+    psp.failCapture(p.connector_ref);
+    assert.deepEqual(of(await reconcile(true), p.id), ['captured_amount fixed']);
+    const g = (await h.call('GET', `/v1/payments/${p.id}`, { key: key() })).body;
+    assert.deepEqual([g.status, g.amount_captured, g.amount_capturable, g.amount_refundable, g.failure_code], ['requires_capture', 0, 5_000, 0, 'capture_failed']);
+    assert.deepEqual(captures(g), [[5_000, 'failed']]);
+    assert.equal((await latestEvent(p.id, 'payment.failed')).data.object.status, 'requires_capture');
+    assert.equal((await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: {} })).body.error.code, 'not_refundable');
+
+    const c = await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 3_000 } });
+    assert.equal(c.status, 200, c.raw);
+    assert.deepEqual([c.body.status, c.body.amount_captured, c.body.failure_code], ['succeeded', 3_000, null]);
+    assert.equal(psp.totals(p.connector_ref).amount_captured, 3_000, 'the PSP captured again: not a replay of the failed capture');
+    assert.deepEqual(await ledger(p.id), { captured: 3_000, refunded: 0, refundBookings: 0 });
+    assert.deepEqual(of(await reconcile(true), p.id), []);
+    await verify();
+  });
+
+  test('a PSP capture below what refunds hold in the gateway is reported, never booked; once the refund is settled, fix converges', async () => {
+    const p = await pay(h, { amount: 5_000, connector_account: account.id });
+    control.refundsUnanswered = true;
+    try {
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 4_000 } });
+      assert.equal(r.body.status, 'pending', r.raw);
+      psp.failCapture(p.connector_ref);
+      psp.dashboardCapture(p.connector_ref, 1_000);
+
+      const found = await reconcile(true);
+      const [d, ...others] = found.differences.filter((x) => x.payment_id === p.id);
+      assert.deepEqual(others, []);
+      assert.deepEqual([d.kind, d.status], ['captured_amount', 'open'], 'not fixed: the CLI exits 1');
+      assert.match(d.message, /the PSP captured 1000, less than the 0 refunded and 4000 held by pending refunds in the gateway\. --fix cannot resolve this without inventing money/);
+      const g = (await h.call('GET', `/v1/payments/${p.id}`, { key: key() })).body;
+      assert.deepEqual([g.amount_captured, g.amount_refundable], [5_000, 1_000], 'nothing booked');
+      assert.deepEqual(await adjustments(p.id), []);
+      assert.deepEqual(of(await reconcile(true), p.id), ['captured_amount open'], 'reported on every run');
+    } finally {
+      control.refundsUnanswered = false;
+    }
+    // the PSP answers: it never had the refund, which fails and releases its hold; the capture follows the PSP
+    assert.deepEqual(of(await reconcile(true), p.id), ['captured_amount fixed', 'refund_status fixed']);
+    const g = (await h.call('GET', `/v1/payments/${p.id}`, { key: key() })).body;
+    assert.deepEqual([g.status, g.amount_captured, g.amount_refunded, g.amount_refundable], ['succeeded', 1_000, 0, 1_000]);
+    assert.deepEqual(of(await reconcile(true), p.id), []);
+    await verify();
   });
 
   test('a refund pending in the gateway that the PSP completed, on a payment with no activity in the window: found and finished once', async () => {

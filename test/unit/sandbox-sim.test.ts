@@ -201,6 +201,19 @@ describe('psp-sim operator API and webhooks', () => {
     assert.equal(events[0].event.data.refunds[0].reference, null);
   });
 
+  it('fails a capture the PSP had accepted, then captures another amount from the dashboard; refused while a refund holds the money', async () => {
+    const { app } = sim();
+    const ref = (await authorize(app)).json().id as string;
+    const failed = await app.inject({ method: 'POST', url: `/_sim/payments/${ref}/capture_failed` });
+    assert.equal(failed.statusCode, 200, failed.body);
+    assert.deepEqual([failed.json().status, failed.json().amount_captured], ['authorized', 0]);
+    const again = await app.inject({ method: 'POST', url: `/_sim/payments/${ref}/capture`, payload: { amount: 600 } });
+    assert.equal(again.json().amount_captured, 600);
+    assert.equal((await refund(app, ref, 100)).statusCode, 200);
+    const held = await app.inject({ method: 'POST', url: `/_sim/payments/${ref}/capture_failed` });
+    assert.deepEqual([held.statusCode, held.json().error.code], [409, 'payment_has_refunds']);
+  });
+
   it('fails and completes refunds, and reports stats', async () => {
     const { app } = sim();
     const ref = (await authorize(app, 'pm_card_refund_pending')).json().id as string;

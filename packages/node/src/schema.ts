@@ -1333,6 +1333,7 @@ export interface components {
             /** @enum {string} */
             type: "authorization" | "capture" | "void" | "refund";
             amount: number;
+            /** @description `succeeded`, `pending` or `failed`; a capture the PSP did not make as the gateway booked it (corrected by reconciliation) becomes `failed` */
             status: string;
             connector_ref: string | null;
             /** @description On `refund` transactions */
@@ -1532,8 +1533,11 @@ export interface components {
             id: string;
             /** @enum {string} */
             object: "ledger_transaction";
-            /** @enum {string} */
-            type: "capture" | "refund" | "refund_reversal";
+            /**
+             * @description `capture_adjustment`: moves the payment's booked capture to what the PSP captured (a reconciliation correction)
+             * @enum {string}
+             */
+            type: "capture" | "refund" | "refund_reversal" | "capture_adjustment";
             /** @description Prefixed `pay_` */
             payment_id: string;
             refund_id: string | null;

@@ -1,7 +1,9 @@
 import type { Queryable } from '../../db/db.js';
 import { newId } from '../../lib/ids.js';
 
-export type LedgerTxnType = 'capture' | 'refund' | 'refund_reversal';
+/** `capture_adjustment`: a payment's booked capture moved to what the PSP captured (a correction
+ *  by reconciliation, or a capture the PSP reports failed); its direction says which way. */
+export type LedgerTxnType = 'capture' | 'refund' | 'refund_reversal' | 'capture_adjustment';
 
 export const MERCHANT_BALANCE = 'merchant_balance';
 export const clearingAccount = (connectorAccountShortId: string) => `connector_clearing:${connectorAccountShortId}`;
@@ -18,6 +20,13 @@ export interface Booking {
   credit: string;
 }
 
+/** A capture or capture adjustment, naming the payment transaction it books: the database takes
+ *  one booking of each type per payment transaction (migration 011). */
+export interface PaymentTransactionBooking extends Booking {
+  type: 'capture' | 'capture_adjustment';
+  paymentTransactionId: string;
+}
+
 export interface LedgerTxnRow {
   id: string;
   type: LedgerTxnType;
@@ -31,14 +40,15 @@ export interface LedgerTxnRow {
 /**
  * A booking as CTEs for a larger statement: one ledger transaction and its two entries (one
  * debit, one credit of the same amount). Its ten parameters start at `$first` (see
- * `bookingParams`). The unique indexes allow one capture per payment and one booking of each type
- * per refund: a second attempt inserts nothing.
+ * `bookingParams`), eleven with `tracked` (the payment transaction booked, last). The unique
+ * indexes allow one booking of each type per refund and per payment transaction (and one capture
+ * per payment among bookings that name no payment transaction): a second attempt inserts nothing.
  */
-export function bookingSql(first: number): string {
+export function bookingSql(first: number, tracked = false): string {
   const $ = (i: number) => `$${first + i}`;
   return `lt AS (
-         INSERT INTO ledger_transactions (id, merchant_id, test_mode, type, payment_id, refund_id, currency)
-         VALUES (${$(0)}, ${$(1)}, ${$(2)}, ${$(3)}, ${$(4)}, ${$(5)}, ${$(6)}) ON CONFLICT DO NOTHING RETURNING id),
+         INSERT INTO ledger_transactions (id, merchant_id, test_mode, type, payment_id, refund_id, currency${tracked ? ', payment_transaction_id' : ''})
+         VALUES (${$(0)}, ${$(1)}, ${$(2)}, ${$(3)}, ${$(4)}, ${$(5)}, ${$(6)}${tracked ? `, ${$(10)}` : ''}) ON CONFLICT DO NOTHING RETURNING id),
        le AS (
          INSERT INTO ledger_entries (transaction_id, merchant_id, test_mode, account, direction, amount, currency)
          SELECT lt.id, ${$(1)}, ${$(2)}, e.account, e.direction, ${$(7)}, ${$(6)}
@@ -51,6 +61,7 @@ export function bookingParams(b: Booking): unknown[] {
 }
 
 const BOOK_SQL = `WITH ${bookingSql(1)} SELECT count(*)::int AS entries FROM le`;
+const BOOK_TRACKED_SQL = `WITH ${bookingSql(1, true)} SELECT count(*)::int AS entries FROM le`;
 
 export const ledgerRepository = {
   /**
@@ -59,6 +70,12 @@ export const ledgerRepository = {
    */
   async book(db: Queryable, b: Booking): Promise<boolean> {
     const r = await db.query<{ entries: number }>(BOOK_SQL, bookingParams(b));
+    return r.rows[0].entries === 2;
+  },
+
+  /** A capture or capture adjustment of one payment transaction; false when it was already booked. */
+  async bookPaymentTransaction(db: Queryable, b: PaymentTransactionBooking): Promise<boolean> {
+    const r = await db.query<{ entries: number }>(BOOK_TRACKED_SQL, [...bookingParams(b), b.paymentTransactionId]);
     return r.rows[0].entries === 2;
   },
 

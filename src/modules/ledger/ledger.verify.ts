@@ -1,4 +1,5 @@
 import type { Queryable } from '../../db/db.js';
+import { MERCHANT_BALANCE } from './ledger.repository.js';
 
 export interface Violation {
   check: string;
@@ -40,12 +41,20 @@ export async function verifyLedger(db: Queryable): Promise<{ checked: Record<str
                 WHERE t.type IN ('refund', 'refund_reversal') GROUP BY t.payment_id) b ON b.payment_id = p.id
      WHERE p.amount_refunded <> COALESCE(b.booked, 0)`)).rows);
 
+  // captures credit the merchant balance; a capture adjustment credits it (up) or debits it (down)
   add('capture_booking_matches_amount_captured', (await db.query(
     `SELECT p.id, p.amount_captured, COALESCE(b.booked, 0) AS booked FROM payments p
-     LEFT JOIN (SELECT t.payment_id, sum(e.amount) AS booked
-                FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id AND e.direction = 'debit'
-                WHERE t.type = 'capture' GROUP BY t.payment_id) b ON b.payment_id = p.id
-     WHERE p.amount_captured <> COALESCE(b.booked, 0)`)).rows);
+     LEFT JOIN (SELECT t.payment_id, sum(CASE WHEN e.direction = 'credit' THEN e.amount ELSE -e.amount END) AS booked
+                FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id AND e.account = $1
+                WHERE t.type IN ('capture', 'capture_adjustment') GROUP BY t.payment_id) b ON b.payment_id = p.id
+     WHERE p.amount_captured <> COALESCE(b.booked, 0)`, [MERCHANT_BALANCE])).rows);
+
+  // a correction fails the capture it supersedes and records the PSP's amount as a capture
+  add('capture_transactions_sum_to_amount_captured', (await db.query(
+    `SELECT p.id, p.amount_captured, COALESCE(c.captured, 0) AS captured FROM payments p
+     LEFT JOIN (SELECT payment_id, sum(amount) AS captured FROM payment_transactions
+                WHERE type = 'capture' AND status = 'succeeded' GROUP BY payment_id) c ON c.payment_id = p.id
+     WHERE p.amount_captured <> COALESCE(c.captured, 0)`)).rows);
 
   add('refunds_within_captured', (await db.query(
     `SELECT id, amount_captured, amount_refunded, amount_refund_pending FROM payments

@@ -60,6 +60,14 @@ export interface TransactionView {
   payment_id: string;
 }
 
+export interface CaptureTransaction {
+  id: string;
+  amount: number;
+  status: 'succeeded' | 'failed' | 'pending';
+  /** The capture's own reference at the PSP where it has one (Adyen), else the payment's. */
+  connector_ref: string | null;
+}
+
 export type NewPayment = Pick<PaymentRow,
   'id' | 'merchant_id' | 'test_mode' | 'amount' | 'currency' | 'capture_method' | 'connector' | 'connector_account_id'
   | 'connector_account_short_id' | 'payment_method' | 'order_id' | 'customer_id' | 'description' | 'metadata'
@@ -161,12 +169,40 @@ export const paymentsRepository = {
     return r.rows[0];
   },
 
+  /** Returns the new transaction's id. */
   async insertTransaction(db: Queryable, paymentId: string, type: 'authorization' | 'capture' | 'void', amount: number,
-    status: 'succeeded' | 'failed', connectorRef: string | null): Promise<void> {
+    status: 'succeeded' | 'failed', connectorRef: string | null): Promise<string> {
+    const id = newId('txn');
     await db.query(
       'INSERT INTO payment_transactions (id, payment_id, type, amount, status, connector_ref) VALUES ($1, $2, $3, $4, $5, $6)',
-      [newId('txn'), paymentId, type, amount, status, connectorRef],
+      [id, paymentId, type, amount, status, connectorRef],
     );
+    return id;
+  },
+
+  /** A payment's capture transactions, oldest first. */
+  async captureTransactions(db: Queryable, paymentId: string): Promise<CaptureTransaction[]> {
+    const r = await db.query<CaptureTransaction>(
+      `SELECT id, amount, status, connector_ref FROM payment_transactions WHERE payment_id = $1 AND type = 'capture'
+       ORDER BY created_at, id`,
+      [paymentId],
+    );
+    return r.rows.map((t) => ({ ...t, amount: Number(t.amount) }));
+  },
+
+  /** What the PSP authorized for a payment (its succeeded authorization); undefined when none. */
+  async authorizedAmount(db: Queryable, paymentId: string): Promise<number | undefined> {
+    const r = await db.query<{ amount: string }>(
+      `SELECT amount FROM payment_transactions WHERE payment_id = $1 AND type = 'authorization' AND status = 'succeeded'
+       ORDER BY created_at DESC, id DESC LIMIT 1`,
+      [paymentId],
+    );
+    return r.rows[0] ? Number(r.rows[0].amount) : undefined;
+  },
+
+  /** A capture that did not happen as booked becomes failed, with the PSP's reference for it. */
+  async failCaptureTransaction(db: Queryable, id: string, connectorRef: string | null): Promise<void> {
+    await db.query(`UPDATE payment_transactions SET status = 'failed', connector_ref = $2 WHERE id = $1 AND type = 'capture'`, [id, connectorRef]);
   },
 
   /**

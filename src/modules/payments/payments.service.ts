@@ -1,4 +1,4 @@
-import { ConnectorUnknownOutcomeError, type ActionResult, type AuthorizeResult, type CaptureResult, type Connector, type ConnectorContext } from '../../connectors/connector.js';
+import { ConnectorUnknownOutcomeError, type ActionResult, type AuthorizeResult, type CaptureResult, type Connector, type ConnectorContext, type ConnectorPaymentState } from '../../connectors/connector.js';
 import { SANDBOX_TEST_TOKENS } from '../../psp-sim/psp-model.js';
 import type { Db, Tx } from '../../db/db.js';
 import { AppError, invalidParam } from '../../http/errors.js';
@@ -12,7 +12,7 @@ import type { ConnectorAccountsService } from '../connector-accounts/connector-a
 import { clearingAccount, ledgerRepository, MERCHANT_BALANCE } from '../ledger/ledger.repository.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
 import { emitEvents, type NewEvent } from '../webhooks/events.repository.js';
-import { paymentsRepository as repo, type PaymentRow, type StoredLineItem, type TransactionView } from './payments.repository.js';
+import { paymentsRepository as repo, type CaptureTransaction, type PaymentRow, type StoredLineItem, type TransactionView } from './payments.repository.js';
 
 export interface CreatePaymentInput {
   amount: number;
@@ -33,6 +33,45 @@ export const EVENT_TRANSACTIONS_LIMIT = 20;
 export function amountRefundable(p: PaymentRow): number {
   return Math.max(0, p.amount_captured - p.amount_refunded - p.amount_refund_pending);
 }
+
+/** The status of a captured payment that follows from its refunded total. */
+export function refundedStatus(p: PaymentRow): PaymentRow['status'] {
+  if (p.amount_refunded === 0) return 'succeeded';
+  return p.amount_refunded >= p.amount_captured ? 'refunded' : 'partially_refunded';
+}
+
+/** The statuses of a payment the gateway holds captured money for. */
+const CAPTURED_STATUSES: readonly PaymentRow['status'][] = ['succeeded', 'partially_refunded', 'refunded'];
+
+/**
+ * What the PSP says about a payment's capture that contradicts what the gateway booked
+ * (docs/reconciliation.md, "Capture corrections").
+ */
+export type CaptureCorrection =
+  /** Reconciliation read what the PSP captured for the payment, and the PSP's status for it. */
+  | { kind: 'psp_amount'; captured: number; pspStatus: ConnectorPaymentState['status'] }
+  /** The PSP reports a capture failed after accepting it (Adyen's CAPTURE_FAILED). `captureRef`:
+   *  the capture's own reference at the PSP, when the report names one. */
+  | { kind: 'capture_failed'; captureRef: string | null };
+
+export type CaptureCorrectionResult =
+  | { outcome: 'corrected'; payment: PaymentRow }
+  /** Already as the PSP says: a repeated report, or a concurrent correction got there first. */
+  | { outcome: 'unchanged'; payment: PaymentRow }
+  /** Nothing written; `reason` completes "The capture cannot be corrected: …". */
+  | { outcome: 'refused'; payment: PaymentRow; reason: string }
+  /** A failure reported for a capture of a payment still waiting for one: the gateway has not
+   *  booked that capture yet (its answer may still be on its way). */
+  | { outcome: 'not_booked'; payment: PaymentRow };
+
+/** The failure a payment shows once the PSP has undone its capture. */
+export const CAPTURE_FAILED_CODE = 'capture_failed';
+const CAPTURE_FAILED_MESSAGES = {
+  capture_failed: 'The payment service provider reported that the capture failed after accepting it: nothing was captured. '
+    + 'The authorization stands: capture the payment again, or cancel it.',
+  psp_amount: 'The payment service provider has nothing captured for this payment (found by reconciliation): the capture booked '
+    + 'earlier did not happen. The authorization stands: capture the payment again, or cancel it.',
+} as const;
 
 export function renderPayment(p: PaymentRow, transactions: TransactionView[]) {
   return {
@@ -224,8 +263,8 @@ export class PaymentsService {
         if (result.outcome === 'captured') {
           p.status = 'succeeded';
           p.amount_captured = result.amount;
-          await repo.insertTransaction(tx, p.id, 'capture', result.amount, 'succeeded', p.connector_ref);
-          await this.bookCapture(tx, p, account);
+          const captureId = await repo.insertTransaction(tx, p.id, 'capture', result.amount, 'succeeded', p.connector_ref);
+          await this.bookCapture(tx, p, account, captureId);
         } else {
           p.status = 'requires_capture';
           p.amount_capturable = result.amount;
@@ -269,11 +308,14 @@ export class PaymentsService {
     const account = await this.originatingAccount(payment);
     // One capture per payment: the key is the payment's, so concurrent captures and retries collapse
     // into one at the PSP, which answers every one of them with what it captured the first time.
+    // A capture the PSP reported failed is over: the next one is a new attempt, with a key of its own
+    // (under the old key the PSP would only replay the failed capture's answer).
+    const failedBefore = (await repo.captureTransactions(this.db, payment.id)).filter((t) => t.status === 'failed').length;
     const result = await this.askPsp('capture', 'not_capturable', (connector, ctx) => connector.capture(ctx, {
       connectorRef: payment.connector_ref!,
       amount: toCapture,
       currency: payment.currency,
-      idempotencyKey: `settle_capture_${payment.id}`,
+      idempotencyKey: failedBefore === 0 ? `settle_capture_${payment.id}` : `settle_capture_${payment.id}_${failedBefore + 1}`,
     }), account);
     const captured = result.amountCaptured;
     const updated = await this.db.transaction(async (tx) => {
@@ -283,7 +325,7 @@ export class PaymentsService {
         if (p.status === 'succeeded') return p;
         throw new AppError('not_capturable', `This payment cannot be captured: its status is ${p.status}.`);
       }
-      return this.applyCapture(tx, p, captured, account);
+      return this.applyCapture(tx, p, captured, account, result.connectorRef);
     });
     if (updated.amount_captured !== toCapture) throw capturedOtherAmount(updated, toCapture);
     return this.view(updated);
@@ -305,14 +347,113 @@ export class PaymentsService {
     });
   }
 
+  /**
+   * Brings a payment the gateway booked as captured to what the PSP captured: the one path for
+   * reconciliation's `--fix` (the PSP's amount differs) and for a capture the PSP reports failed
+   * after accepting it (Adyen's CAPTURE_FAILED). In one transaction, under the payment's row lock:
+   * - the capture transaction(s) that did not happen as booked become `failed`; when the PSP has
+   *   captured something, a `capture` transaction of the PSP's amount records it;
+   * - one `capture_adjustment` ledger transaction books the difference, tied to the capture it
+   *   supersedes, so the database takes it once however often the correction runs;
+   * - the payment's `amount_captured` becomes the PSP's, its status follows (`succeeded`,
+   *   `partially_refunded` or `refunded`; with nothing captured and the authorization still open
+   *   at the PSP: back to `requires_capture`, with the authorized amount capturable again, so the
+   *   merchant can capture again or cancel);
+   * - `payment.captured` (the PSP captured something) or `payment.failed` (nothing captured, with
+   *   `failure_code` `capture_failed`), as Stripe announces a failed attempt on a payment that
+   *   can still be completed.
+   * Never below the payment's refunds: a PSP amount under what is refunded or held by pending
+   * refunds is refused (nothing written), for an operator.
+   */
+  async correctCapture(paymentId: string, c: CaptureCorrection): Promise<CaptureCorrectionResult> {
+    return this.db.transaction(async (tx) => {
+      const p = await repo.findById(tx, paymentId, true);
+      if (!p) throw new Error(`correctCapture: no payment ${paymentId}`);
+      const captures = await repo.captureTransactions(tx, p.id);
+      const booked = captures.filter((t) => t.status === 'succeeded');
+      let superseded: CaptureTransaction[];
+      let target: number;
+      if (c.kind === 'capture_failed') {
+        const named = c.captureRef ? captures.find((t) => t.connector_ref === c.captureRef) : undefined;
+        if (named?.status === 'failed') return { outcome: 'unchanged', payment: p };
+        // A capture whose own PSP reference the gateway did not keep (one made with the
+        // authorization, or booked before it kept them) carries the payment's reference.
+        const failed = named ?? (booked.length === 1 && (!c.captureRef || booked[0].connector_ref === p.connector_ref) ? booked[0] : undefined);
+        if (!failed) {
+          if (p.status === 'requires_capture' || p.status === 'processing') return { outcome: 'not_booked', payment: p };
+          return { outcome: 'refused', payment: p, reason: `no capture the gateway booked matches ${c.captureRef ?? 'the report'}` };
+        }
+        superseded = [failed];
+        target = p.amount_captured - failed.amount;
+      } else {
+        if (c.captured === p.amount_captured) return { outcome: 'unchanged', payment: p };
+        superseded = booked;
+        target = c.captured;
+      }
+      const refused = (reason: string): CaptureCorrectionResult => ({ outcome: 'refused', payment: p, reason });
+      if (!CAPTURED_STATUSES.includes(p.status) || superseded.length === 0) return refused(`the payment is ${p.status}, with no capture booked`);
+      if (target > p.amount) return refused(`the payment service provider's ${target} is more than the payment's amount of ${p.amount}`);
+      const held = p.amount_refunded + p.amount_refund_pending;
+      if (target < held) {
+        return refused(`the payment service provider captured ${target}, less than the ${p.amount_refunded} refunded and ` +
+          `${p.amount_refund_pending} held by pending refunds in the gateway; lowering the capture below its refunds would invent money`);
+      }
+      if (target === 0 && c.kind === 'psp_amount' && c.pspStatus !== 'authorized') {
+        return refused(`nothing is captured at the payment service provider and its payment is ${c.pspStatus}, not authorized`);
+      }
+
+      const delta = target - p.amount_captured;
+      const account = { short_id: p.connector_account_short_id };
+      for (const t of superseded) await repo.failCaptureTransaction(tx, t.id, c.kind === 'capture_failed' && c.captureRef ? c.captureRef : t.connector_ref);
+      const adjusted = await ledgerRepository.bookPaymentTransaction(tx, {
+        merchantId: p.merchant_id,
+        testMode: p.test_mode,
+        type: 'capture_adjustment',
+        paymentId: p.id,
+        refundId: null,
+        currency: p.currency,
+        amount: Math.abs(delta),
+        debit: delta < 0 ? MERCHANT_BALANCE : clearingAccount(account.short_id),
+        credit: delta < 0 ? clearingAccount(account.short_id) : MERCHANT_BALANCE,
+        paymentTransactionId: superseded[superseded.length - 1].id,
+      });
+      // the capture was still booked as succeeded under the lock, so it cannot have been adjusted
+      if (!adjusted) throw new Error(`correctCapture: capture ${superseded[superseded.length - 1].id} of ${p.id} was adjusted already`);
+      if (c.kind === 'psp_amount' && target > 0) await repo.insertTransaction(tx, p.id, 'capture', target, 'succeeded', p.connector_ref);
+
+      p.amount_captured = target;
+      if (target === 0) {
+        p.status = 'requires_capture';
+        p.amount_capturable = (await repo.authorizedAmount(tx, p.id)) ?? p.amount;
+        p.failure_code = CAPTURE_FAILED_CODE;
+        p.failure_message = CAPTURE_FAILED_MESSAGES[c.kind];
+      } else {
+        p.status = refundedStatus(p);
+        p.amount_capturable = 0;
+      }
+      const u = await repo.update(tx, p);
+      await emitEvents(tx, u.merchant_id, u.test_mode, [
+        { type: target === 0 ? 'payment.failed' : 'payment.captured', object: await paymentEventObject(tx, u) },
+      ]);
+      return { outcome: 'corrected', payment: u };
+    });
+  }
+
   /** Books a capture of `captured` (the PSP's amount, never the request's: money that moved is
-   *  the truth) on a payment locked in `tx` that was waiting for one. */
-  private async applyCapture(tx: Tx, p: PaymentRow, captured: number, account: Pick<ConnectorAccountRow, 'short_id'>): Promise<PaymentRow> {
+   *  the truth) on a payment locked in `tx` that was waiting for one. `captureRef`: the capture's
+   *  own reference at the PSP (Adyen's), kept on the capture transaction; default the payment's. */
+  private async applyCapture(tx: Tx, p: PaymentRow, captured: number, account: Pick<ConnectorAccountRow, 'short_id'>,
+    captureRef?: string): Promise<PaymentRow> {
     p.status = 'succeeded';
     p.amount_captured = captured;
     p.amount_capturable = 0; // a partial capture releases the rest
-    await repo.insertTransaction(tx, p.id, 'capture', captured, 'succeeded', p.connector_ref);
-    await this.bookCapture(tx, p, account);
+    if (p.failure_code === CAPTURE_FAILED_CODE) {
+      // captured again after a failed capture: the failure is history (the failed capture transaction keeps it)
+      p.failure_code = null;
+      p.failure_message = null;
+    }
+    const captureId = await repo.insertTransaction(tx, p.id, 'capture', captured, 'succeeded', captureRef ?? p.connector_ref);
+    await this.bookCapture(tx, p, account, captureId);
     const u = await repo.update(tx, p);
     const obj = await paymentEventObject(tx, u);
     await emitEvents(tx, u.merchant_id, u.test_mode, [
@@ -447,8 +588,9 @@ export class PaymentsService {
     return account;
   }
 
-  private async bookCapture(tx: Tx, p: PaymentRow, account: Pick<ConnectorAccountRow, 'short_id'>): Promise<void> {
-    await ledgerRepository.book(tx, {
+  /** The capture transaction `captureId` of `p.amount_captured`, booked once. */
+  private async bookCapture(tx: Tx, p: PaymentRow, account: Pick<ConnectorAccountRow, 'short_id'>, captureId: string): Promise<void> {
+    await ledgerRepository.bookPaymentTransaction(tx, {
       merchantId: p.merchant_id,
       testMode: p.test_mode,
       type: 'capture',
@@ -458,6 +600,7 @@ export class PaymentsService {
       amount: p.amount_captured,
       debit: clearingAccount(account.short_id),
       credit: MERCHANT_BALANCE,
+      paymentTransactionId: captureId,
     });
   }
 }

@@ -57,9 +57,11 @@ export const reconciliationRepository = {
   },
 
   async ledgerOf(db: Queryable, paymentId: string): Promise<PaymentLedger> {
-    // every ledger transaction has one credit entry of its amount
+    // every ledger transaction has one credit entry of its amount; a capture adjustment down
+    // credits the clearing account instead of the merchant balance
     const r = await db.query<{ captured: string; refunded: string }>(
-      `SELECT coalesce(sum(e.amount) FILTER (WHERE t.type = 'capture'), 0)::bigint AS captured,
+      `SELECT (coalesce(sum(e.amount) FILTER (WHERE t.type = 'capture' OR (t.type = 'capture_adjustment' AND e.account = 'merchant_balance')), 0)
+               - coalesce(sum(e.amount) FILTER (WHERE t.type = 'capture_adjustment' AND e.account <> 'merchant_balance'), 0))::bigint AS captured,
               (coalesce(sum(e.amount) FILTER (WHERE t.type = 'refund'), 0)
                - coalesce(sum(e.amount) FILTER (WHERE t.type = 'refund_reversal'), 0))::bigint AS refunded
        FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id AND e.direction = 'credit'

@@ -21,7 +21,7 @@ import type { InboundWebhooksService } from '../inbound/inbound.service.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
 import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
 import type { RefundRow } from '../refunds/refunds.repository.js';
-import type { PaymentsService } from '../payments/payments.service.js';
+import type { CaptureCorrection, PaymentsService } from '../payments/payments.service.js';
 import type { RefundOutcome, RefundsService } from '../refunds/refunds.service.js';
 import type { ConnectorAccountRow } from '../connector-accounts/connector-accounts.repository.js';
 import { emitEvents } from '../webhooks/events.repository.js';
@@ -67,6 +67,9 @@ export interface Difference {
   /** A capture the PSP made on a payment the gateway still has waiting for one: `fix` books it
    *  as an API capture is booked (`PaymentsService.recordPspCapture`). */
   fixCapture?: number;
+  /** A payment booked as captured for another amount than the PSP's: `fix` corrects it
+   *  (`PaymentsService.correctCapture`). */
+  correct?: CaptureCorrection;
   /** The PSP's final outcome of a refund still pending in the gateway, learned from the PSP's
    *  refund status: `fix` finishes the refund through the refund path (`RefundsService.finish`). */
   finish?: RefundOutcome;
@@ -173,12 +176,20 @@ export class ReconciliationService {
     const reports = found.flatMap((d) => (d.fix ? [d.fix] : []));
     const capture = found.find((d) => d.fixCapture !== undefined);
     const finishes = found.filter((d) => d.finish !== undefined);
-    if (fix && (reports.length > 0 || capture || finishes.length > 0)) {
+    const corrections = found.flatMap((d) => (d.correct ? [d.correct] : []));
+    // a capture the PSP made larger first (the refunds it made are of that money); one it made
+    // smaller last, once the refunds it failed no longer hold the gateway's capture up
+    const raises = corrections.filter((c) => c.kind === 'psp_amount' && c.captured > current.amount_captured);
+    const lowers = corrections.filter((c) => !raises.includes(c));
+    if (fix && (reports.length > 0 || capture || finishes.length > 0 || corrections.length > 0)) {
       // the capture first: the refunds the PSP made are of captured money
       if (capture) await this.money.payments.recordPspCapture(payment.id, capture.fixCapture!);
+      for (const c of raises) await this.money.payments.correctCapture(payment.id, c);
       if (reports.length > 0) await this.inbound.applyRefundReports(account.id, (await paymentsRepository.findById(this.db, payment.id))!, reports);
       // finished as the API and the refund sync finish them: booked once, whoever reports it
       for (const d of finishes) await this.money.refunds.finish({ id: d.refundId!, payment_id: payment.id }, d.finish!);
+      // refused (nothing written) when refunds still hold the capture up: the re-check below reports it
+      for (const c of lowers) await this.money.payments.correctCapture(payment.id, c);
       const { current: afterFix, found: after } = await check();
       current = afterFix;
       const still = new Set(after.map(keyOf));
@@ -335,6 +346,8 @@ export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: Payme
   const out: Difference[] = [];
   const diff = (kind: DifferenceKind, gateway: unknown, pspValue: unknown, message: string, extra: Partial<Difference> = {}) =>
     out.push({ kind, payment, refundId: null, connectorRef: null, gateway, psp: pspValue, message, ...extra });
+  const held = payment.amount_refunded + payment.amount_refund_pending;
+  const captured = payment.status === 'succeeded' || payment.status === 'partially_refunded' || payment.status === 'refunded';
 
   // The gateway against itself: its ledger must say what its payment says.
   if (ledger.captured !== payment.amount_captured) {
@@ -350,12 +363,28 @@ export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: Payme
   }
   if (psp.amountCaptured !== null && psp.amountCaptured !== payment.amount_captured) {
     // A capture the gateway missed (made in the PSP's dashboard, or whose answer was lost) on a
-    // payment still waiting for one is booked by `fix`. Any other disagreement (a capture of
-    // another amount than the one booked) is an operator's to resolve: reported only.
+    // payment still waiting for one is booked by `fix`; a payment booked as captured for another
+    // amount is corrected to the PSP's — unless that would go below its refunds, or book what the
+    // payment cannot hold: reported only, for an operator.
+    const pspCaptured = psp.amountCaptured;
     const missed = payment.status === 'requires_capture' && payment.amount_captured === 0
-      && psp.amountCaptured > 0 && psp.amountCaptured <= payment.amount;
-    diff('captured_amount', payment.amount_captured, psp.amountCaptured, `The gateway has ${payment.amount_captured} captured; the PSP captured ${psp.amountCaptured}.`,
-      missed ? { fixCapture: psp.amountCaptured } : {});
+      && pspCaptured > 0 && pspCaptured <= payment.amount;
+    let message = `The gateway has ${payment.amount_captured} captured; the PSP captured ${pspCaptured}.`;
+    let extra: Partial<Difference> = missed ? { fixCapture: pspCaptured } : {};
+    if (captured) {
+      const refusal = pspCaptured > payment.amount ? `more than the payment's amount of ${payment.amount}`
+        : pspCaptured === 0 && psp.status !== 'authorized' ? `nothing, and its payment is ${psp.status}, not authorized`
+          : pspCaptured < held ? `less than the ${payment.amount_refunded} refunded and ${payment.amount_refund_pending} held by pending refunds in the gateway`
+            : undefined;
+      if (refusal) {
+        message = `The gateway has ${payment.amount_captured} captured; the PSP captured ${pspCaptured}, ${refusal}. ` +
+          '--fix cannot resolve this without inventing money: check the payment at the PSP.';
+      }
+      // refunds the same fix fails or reverses may make room: the correction re-checks under the
+      // payment's lock and writes nothing while the refunds still stand on the capture
+      if (!refusal || pspCaptured < held) extra = { correct: { kind: 'psp_amount', captured: pspCaptured, pspStatus: psp.status } };
+    }
+    diff('captured_amount', payment.amount_captured, pspCaptured, message, extra);
   }
   if (psp.amountRefunded !== null && psp.amountRefunded !== payment.amount_refunded) {
     diff('refunded_amount', payment.amount_refunded, psp.amountRefunded, `The gateway has ${payment.amount_refunded} refunded; the PSP refunded ${psp.amountRefunded}.`);

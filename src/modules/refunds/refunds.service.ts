@@ -13,7 +13,7 @@ import type { ConnectorAccountsService } from '../connector-accounts/connector-a
 import { clearingAccount, ledgerRepository, MERCHANT_BALANCE, type Booking } from '../ledger/ledger.repository.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
 import { paymentsRepository, type PaymentRow, type TransactionView } from '../payments/payments.repository.js';
-import { amountRefundable, EVENT_TRANSACTIONS_LIMIT, paymentEventObject, renderPayment } from '../payments/payments.service.js';
+import { amountRefundable, EVENT_TRANSACTIONS_LIMIT, paymentEventObject, refundedStatus, renderPayment } from '../payments/payments.service.js';
 import { emitEvents, type NewEvent } from '../webhooks/events.repository.js';
 import type { TransactionalKey } from '../idempotency/idempotency.service.js';
 import { refundsRepository as repo, storedJson, type NewRefund, type RefundLineItem, type RefundRow } from './refunds.repository.js';
@@ -95,12 +95,6 @@ export function renderRefund(r: RefundRow, p: Pick<PaymentRow, 'id' | 'status' |
 }
 
 export type RefundView = ReturnType<typeof renderRefund>;
-
-/** The payment status that follows from its refunded total. */
-function refundedStatus(p: PaymentRow): PaymentRow['status'] {
-  if (p.amount_refunded === 0) return 'succeeded';
-  return p.amount_refunded >= p.amount_captured ? 'refunded' : 'partially_refunded';
-}
 
 /**
  * What can be checked of a refund request without its payment, checked before the payment is
