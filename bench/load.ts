@@ -105,6 +105,7 @@ async function drive(w: Window, next: () => (() => Promise<Omit<Sample, 'start' 
           sysMs: atEnd.sysMs - atStart.sysMs,
           eventLoopP99Ms: atEnd.lagP99Ms,
           eventLoopMaxMs: atEnd.lagMaxMs,
+          gc: gcDelta(atStart.gc, atEnd.gc),
         }
       : undefined,
     machineBusyPct: atStart ? busyPct(atStart.machine, atEnd.machine) : 0,
@@ -118,6 +119,8 @@ const processDelta = (a: Record<string, number>, b: Record<string, number>): Rec
   Object.fromEntries(Object.entries(b).map(([label, ms]) => [label, ms - (a[label] ?? 0)]));
 
 interface EdgeReading {
+  /** Cumulative GC figures of the gateway by kind (count, seconds, pauses ≥ 100 ms). */
+  gc: Record<string, { count: number; sum: number; over100ms: number }> | null;
   cpuMs: number;
   sysMs: number;
   postgres: Map<number, number>;
@@ -135,6 +138,7 @@ async function readEdge(w: Window): Promise<EdgeReading> {
   let sysMs = 0;
   let lagP99Ms: number | null = null;
   let lagMaxMs: number | null = null;
+  let gc: EdgeReading['gc'] = null;
   if (w.gateway) {
     try {
       const stat = readFileSync(`/proc/${w.gateway.pid}/stat`, 'utf8');
@@ -152,6 +156,7 @@ async function readEdge(w: Window): Promise<EdgeReading> {
       };
       lagP99Ms = metric('nodejs_eventloop_lag_p99_seconds');
       lagMaxMs = metric('nodejs_eventloop_lag_max_seconds');
+      gc = gcOf(text);
     } catch {
       // no metrics: reported as unknown
     }
@@ -167,7 +172,35 @@ async function readEdge(w: Window): Promise<EdgeReading> {
       }
     }
   }
-  return { cpuMs, sysMs, postgres: await postgresCpu(w.postgresUrl), lagP99Ms, lagMaxMs, machine: machineCpu(), processes };
+  return { cpuMs, sysMs, postgres: await postgresCpu(w.postgresUrl), lagP99Ms, lagMaxMs, gc, machine: machineCpu(), processes };
+}
+
+/** prom-client's `nodejs_gc_duration_seconds` histogram, per kind: count, sum, and count above 0.1 s. */
+function gcOf(text: string): EdgeReading['gc'] {
+  const out: NonNullable<EdgeReading['gc']> = {};
+  const kindOf = (labels: string) => /kind="([^"]+)"/.exec(labels)?.[1] ?? '?';
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_(count|sum)\{([^}]*)\} ([0-9.eE+-]+)$/gm)) {
+    const k = (out[kindOf(m[2])] ??= { count: 0, sum: 0, over100ms: 0 });
+    if (m[1] === 'count') k.count = Number(m[3]);
+    else k.sum = Number(m[3]);
+  }
+  const upTo100ms: Record<string, number> = {};
+  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_bucket\{([^}]*)\} ([0-9.eE+-]+)$/gm)) {
+    if (/le="0\.1"/.test(m[1])) upTo100ms[kindOf(m[1])] = Number(m[2]);
+  }
+  for (const [kind, k] of Object.entries(out)) k.over100ms = k.count - (upTo100ms[kind] ?? k.count);
+  return Object.keys(out).length ? out : null;
+}
+
+/** GC during a window: the difference of two cumulative readings. */
+function gcDelta(a: EdgeReading['gc'], b: EdgeReading['gc']): NonNullable<NonNullable<LoadResult['gateway']>['gc']> | undefined {
+  if (!a || !b) return undefined;
+  const out: NonNullable<NonNullable<LoadResult['gateway']>['gc']> = {};
+  for (const [kind, end] of Object.entries(b)) {
+    const start = a[kind] ?? { count: 0, sum: 0, over100ms: 0 };
+    out[kind] = { count: end.count - start.count, totalMs: Number(((end.sum - start.sum) * 1000).toFixed(1)), over100ms: end.over100ms - start.over100ms };
+  }
+  return out;
 }
 
 /** utime + stime (or stime alone) of a /proc/<pid>/stat line, in ms (USER_HZ is 100). */
@@ -346,6 +379,8 @@ async function runOpen(job: OpenJob): Promise<LoadResult> {
   const corrected: number[] = [];
   const uncorrected: number[] = [];
   const lag: number[] = [];
+  /** Intended send time of each answer in `corrected`, ms after the window opened. */
+  const intendedAt: number[] = [];
   const statuses: Record<string, number> = {};
   const errorSamples: string[] = [];
   let errors = 0;
@@ -386,6 +421,7 @@ async function runOpen(job: OpenJob): Promise<LoadResult> {
       outstanding--;
       if (!measured) return;
       corrected.push(end - intended);
+      intendedAt.push(intended - measureStart);
       uncorrected.push(end - actual);
       statuses[status] = (statuses[status] ?? 0) + 1;
       if (!ok) {
@@ -432,14 +468,37 @@ async function runOpen(job: OpenJob): Promise<LoadResult> {
     consumed: i,
     warmupCount,
     gateway: job.gateway
-      ? { cpuMs: atEnd.cpuMs - atStart.cpuMs, sysMs: atEnd.sysMs - atStart.sysMs, eventLoopP99Ms: atEnd.lagP99Ms, eventLoopMaxMs: atEnd.lagMaxMs }
+      ? { cpuMs: atEnd.cpuMs - atStart.cpuMs, sysMs: atEnd.sysMs - atStart.sysMs, eventLoopP99Ms: atEnd.lagP99Ms, eventLoopMaxMs: atEnd.lagMaxMs, gc: gcDelta(atStart.gc, atEnd.gc) }
       : undefined,
     machineBusyPct: busyPct(atStart.machine, atEnd.machine),
     postgresCpuMs: cpuDelta(atStart.postgres, atEnd.postgres),
     backgroundBusyPct: background,
     processCpuMs: processDelta(atStart.processes, atEnd.processes),
-    open: { targetRate: job.rate, sent, uncorrected: Float64Array.from(uncorrected), lag: Float64Array.from(lag), connections, inFlightAtEnd },
+    open: { targetRate: job.rate, sent, uncorrected: Float64Array.from(uncorrected), lag: Float64Array.from(lag), connections, inFlightAtEnd,
+      slow: slowSlots(corrected, intendedAt, job.durationMs, OPEN_SLOW_MS) },
   };
+}
+
+/** An answer slower than this (from its intended send time) is counted as slow: the open-loop goal's p99. */
+const OPEN_SLOW_MS = 25;
+const SLOT_MS = 100;
+
+/** Where the slow answers fall in the window, by 100 ms slots of intended send time. */
+function slowSlots(latencies: number[], intendedAt: number[], durationMs: number, slowMs: number): NonNullable<LoadResult['open']>['slow'] {
+  const slots = Math.max(1, Math.ceil(durationMs / SLOT_MS));
+  const slow = new Array<number>(slots).fill(0);
+  const worst = new Array<number>(slots).fill(0);
+  let count = 0;
+  for (let i = 0; i < latencies.length; i++) {
+    if (latencies[i] <= slowMs) continue;
+    const slot = Math.min(slots - 1, Math.max(0, Math.floor(intendedAt[i] / SLOT_MS)));
+    count++;
+    slow[slot]++;
+    worst[slot] = Math.max(worst[slot], latencies[i]);
+  }
+  const worstSlots = slow.map((n, i) => ({ atMs: i * SLOT_MS, slow: n, maxMs: Number(worst[i].toFixed(1)) }))
+    .filter((x) => x.slow > 0).sort((a, b) => b.slow - a.slow).slice(0, 5);
+  return { slowMs, count, slots, slotsWithSlow: slow.filter((n) => n > 0).length, worstSlots };
 }
 
 // ------------------------------------------------------------------ SQL floor

@@ -133,6 +133,9 @@ export interface LoadResult {
     sysMs: number;
     eventLoopP99Ms: number | null;
     eventLoopMaxMs: number | null;
+    /** The gateway's garbage collections during the window, by kind (prom-client's
+     *  `nodejs_gc_duration_seconds`): how many, their total pause, and how many paused ≥ 100 ms. */
+    gc?: Record<string, { count: number; totalMs: number; over100ms: number }>;
   };
   /** Whole-machine CPU busy share during the window, 0–100 (two cores = 100 when both busy). */
   machineBusyPct: number;
@@ -157,5 +160,9 @@ export interface LoadResult {
     connections: number;
     /** Answers still outstanding when the measured window closed. */
     inFlightAtEnd: number;
+    /** Where the slow answers (over `slowMs` from the intended time) fall: the measured window
+     *  cut into 100 ms slots by intended send time. Slow answers crowded into a few slots are
+     *  stalls (the gateway or the database stopped for a while); spread over many, queueing. */
+    slow: { slowMs: number; count: number; slots: number; slotsWithSlow: number; worstSlots: { atMs: number; slow: number; maxMs: number }[] };
   };
 }

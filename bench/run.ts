@@ -382,9 +382,11 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
     await analyze(currentDbUrl);
     const watch = new RssWatch(gw.pid);
     watch.start();
+    const dbBefore = await databaseActivity(db);
     const r = await load.run({ kind: 'open', url: gw.url, authorization: `Bearer ${m.key}`, rate, connections: OPEN_MAX_CONNECTIONS,
       paymentIds: pool.peek(needed), keyPrefix: `open${pct(share)}`, ...w });
     const rss = watch.stop();
+    const dbDuring = activityDelta(dbBefore, await databaseActivity(db));
     pool.consume(r.consumed);
     const o = r.open!;
     const s = seriesOf({ id: `pg-open-${pct(share)}`, label: `open loop ${pct(share)}% of peak`, kind: 'system', backend: 'postgres',
@@ -393,12 +395,36 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
       share, targetRate: rate, peakRps: Number(peak.toFixed(1)), peakSeries: peakOf.id, sent: o.sent, sentRate: Number(((o.sent * 1000) / w.durationMs).toFixed(1)),
       correctedMs: round(latencyOf(r.latencies)), uncorrectedMs: round(latencyOf(o.uncorrected)), generatorLagMs: round(latencyOf(o.lag)),
       connections: o.connections, inFlightAtWindowEnd: o.inFlightAtEnd,
+      // what could stall answers: where the slow ones fall, the gateway's GC, the database's
+      // checkpoints and autovacuum during the series (warm-up included)
+      slow: o.slow, gatewayGc: r.gateway?.gc ?? null, gatewayEventLoopMaxMs: r.gateway?.eventLoopMaxMs ?? null, database: dbDuring,
     };
     series.push(await verified(db, s));
     logSeries(s);
     log(`  open loop ${rate}/s: corrected p50/p99/p99.9 ${ms(latencyOf(r.latencies))} ms, uncorrected ${ms(latencyOf(o.uncorrected))} ms, ` +
       `generator lag p99 ${latencyOf(o.lag).p99.toFixed(2)} ms, ${o.connections} connections`);
+    const major = Object.entries(r.gateway?.gc ?? {}).map(([k, g]) => `${k} ${g.count} (${g.totalMs} ms, ${g.over100ms} ≥100 ms)`).join(', ');
+    log(`  slow answers (> ${o.slow.slowMs} ms): ${o.slow.count} of ${r.count}, in ${o.slow.slotsWithSlow} of ${o.slow.slots} 100-ms slots; ` +
+      `worst slots ${o.slow.worstSlots.map((x) => `${(x.atMs / 1000).toFixed(1)}s:${x.slow}/${x.maxMs}ms`).join(' ')}; ` +
+      `gateway GC ${major || 'unknown'}; event-loop max ${r.gateway?.eventLoopMaxMs?.toFixed(1) ?? '?'} ms; ` +
+      `database: ${dbDuring.checkpoints} checkpoint(s) (sync ${dbDuring.checkpointSyncMs} ms, ${dbDuring.buffersCheckpoint} buffers), ${dbDuring.autovacuums} autovacuum(s), ${dbDuring.autoanalyzes} autoanalyze(s)`);
   }
+}
+
+interface DatabaseActivity { checkpoints: number; checkpointSyncMs: number; checkpointWriteMs: number; buffersCheckpoint: number; autovacuums: number; autoanalyzes: number }
+
+/** The server's checkpoint counters (cluster-wide: a checkpoint stalls every database's commits)
+ *  and the bench database's autovacuum and autoanalyze runs. */
+async function databaseActivity(db: Db): Promise<DatabaseActivity> {
+  const bg = await db.query<{ c: string; sync: string; write: string; buffers: string }>(
+    'SELECT (checkpoints_timed + checkpoints_req)::text AS c, checkpoint_sync_time::text AS sync, checkpoint_write_time::text AS write, buffers_checkpoint::text AS buffers FROM pg_stat_bgwriter');
+  const av = await db.query<{ v: string; a: string }>('SELECT coalesce(sum(autovacuum_count), 0)::text AS v, coalesce(sum(autoanalyze_count), 0)::text AS a FROM pg_stat_user_tables');
+  const b = bg.rows[0];
+  return { checkpoints: Number(b.c), checkpointSyncMs: Number(b.sync), checkpointWriteMs: Number(b.write), buffersCheckpoint: Number(b.buffers), autovacuums: Number(av.rows[0].v), autoanalyzes: Number(av.rows[0].a) };
+}
+
+function activityDelta(a: DatabaseActivity, b: DatabaseActivity): DatabaseActivity {
+  return Object.fromEntries(Object.entries(b).map(([k, v]) => [k, Math.round(v - a[k as keyof DatabaseActivity])])) as unknown as DatabaseActivity;
 }
 
 const round = (l: Latency): Latency => Object.fromEntries(Object.entries(l).map(([k, v]) => [k, Number(v.toFixed(3))])) as unknown as Latency;
@@ -925,6 +951,11 @@ function printNewSeries() {
       const x = s.extra as { share: number; targetRate: number; sentRate: number; peakRps: number; correctedMs: Latency; uncorrectedMs: Latency; generatorLagMs: Latency; connections: number };
       console.log(`  ${pct(x.share)}% of ${x.peakRps.toFixed(0)}/s = ${x.targetRate}/s (sent ${x.sentRate.toFixed(0)}/s, ${s.count} answers): corrected ${ms(x.correctedMs)}, ` +
         `uncorrected ${ms(x.uncorrectedMs)}; generator lag p99 ${x.generatorLagMs.p99.toFixed(2)} max ${x.generatorLagMs.max.toFixed(1)}; ${x.connections} connections; errors ${s.errors}`);
+      const d = s.extra as { slow: { slowMs: number; count: number; slots: number; slotsWithSlow: number }; gatewayGc: Record<string, { count: number; totalMs: number; over100ms: number }> | null;
+        database: DatabaseActivity };
+      const gc = Object.entries(d.gatewayGc ?? {}).map(([k, g]) => `${k} ${g.count}×/${g.totalMs} ms (${g.over100ms} ≥100 ms)`).join(', ');
+      console.log(`    slow (> ${d.slow.slowMs} ms): ${d.slow.count} answers in ${d.slow.slotsWithSlow} of ${d.slow.slots} 100-ms slots; gateway GC ${gc || '?'}; ` +
+        `database ${d.database.checkpoints} checkpoint(s), sync ${d.database.checkpointSyncMs} ms, ${d.database.autovacuums} autovacuum(s)`);
     }
   }
   const slow = series.find((s) => s.id.startsWith('pg-slowpsp-c'));
