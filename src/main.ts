@@ -35,8 +35,9 @@ Commands:
   keys check                 Open every stored secret with the configured encryption keys; exits 1 if one fails
   keys rotate                Re-seal every stored secret with SETTLE_ENCRYPTION_KEY (reading with
                              SETTLE_ENCRYPTION_KEY_PREVIOUS), then record the new key's fingerprint
-  psp-sim [--port P] [--host H] [--wire sandbox|stripe|adyen]
+  psp-sim [--port P] [--host H] [--wire sandbox|stripe|adyen] [--retry-time-scale F]
                              Run the PSP simulator as an HTTP service, speaking one PSP's API
+                             (F speeds up the Adyen wire's notification retries, e.g. 0.0002)
 
 Configuration is read from the environment; see README.md.`;
 

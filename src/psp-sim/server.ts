@@ -14,7 +14,7 @@ import { createLogger } from '../lib/logger.js';
 import { SandboxPsp, SandboxPspError } from './psp-model.js';
 import { SimFaultState, simFaultsSchema, type SimFaultsInput, type SimOp } from './faults.js';
 import { errorReply, INJECTED_ERROR, send, type SimReply } from './replies.js';
-import { SimWebhookDispatcher } from './webhook-dispatcher.js';
+import { adyenRetrySchedule, SimWebhookDispatcher } from './webhook-dispatcher.js';
 import { registerSandboxWire } from './wires/sandbox/sandbox.wire.js';
 import { modelPaymentRef, modelRefundRef } from './wires/stripe/stripe-objects.js';
 import { createStripeWire } from './wires/stripe/stripe.wire.js';
@@ -32,6 +32,9 @@ export interface PspSimOptions {
   fetch?: typeof fetch;
   /** Which PSP's API the server speaks (docs/psp-sim.md). Default `sandbox`. */
   wire?: PspSimWire;
+  /** The Adyen wire retries an unacknowledged notification on Adyen's schedule (for 30 days);
+   *  this multiplies its waits, so a test can live through them (e.g. 0.0002). Default 1. */
+  retryTimeScale?: number;
 }
 
 export const PSP_SIM_WIRES = ['sandbox', 'stripe', 'adyen'] as const;
@@ -68,6 +71,8 @@ export function buildPspSim(opts: PspSimOptions = {}): FastifyInstance {
     logger: app.log,
     fetch: opts.fetch,
     encoder: stripeWire?.encoder ?? adyenWire?.encoder,
+    // Adyen retries a notification for a long time; the others give up quickly (a test tool's choice)
+    ...(adyenWire ? { retrySchedule: adyenRetrySchedule(opts.retryTimeScale ?? 1) } : {}),
   });
   // The Adyen wire turns the model's events into its own notifications (one per modification).
   const unsubscribe = adyenWire
@@ -312,7 +317,7 @@ export async function startPspSim(
 export async function runPspSim(argv: string[]): Promise<PspSimHandle> {
   const args = parseArgs(argv);
   const logger = createLogger(args.logLevel, process.stderr).child({ component: 'psp-sim' });
-  const handle = await startPspSim({ port: args.port, host: args.host, logger, wire: args.wire });
+  const handle = await startPspSim({ port: args.port, host: args.host, logger, wire: args.wire, retryTimeScale: args.retryTimeScale });
   process.stdout.write(`psp-sim listening on ${handle.url}\n`);
 
   let stopping = false;
@@ -333,8 +338,18 @@ export async function runPspSim(argv: string[]): Promise<PspSimHandle> {
   return handle;
 }
 
-function parseArgs(argv: string[]): { port: number; host: string; logLevel: string; wire: PspSimWire } {
-  const out: { port: number; host: string; logLevel: string; wire: PspSimWire } = { port: DEFAULT_PSP_SIM_PORT, host: DEFAULT_PSP_SIM_HOST, logLevel: 'warn', wire: 'sandbox' };
+const USAGE = 'psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn] [--wire sandbox|stripe|adyen] [--retry-time-scale 1]';
+
+interface PspSimArgs {
+  port: number;
+  host: string;
+  logLevel: string;
+  wire: PspSimWire;
+  retryTimeScale?: number;
+}
+
+function parseArgs(argv: string[]): PspSimArgs {
+  const out: PspSimArgs = { port: DEFAULT_PSP_SIM_PORT, host: DEFAULT_PSP_SIM_HOST, logLevel: 'warn', wire: 'sandbox' };
   for (let i = 0; i < argv.length; i += 1) {
     const arg = argv[i];
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -363,10 +378,21 @@ function parseArgs(argv: string[]): { port: number; host: string; logLevel: stri
         out.wire = wire as PspSimWire;
         break;
       }
+      case '--retry-time-scale': {
+        const raw = value();
+        const scale = Number(raw);
+        if (!/^(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(raw) || !(scale > 0 && scale <= 1)) {
+          throw new Error(`psp-sim: --retry-time-scale must be a number above 0 and at most 1, got ${raw}`);
+        }
+        out.retryTimeScale = scale;
         break;
+      }
       default:
-        throw new Error(`psp-sim: unknown argument ${arg} (usage: psp-sim [--port 4100] [--host 127.0.0.1] [--log-level warn] [--wire sandbox|stripe|adyen])`);
+        throw new Error(`psp-sim: unknown argument ${arg} (usage: ${USAGE})`);
     }
+  }
+  if (out.retryTimeScale !== undefined && out.wire !== 'adyen') {
+    throw new Error('psp-sim: --retry-time-scale applies to the Adyen wire\'s notification retries (--wire adyen)');
   }
   return out;
 }

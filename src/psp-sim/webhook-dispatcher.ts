@@ -59,6 +59,50 @@ export interface SimWebhookEncoder {
   accepts?(status: number, responseBody: string): boolean;
 }
 
+/**
+ * When a copy of an event is tried again after a failed attempt (an error, a timeout, or an answer
+ * the encoder does not accept). Once the schedule is used up the copy is given up for good: its
+ * event is listed `failed`.
+ */
+export interface SimRetrySchedule {
+  /** The wait before each retry, in order (0: at once). */
+  waitsMs: readonly number[];
+  /** Once `waitsMs` is used up: one more retry every this many ms… */
+  thenEveryMs?: number;
+  /** …as long as it starts within this long of the first attempt. */
+  giveUpAfterMs?: number;
+}
+
+/** `maxAttempts` attempts in all, the first retry after `backoffMs`, doubling (the sandbox and
+ *  Stripe wires: 4 attempts, 100 ms, so a test's failing target gives up in under a second). */
+export function doublingRetrySchedule(maxAttempts = 4, backoffMs = 100): SimRetrySchedule {
+  return { waitsMs: Array.from({ length: Math.max(0, maxAttempts - 1) }, (_, i) => backoffMs * 2 ** i) };
+}
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/**
+ * Adyen's retry schedule for a notification that was not acknowledged: three retries at once,
+ * then after 2, 5, 10, 15 and 30 minutes, 1, 2, 4 and 8 hours, then every 8 hours until 30 days
+ * have passed (docs/psp-sim.md). `timeScale` multiplies every wait and the 30 days (0.0002: two
+ * minutes are 24 ms, eight hours 5.76 s, thirty days 8.6 minutes), so a test can live through the
+ * schedule; 1 is Adyen's own clock.
+ */
+export function adyenRetrySchedule(timeScale = 1): SimRetrySchedule {
+  const waits = [0, 0, 0, 2 * MINUTE, 5 * MINUTE, 10 * MINUTE, 15 * MINUTE, 30 * MINUTE, HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR];
+  return { waitsMs: waits.map((w) => w * timeScale), thenEveryMs: 8 * HOUR * timeScale, giveUpAfterMs: 30 * 24 * HOUR * timeScale };
+}
+
+/** The wait before retry number `retry` (1 = the first retry) of a copy first tried `elapsedMs`
+ *  ago, or undefined when the schedule gives up. */
+export function nextRetryWait(schedule: SimRetrySchedule, retry: number, elapsedMs: number): number | undefined {
+  if (retry <= schedule.waitsMs.length) return schedule.waitsMs[retry - 1];
+  const every = schedule.thenEveryMs;
+  if (every === undefined || elapsedMs + every > (schedule.giveUpAfterMs ?? 0)) return undefined;
+  return every;
+}
+
 /** The sandbox wire: the model's event as JSON, `Sandbox-Signature`. */
 export const sandboxWebhookEncoder: SimWebhookEncoder = {
   body: (event) => JSON.stringify(event),
@@ -73,9 +117,12 @@ export interface SimWebhookDispatcherOptions {
   logger: FastifyBaseLogger;
   /** Default the global `fetch`. */
   fetch?: typeof fetch;
-  /** Attempts per copy of an event before giving up. Default 4. */
+  /** When a failed attempt is tried again, and when it is given up. Default
+   *  `doublingRetrySchedule(maxAttempts, backoffMs)`. */
+  retrySchedule?: SimRetrySchedule;
+  /** Without `retrySchedule`: attempts per copy of an event before giving up. Default 4. */
   maxAttempts?: number;
-  /** Wait before the first retry, doubled for each further one. Default 100 ms. */
+  /** Without `retrySchedule`: wait before the first retry, doubled for each further one. Default 100 ms. */
   backoffMs?: number;
   /** Timeout of one attempt. Default 5000 ms. */
   attemptTimeoutMs?: number;
@@ -101,8 +148,7 @@ export class SimWebhookDispatcher {
   private holdTimer: NodeJS.Timeout | undefined;
   private readonly stop = new AbortController();
   private readonly doFetch: typeof fetch;
-  private readonly maxAttempts: number;
-  private readonly backoffMs: number;
+  private readonly retrySchedule: SimRetrySchedule;
   private readonly attemptTimeoutMs: number;
   private readonly reorderBatchSize: number;
   private readonly reorderHoldMs: number;
@@ -110,8 +156,7 @@ export class SimWebhookDispatcher {
 
   constructor(private readonly opts: SimWebhookDispatcherOptions) {
     this.doFetch = opts.fetch ?? fetch;
-    this.maxAttempts = opts.maxAttempts ?? 4;
-    this.backoffMs = opts.backoffMs ?? 100;
+    this.retrySchedule = opts.retrySchedule ?? doublingRetrySchedule(opts.maxAttempts ?? 4, opts.backoffMs ?? 100);
     this.attemptTimeoutMs = opts.attemptTimeoutMs ?? 5000;
     this.reorderBatchSize = opts.reorderBatchSize ?? 3;
     this.reorderHoldMs = opts.reorderHoldMs ?? 250;
@@ -202,7 +247,8 @@ export class SimWebhookDispatcher {
 
   private async deliverCopy(entry: Entry): Promise<boolean> {
     const { record } = entry;
-    for (let attempt = 1; attempt <= this.maxAttempts; attempt += 1) {
+    const firstAttemptAt = Date.now();
+    for (let attempt = 1; ; attempt += 1) {
       // Looked up on each attempt so re-registering a target redirects retries too.
       const target = this.targets.get(record.account_id);
       if (!target) {
@@ -234,10 +280,12 @@ export class SimWebhookDispatcher {
         record.last_error = err instanceof Error ? err.message : String(err);
       }
       this.opts.logger.warn({ event_id: record.event.id, attempt, error: record.last_error }, 'psp-sim webhook attempt failed');
-      if (attempt < this.maxAttempts) {
-        await sleep(this.backoffMs * 2 ** (attempt - 1), undefined, { signal: this.stop.signal });
+      const wait = nextRetryWait(this.retrySchedule, attempt, Date.now() - firstAttemptAt);
+      if (wait === undefined) {
+        this.opts.logger.warn({ event_id: record.event.id, attempts: attempt, error: record.last_error }, 'psp-sim gave up a webhook');
+        return false;
       }
+      if (wait > 0) await sleep(wait, undefined, { signal: this.stop.signal });
     }
-    return false;
   }
 }

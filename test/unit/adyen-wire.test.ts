@@ -20,7 +20,8 @@ import adyen from '@adyen/api-library';
 import type { Types } from '@adyen/api-library';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { startPspSim, type PspSimHandle } from '../../src/psp-sim/server.js';
+import { runPspSim, startPspSim, type PspSimHandle } from '../../src/psp-sim/server.js';
+import { adyenRetrySchedule, nextRetryWait } from '../../src/psp-sim/webhook-dispatcher.js';
 
 const { Client, CheckoutAPI, HttpClientException, EnvironmentEnum, hmacValidator: HmacValidator } = adyen;
 type PaymentRequest = Types.checkout.PaymentRequest;
@@ -561,5 +562,71 @@ describe('psp-sim Adyen wire, through @adyen/api-library', () => {
     }
     assertExchangesValid();
     assertNotificationsValid();
+  });
+});
+
+describe('psp-sim Adyen wire: notifications retried on Adyen\'s schedule', () => {
+  const MIN = 60_000;
+  const HOUR = 60 * MIN;
+  const DAYS_30 = 30 * 24 * HOUR;
+
+  it('three retries at once, then 2, 5, 10, 15, 30 min, 1, 2, 4, 8 h, then every 8 h until 30 days; every wait scaled', () => {
+    const real = adyenRetrySchedule();
+    assert.deepEqual(real.waitsMs, [0, 0, 0, 2 * MIN, 5 * MIN, 10 * MIN, 15 * MIN, 30 * MIN, HOUR, 2 * HOUR, 4 * HOUR, 8 * HOUR]);
+    // walked with instant attempts: the last retry starts within 30 days of the first attempt
+    let elapsed = 0;
+    let retries = 0;
+    for (let wait = nextRetryWait(real, 1, 0); wait !== undefined; wait = nextRetryWait(real, retries + 1, elapsed)) {
+      elapsed += wait;
+      retries += 1;
+    }
+    const scheduled = real.waitsMs.reduce((a, b) => a + b, 0);
+    assert.equal(retries, 12 + Math.floor((DAYS_30 - scheduled) / (8 * HOUR)));
+    assert.ok(elapsed <= DAYS_30 && elapsed + 8 * HOUR > DAYS_30, `last retry ${elapsed / HOUR} h after the first attempt`);
+    const fast = adyenRetrySchedule(0.0002);
+    assert.deepEqual(fast.waitsMs.map((w) => Math.round(w)), [0, 0, 0, 24, 60, 120, 180, 360, 720, 1440, 2880, 5760]);
+    assert.equal(Math.round(fast.giveUpAfterMs!), 518_400);
+  });
+
+  it('a notification never acknowledged is retried through the schedule, then given up and listed failed', async () => {
+    // at 1e-6 the 30 days last 2.6 s
+    const quick = await startPspSim({ port: 0, wire: 'adyen', retryTimeScale: 1e-6 });
+    let hits = 0;
+    const refusing = createServer((req, res) => {
+      hits += 1;
+      req.resume();
+      req.on('end', () => res.writeHead(503).end('busy'));
+    });
+    try {
+      await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+      const target = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}/adyen`;
+      await fetch(`${quick.url}/_sim/accounts/${MERCHANT}/webhook`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: target, secret: HMAC_KEY }) });
+      const quickApi = new CheckoutAPI(new Client({ apiKey: API_KEY, environment: EnvironmentEnum.TEST }, new LoopbackClient(quick.url)));
+      const pay = await quickApi.PaymentsApi.payments(paymentRequest(), { idempotencyKey: 'retried-for-30-days' });
+      let record: { status: string; attempts: number; deliveries: number; last_error: string } | undefined;
+      for (let i = 0; i < 300 && record?.status !== 'failed'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const events = await (await fetch(`${quick.url}/_sim/events?payment_ref=${pay.pspReference}`)).json() as { data: typeof record[] };
+        record = events.data[0];
+        if (i === 0) assert.equal(record?.status, 'scheduled', 'being retried');
+      }
+      assert.equal(record?.status, 'failed', JSON.stringify(record));
+      assert.ok(record!.attempts > 13, `${record!.attempts} attempts: past the fixed waits into the 8-hourly ones`);
+      assert.ok(record!.attempts <= 1 + 12 + Math.floor(DAYS_30 / (8 * HOUR)), `${record!.attempts} attempts`);
+      assert.equal(record!.attempts, hits, 'every attempt reached the endpoint');
+      assert.equal(record!.deliveries, 0);
+      assert.equal(record!.last_error, 'HTTP 503');
+    } finally {
+      await quick.close();
+      await new Promise((resolve) => refusing.close(resolve));
+    }
+  });
+
+  it('--retry-time-scale: a number above 0 and at most 1, for the Adyen wire only', async () => {
+    await assert.rejects(runPspSim(['--port', '0', '--wire', 'stripe', '--retry-time-scale', '0.5']), /Adyen wire/);
+    await assert.rejects(runPspSim(['--port', '0', '--retry-time-scale', '0.5']), /Adyen wire/);
+    for (const bad of ['0', '2', '-1', 'fast']) {
+      await assert.rejects(runPspSim(['--port', '0', '--wire', 'adyen', '--retry-time-scale', bad]), /above 0 and at most 1/);
+    }
   });
 });
