@@ -26,7 +26,7 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
   before(async (t) => {
     if (!(await postgresOrSkip(t as never))) return;
     temp = await createTempDatabase();
-    sim = await spawnPspSim(setup.wire);
+    sim = await spawnPspSim(setup.wire, setup.simArgs);
     a = await spawnGateway({ databaseUrl: temp.url, env: setup.gatewayEnv(sim.url) });
     b = await spawnGateway({ databaseUrl: temp.url, env: setup.gatewayEnv(sim.url) });
     const admin = client(a.url, ADMIN_KEY);

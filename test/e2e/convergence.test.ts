@@ -34,7 +34,7 @@ describe(`convergence with the PSP over real HTTP (${setup.connector})`, () => {
   before(async (t) => {
     if (!(await postgresOrSkip(t as never))) return;
     temp = await createTempDatabase();
-    sim = await spawnPspSim(setup.wire);
+    sim = await spawnPspSim(setup.wire, setup.simArgs);
     // slow refund sync: here the webhooks, not the status queries, must finish the refunds
     gw = await spawnGateway({
       databaseUrl: temp.url,

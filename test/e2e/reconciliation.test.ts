@@ -38,7 +38,7 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
   before(async (t) => {
     if (!(await postgresOrSkip(t as never))) return;
     temp = await createTempDatabase();
-    sim = await spawnPspSim(setup.wire);
+    sim = await spawnPspSim(setup.wire, setup.simArgs);
     gw = await spawnGateway({
       databaseUrl: temp.url,
       env: { SETTLE_WORKER_POLL_MS: '50', SETTLE_RECONCILE_INTERVAL_MS: '500', SETTLE_RECONCILE_SETTLE_MS: '0', ...setup.gatewayEnv(sim.url) },

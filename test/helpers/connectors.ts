@@ -18,6 +18,8 @@ export interface ConnectorSetup {
   connector: 'sandbox' | 'stripe' | 'adyen';
   /** The psp-sim wire the connector speaks. */
   wire: 'sandbox' | 'stripe' | 'adyen';
+  /** More `settle psp-sim` arguments for this wire. */
+  simArgs: readonly string[];
   /** Environment of the gateway process, given the sim's URL. */
   gatewayEnv(simUrl: string): Record<string, string>;
   /** A connector account whose pending refunds stay pending `pendingDelayMs`. */
@@ -43,6 +45,7 @@ export interface ConnectorSetup {
 export const SANDBOX_SETUP: ConnectorSetup = {
   connector: 'sandbox',
   wire: 'sandbox',
+  simArgs: [],
   gatewayEnv: () => ({}),
   account: (simUrl, opts) => ({
     body: { connector: 'sandbox', settings: { base_url: simUrl, pending_delay_ms: opts.pendingDelayMs } },
@@ -60,6 +63,7 @@ export const SANDBOX_SETUP: ConnectorSetup = {
 export const STRIPE_SETUP: ConnectorSetup = {
   connector: 'stripe',
   wire: 'stripe',
+  simArgs: [],
   gatewayEnv: (simUrl) => ({ SETTLE_STRIPE_API_BASE: simUrl }),
   account: (_simUrl, opts) => {
     const secretKey = `sk_test_${randomBytes(12).toString('hex')}`;
@@ -81,6 +85,10 @@ export const STRIPE_SETUP: ConnectorSetup = {
 export const ADYEN_SETUP: ConnectorSetup = {
   connector: 'adyen',
   wire: 'adyen',
+  // Adyen's notification retry schedule (30 days) at 1/5000 speed: a notification that found the
+  // gateway down is retried at once three times, then 24, 60, 120, 180, 360, 720 ms, 1.4, 2.9,
+  // 5.8 s later, then every 5.8 s for 8.6 minutes (docs/psp-sim.md)
+  simArgs: ['--retry-time-scale', '0.0002'],
   gatewayEnv: (simUrl) => ({ SETTLE_ADYEN_CHECKOUT_BASE: simUrl }),
   account: (_simUrl, opts) => {
     const merchantAccount = `Settle${randomBytes(6).toString('hex')}ECOM`;

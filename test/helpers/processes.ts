@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,13 +86,34 @@ export interface GatewayOptions {
   args?: string[];
   /** How long to wait for the "running" line. Default 30000 ms. */
   readyTimeoutMs?: number;
+  /** The port to listen on (a restarted gateway keeping its address: see `freePort`). Default a
+   *  random free port. */
+  port?: number;
 }
 
-/** A real `settle serve` process on a random port. */
+/**
+ * A port free on 127.0.0.1 now, for a process that must keep its address across restarts. Drawn
+ * below Linux's ephemeral range (32768 and up), so the kernel does not hand it to an outgoing
+ * connection between two runs of the process.
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; ; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+    if (tries > 50) throw new Error('no free port found below the ephemeral range');
+  }
+}
+
+/** A real `settle serve` process on a random port (or `opts.port`). */
 export async function spawnGateway(opts: GatewayOptions = {}) {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'settle-e2e-'));
   const env: Record<string, string> = {
-    PORT: '0',
+    PORT: String(opts.port ?? 0),
     SETTLE_DATA_DIR: dataDir,
     SETTLE_ADMIN_KEY: ADMIN_KEY,
     SETTLE_ENCRYPTION_KEY: ENCRYPTION_KEY,
@@ -109,9 +131,10 @@ export async function spawnGateway(opts: GatewayOptions = {}) {
   return { ...p, dataDir };
 }
 
-/** A real `settle psp-sim` process on a random port, speaking one PSP's wire (default sandbox). */
-export async function spawnPspSim(wire: 'sandbox' | 'stripe' | 'adyen' = 'sandbox') {
-  return spawnSettle(['psp-sim', '--port', '0', '--wire', wire], {}, /psp-sim listening on (http:\/\/\S+)/);
+/** A real `settle psp-sim` process on a random port, speaking one PSP's wire (default sandbox),
+ *  with more `psp-sim` arguments if given. */
+export async function spawnPspSim(wire: 'sandbox' | 'stripe' | 'adyen' = 'sandbox', args: readonly string[] = []) {
+  return spawnSettle(['psp-sim', '--port', '0', '--wire', wire, ...args], {}, /psp-sim listening on (http:\/\/\S+)/);
 }
 
 export interface HttpRes {

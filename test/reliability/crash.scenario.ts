@@ -1,17 +1,19 @@
 /**
  * Crash scenario: refund load over HTTP against a real `settle serve` process that is SIGKILLed
- * at random moments and restarted on the same database, with the PSP (a psp-sim process) living
- * on. Clients retry what got no final answer with the same key and body. Afterwards nothing the
- * gateway acknowledged is lost, nothing is refunded twice, and gateway and PSP agree.
+ * at random moments and restarted on the same database and the same address, with the PSP (a
+ * psp-sim process) living on. Clients retry what got no final answer with the same key and body;
+ * the PSP retries the webhooks (Adyen's notifications) the dead gateway did not acknowledge.
+ * Afterwards nothing the gateway acknowledged is lost, nothing is refunded twice, and gateway and
+ * PSP agree.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTempDatabase, type TempDatabase } from '../helpers/databases.js';
-import { spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
+import { freePort, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
 import { SANDBOX_SETUP, type ConnectorSetup } from '../helpers/connectors.js';
 import { createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail, type Backend, type ScenarioReport } from './fixtures.js';
-import { checkRefundOutcome, ledgerVerify, reconcileClean } from './invariants.js';
+import { checkRefundOutcome, ledgerVerify, notificationsDelivered, reconcileClean } from './invariants.js';
 import { RefundTraffic } from './refund-traffic.js';
 
 export interface CrashScenarioOptions {
@@ -46,21 +48,33 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
   let gw: Gateway | undefined;
   const outputs: string[] = [];
   const started = Date.now();
+  // A gateway keeps its address across restarts: the webhook URL registered at the PSP stays right.
+  const port = await freePort();
 
   const start = async () => {
-    gw = await spawnGateway({ databaseUrl: temp?.url, dataDir, env: { ...GATEWAY_ENV, ...pspEnv } });
-    dataDir = gw.dataDir;
-    return gw;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        gw = await spawnGateway({ databaseUrl: temp?.url, dataDir, port, env: { ...GATEWAY_ENV, ...pspEnv } });
+        break;
+      } catch (err) {
+        // the port was taken by someone else in the instant it was free: wait for it, briefly
+        if (attempt >= 20 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+        await sleep(250);
+      }
+    }
+    dataDir = gw!.dataDir;
+    return gw!;
   };
 
   try {
     if (opts.backend === 'postgres') temp = await createTempDatabase();
     else dataDir = mkdtempSync(join(tmpdir(), 'settle-crash-'));
-    sim = await spawnPspSim(setup.wire);
+    sim = await spawnPspSim(setup.wire, setup.simArgs);
     pspEnv = setup.gatewayEnv(sim.url);
     await start();
 
     const merchant = await setupMerchant(gw!.url, sim.url, `Crash ${opts.backend}`, setup);
+    const gatewayUrl = gw!.url;
     await setSimFaults(sim.url, merchant.simFaults);
     const payments = await createPayments(gw!.url, merchant.apiKey, opts.payments, rng);
     await setSimFaults(sim.url, { ...merchant.simFaults, latency_ms: opts.pspLatencyMs ?? 30 });
@@ -84,7 +98,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
       await running;
       interrupted += traffic.figures.noResponse - before;
       await start();
-      traffic.baseUrl = gw!.url;
+      if (gw!.url !== gatewayUrl) throw new Error(`the gateway came back at ${gw!.url}, not at ${gatewayUrl}`);
     }
     // the last gateway lives: every request is retried to a final answer
     await traffic.run({ concurrency: opts.concurrency, deadline: Date.now() + 90_000 });
@@ -98,6 +112,10 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
       pendingWaitMs: opts.pendingWaitMs ?? 30_000,
     });
     const violations = [...traffic.violations, ...outcome.violations];
+    // refunds finished by notification only (Adyen): every notification delivered, however many
+    // kills it met on the way
+    const notices = setup.statusQuery ? undefined : await notificationsDelivered(sim.url, merchant.simAccount);
+    if (notices) violations.push(...notices.violations);
     if (violations.length > 0 && temp) console.log(`pending refunds in the database:\n${await pendingRefundRows(temp.url)}`);
     if (interrupted === 0) violations.push('no kill interrupted a request: the scenario proved nothing');
 
@@ -106,7 +124,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
     await gw!.kill('SIGTERM');
     gw = undefined;
     violations.push(...(await ledgerVerify(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! })));
-    violations.push(...(await reconcileClean({ ...pspEnv, ...(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! }) })));
+    violations.push(...(await reconcileClean({ ...pspEnv, ...(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! }) }, { statusQuery: setup.statusQuery })));
     const stats = await simStats(sim.url);
     const phases = killPhases(traffic, killedAt);
 
@@ -129,6 +147,12 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
       'refusals (409/422)': outcome.figures.refused,
       'PSP refund calls': stats.refund_calls,
       'PSP duplicate applications': stats.duplicate_applications,
+      ...(notices ? {
+        'PSP notifications': notices.figures.events,
+        '  retried (an attempt failed)': notices.figures.retried,
+        '  failed attempts': notices.figures.failedAttempts,
+        '  given up or undelivered': notices.figures.undelivered,
+      } : {}),
       'duration (s)': ((Date.now() - started) / 1000).toFixed(1),
       'invariant violations': violations.length,
     };

@@ -15,7 +15,7 @@ import {
   clearSimFaults, createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail,
   type Backend, type PaymentInfo, type ScenarioReport,
 } from './fixtures.js';
-import { checkRefundOutcome, ledgerVerify, reconcileClean } from './invariants.js';
+import { checkRefundOutcome, ledgerVerify, notificationsDelivered, reconcileClean } from './invariants.js';
 import { RefundTraffic } from './refund-traffic.js';
 
 /** The faults of one phase: a `PUT /_sim/faults` body. */
@@ -43,6 +43,8 @@ interface Stack {
   simFaults: Record<string, unknown>;
   /** Where the gateway (and its CLIs) find the PSP. */
   pspEnv: Record<string, string>;
+  /** The merchant's account at the sim (`Merchant.simAccount`). */
+  simAccount: string;
   setup: ConnectorSetup;
 }
 
@@ -58,7 +60,7 @@ async function withStack<T>(
   try {
     if (backend === 'postgres') temp = await createTempDatabase();
     else dataDir = mkdtempSync(join(tmpdir(), 'settle-faults-'));
-    sim = await spawnPspSim(setup.wire);
+    sim = await spawnPspSim(setup.wire, setup.simArgs);
     const pspEnv = setup.gatewayEnv(sim.url);
     gw = await spawnGateway({ databaseUrl: temp?.url, dataDir, env: { ...env, ...pspEnv } });
     dataDir = gw.dataDir;
@@ -66,7 +68,7 @@ async function withStack<T>(
     const merchant = await setupMerchant(gw.url, sim.url, `Faults ${backend}`, setup);
     await setSimFaults(sim.url, merchant.simFaults);
     const created = await createPayments(gw.url, merchant.apiKey, payments, rng);
-    stack = { sim, gw, temp, apiKey: merchant.apiKey, payments: created, rng, seed, simFaults: merchant.simFaults, pspEnv, setup };
+    stack = { sim, gw, temp, apiKey: merchant.apiKey, payments: created, rng, seed, simFaults: merchant.simFaults, pspEnv, setup, simAccount: merchant.simAccount };
     return await fn(stack);
   } finally {
     await (stack?.gw ?? gw)?.kill('SIGKILL');
@@ -85,6 +87,8 @@ async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: n
     gatewayUrl: s.gw.url, simUrl: s.sim.url, apiKey: s.apiKey, traffic, payments: s.payments, ...opts,
   });
   const violations = [...traffic.violations, ...outcome.violations];
+  // refunds finished by notification only (Adyen): none may have been dropped on the way
+  if (!s.setup.statusQuery) violations.push(...(await notificationsDelivered(s.sim.url, s.simAccount)).violations);
   if (s.gw.proc.exitCode !== null || s.gw.proc.signalCode !== null) {
     violations.push(`the gateway process died during the run (exit ${s.gw.proc.exitCode ?? s.gw.proc.signalCode})`);
   }

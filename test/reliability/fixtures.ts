@@ -58,6 +58,8 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 export interface Merchant {
   apiKey: string;
   accountId: string;
+  /** The account's name at the sim (where its webhooks are registered, `GET /_sim/events?account_id=`). */
+  simAccount: string;
   /** Sim faults every `PUT /_sim/faults` of the run must keep: what the connector's wire cannot
    *  take as an account setting (the Stripe wire's pending delay). */
   simFaults: Record<string, unknown>;
@@ -84,7 +86,7 @@ export async function setupMerchant(gatewayUrl: string, simUrl: string, name: st
     });
     assert.equal(hook.status, 200, hook.raw);
   }
-  return { apiKey, accountId: acct.body.id, simFaults: plan.faults };
+  return { apiKey, accountId: acct.body.id, simAccount: plan.simAccount(acct.body), simFaults: plan.faults };
 }
 
 export interface PaymentInfo {

@@ -240,6 +240,42 @@ export async function totalsAgreeWithPsp(databaseUrl: string, simUrl: string): P
   return { violations, figures };
 }
 
+interface SimEventRecord {
+  event: { id: string; type: string; data: { payment_ref: string } };
+  status: string;
+  attempts: number;
+  deliveries: number;
+  last_error: string | null;
+}
+
+/**
+ * Every webhook the sim sent for the account (`GET /_sim/events`) was acknowledged: none given
+ * up for good (`failed`), none still waiting for its next retry, none sent nowhere. For a PSP that
+ * finishes refunds by notification only (Adyen): one it gave up on would leave the gateway short
+ * of what the PSP did, even where the rest happens to agree.
+ */
+export async function notificationsDelivered(simUrl: string, simAccount: string) {
+  const r = await client(simUrl)('GET', `/_sim/events?account_id=${encodeURIComponent(simAccount)}`);
+  const records = r.status === 200 ? (r.body.data as SimEventRecord[]) : [];
+  const violations: string[] = [];
+  if (r.status !== 200) violations.push(`GET /_sim/events answered ${r.status}: ${r.raw.slice(0, 200)}`);
+  else if (records.length === 0) violations.push('the PSP sent no notification: the scenario proved nothing');
+  const undelivered = records.filter((e) => e.status !== 'delivered');
+  for (const e of undelivered.slice(0, 20)) {
+    violations.push(`the PSP's ${e.event.type} notification ${e.event.id} (payment ${e.event.data.payment_ref}) ended ${e.status} after ${e.attempts} attempts: ${e.last_error}`);
+  }
+  if (undelivered.length > 20) violations.push(`… and ${undelivered.length - 20} more notifications not delivered`);
+  return {
+    violations,
+    figures: {
+      events: records.length,
+      retried: records.filter((e) => e.attempts > e.deliveries).length,
+      failedAttempts: records.reduce((n, e) => n + e.attempts - e.deliveries, 0),
+      undelivered: undelivered.length,
+    },
+  };
+}
+
 /** Ids of refunds still pending after waiting up to `waitMs` for the sync worker. */
 export async function waitForNoPending(gatewayUrl: string, apiKey: string, waitMs: number): Promise<string[]> {
   const api = client(gatewayUrl, apiKey);
