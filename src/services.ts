@@ -17,7 +17,7 @@ import { InboundWebhooksService } from './modules/inbound/inbound.service.js';
 import { LedgerService } from './modules/ledger/ledger.service.js';
 import { MerchantsService } from './modules/merchants/merchants.service.js';
 import { PaymentsService } from './modules/payments/payments.service.js';
-import { ReconciliationService } from './modules/reconciliation/reconciliation.service.js';
+import { DifferencesRecorder, ReconciliationService } from './modules/reconciliation/reconciliation.service.js';
 import { RefundsService } from './modules/refunds/refunds.service.js';
 import { WebhooksService } from './modules/webhooks/webhooks.service.js';
 
@@ -119,9 +119,10 @@ export function createServices(deps: {
   });
   const merchants = new MerchantsService(db);
   const admin = new AdminAuth(deps.adminKey);
-  const inbound = new InboundWebhooksService(db, connectorAccounts, refunds, logger);
   const payments = new PaymentsService(db, connectorAccounts, logger);
-  const reconciliation = new ReconciliationService(db, connectorAccounts, inbound, logger, { payments, refunds });
+  const differences = new DifferencesRecorder();
+  const inbound = new InboundWebhooksService(db, connectorAccounts, refunds, logger, { payments, differences });
+  const reconciliation = new ReconciliationService(db, connectorAccounts, inbound, logger, { payments, refunds }, differences);
   return {
     admin,
     merchants,

@@ -59,6 +59,8 @@ export type ActionResult =
 export type CaptureResult =
   | {
       outcome: 'succeeded';
+      /** The capture's own reference at the PSP where it has one (Adyen's capture pspReference,
+       *  which a later CAPTURE_FAILED names); else the payment's. */
       connectorRef?: string;
       /** What the PSP captured, in minor units, as the PSP reports it (a replayed capture
        *  reports the first call's amount). The gateway books this, never the requested amount. */
@@ -151,11 +153,15 @@ export type ConnectorEvent =
     };
 
 /** What a PSP reports about a payment itself (Adyen's AUTHORISATION, CAPTURE, CAPTURE_FAILED,
- *  CANCELLATION): stored and recorded; no money moves on it. */
+ *  CANCELLATION): stored and recorded. A capture the PSP reports failed (CAPTURE_FAILED, or
+ *  CAPTURE with success false) undoes the gateway's capture booking; nothing else moves money. */
 export interface ConnectorPaymentNotice {
   id: string;
   type: 'payment.notice';
   paymentRef: string;
+  /** The PSP's reference of the operation reported (Adyen: the capture's pspReference for CAPTURE
+   *  and CAPTURE_FAILED). Absent from notices stored before the gateway kept it. */
+  operationRef?: string;
   /** The PSP's event, lower case (`capture_failed`, …). */
   notice: string;
   success: boolean;

@@ -55,7 +55,7 @@ export const paymentObject = obj('Payment', 'A payment: an authorization at a PS
     type: 'array',
     items: obj('PaymentTransaction', 'One step of the payment at its PSP.', {
       id: id('txn_'), type: { type: 'string', enum: ['authorization', 'capture', 'void', 'refund'] }, amount: int,
-      status: { type: 'string', description: '`succeeded`, `pending` or `failed`; a capture the PSP did not make as the gateway booked it (corrected by reconciliation) becomes `failed`' },
+      status: { type: 'string', description: '`succeeded`, `pending` or `failed`; a capture the PSP did not make as the gateway booked it (reported failed, or corrected by reconciliation) becomes `failed`' },
       connector_ref: nstr, refund_id: { type: 'string', description: 'On `refund` transactions' }, created_at: time,
     }, ['refund_id']),
   },
@@ -94,7 +94,7 @@ export const createdConnectorAccountObject = obj('CreatedConnectorAccount', 'A c
 });
 
 export const ledgerTransactionObject = obj('LedgerTransaction', 'A balanced ledger transaction (Σ debits = Σ credits).', {
-  id: str, object: constant('ledger_transaction'), type: { type: 'string', enum: ['capture', 'refund', 'refund_reversal', 'capture_adjustment'], description: '`capture_adjustment`: moves the payment\'s booked capture to what the PSP captured (a reconciliation correction)' },
+  id: str, object: constant('ledger_transaction'), type: { type: 'string', enum: ['capture', 'refund', 'refund_reversal', 'capture_adjustment'], description: '`capture_adjustment`: moves the payment\'s booked capture to what the PSP captured (a reconciliation correction, or a capture the PSP reported failed)' },
   payment_id: id('pay_'), refund_id: nstr, currency: str, created_at: time,
   entries: {
     type: 'array',

@@ -55,8 +55,13 @@ describe('Adyen connector over the wire', () => {
   it('captures part of a manual authorization, and cancels another', async () => {
     const auth = await connector.authorize(ctx(), { amount: 1000, currency: 'EUR', paymentMethod: 'pm_card_visa', capture: false, idempotencyKey: 'w-manual', reference: 'pay_manual' });
     assert.equal(auth.outcome, 'authorized');
-    assert.deepEqual(await connector.capture(ctx(), { connectorRef: auth.connectorRef!, amount: 400, currency: 'EUR', idempotencyKey: 'w-cap' }),
-      { outcome: 'succeeded', connectorRef: auth.connectorRef, amountCaptured: 400 });
+    // the capture's own pspReference (a later CAPTURE_FAILED names it), not the payment's
+    const cap = await connector.capture(ctx(), { connectorRef: auth.connectorRef!, amount: 400, currency: 'EUR', idempotencyKey: 'w-cap' });
+    assert.ok(cap.outcome === 'succeeded');
+    assert.equal(cap.amountCaptured, 400);
+    assert.match(cap.connectorRef!, /^[A-Z0-9]{16}$/);
+    assert.notEqual(cap.connectorRef, auth.connectorRef);
+    assert.deepEqual(await connector.capture(ctx(), { connectorRef: auth.connectorRef!, amount: 400, currency: 'EUR', idempotencyKey: 'w-cap' }), cap, 'a replay names the same capture');
     const other = await connector.authorize(ctx(), { amount: 700, currency: 'EUR', paymentMethod: 'pm_card_visa', capture: false, idempotencyKey: 'w-manual2', reference: 'pay_manual2' });
     assert.deepEqual(await connector.cancel(ctx(), { connectorRef: other.connectorRef!, idempotencyKey: 'w-cancel' }), { outcome: 'succeeded', connectorRef: other.connectorRef });
     assert.equal((await simPayment(other.connectorRef!)).status, 'canceled');

@@ -1333,7 +1333,7 @@ export interface components {
             /** @enum {string} */
             type: "authorization" | "capture" | "void" | "refund";
             amount: number;
-            /** @description `succeeded`, `pending` or `failed`; a capture the PSP did not make as the gateway booked it (corrected by reconciliation) becomes `failed` */
+            /** @description `succeeded`, `pending` or `failed`; a capture the PSP did not make as the gateway booked it (reported failed, or corrected by reconciliation) becomes `failed` */
             status: string;
             connector_ref: string | null;
             /** @description On `refund` transactions */
@@ -1534,7 +1534,7 @@ export interface components {
             /** @enum {string} */
             object: "ledger_transaction";
             /**
-             * @description `capture_adjustment`: moves the payment's booked capture to what the PSP captured (a reconciliation correction)
+             * @description `capture_adjustment`: moves the payment's booked capture to what the PSP captured (a reconciliation correction, or a capture the PSP reported failed)
              * @enum {string}
              */
             type: "capture" | "refund" | "refund_reversal" | "capture_adjustment";

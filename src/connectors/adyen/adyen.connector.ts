@@ -183,9 +183,13 @@ export function createAdyenConnector(opts: AdyenConnectorOptions = {}): Connecto
           { idempotencyKey: req.idempotencyKey },
         );
         received(res.status, 'capture');
-        // `received`: Adyen books the capture; a CAPTURE_FAILED notification would report it
-        // failed later (docs/connectors.md).
-        return { outcome: 'succeeded', connectorRef: req.connectorRef, amountCaptured: answeredAmount(res.amount, req.amount, req.currency, 'capture') };
+        // `received`: Adyen books the capture; a CAPTURE_FAILED notification naming the capture's
+        // own pspReference (kept on the capture transaction) may report it failed later
+        // (docs/connectors.md).
+        return {
+          outcome: 'succeeded', connectorRef: res.pspReference || req.connectorRef,
+          amountCaptured: answeredAmount(res.amount, req.amount, req.currency, 'capture'),
+        };
       } catch (err) {
         return refusedOrThrow(err, 'capture', (code, message) => ({ outcome: 'rejected', code, message }));
       }
@@ -374,7 +378,7 @@ export function parseAdyenNotification(rawBody: string): InboundEvent[] {
         // webhook was set up to send: stored and acknowledged (Adyen would otherwise retry it
         // for ever and hold up the queue), recorded, never acted on with money
         return {
-          id, type: 'payment.notice', paymentRef: paymentRef ?? item.pspReference,
+          id, type: 'payment.notice', paymentRef: paymentRef ?? item.pspReference, operationRef: item.pspReference,
           notice: item.eventCode.toLowerCase(), success: item.success === 'true', amount: item.amount.value,
         };
     }

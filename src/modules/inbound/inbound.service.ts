@@ -8,6 +8,8 @@ import type { ConnectorAccountsService } from '../connector-accounts/connector-a
 import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
 import { refundsRepository, type RefundRow } from '../refunds/refunds.repository.js';
 import type { RefundsService } from '../refunds/refunds.service.js';
+import type { PaymentsService } from '../payments/payments.service.js';
+import type { DifferencesRecorder } from '../reconciliation/reconciliation.service.js';
 
 interface InboundRow {
   id: string;
@@ -36,6 +38,7 @@ export class InboundWebhooksService {
     private readonly accounts: ConnectorAccountsService,
     private readonly refunds: RefundsService,
     private readonly log: Logger,
+    private readonly captures: { payments: PaymentsService; differences: DifferencesRecorder },
   ) {}
 
   async receive(connectorName: string, accountId: string, rawBody: string, headers: Record<string, string | string[] | undefined>) {
@@ -82,10 +85,10 @@ export class InboundWebhooksService {
     for (const row of claimed.rows) {
       try {
         const done = await this.process(row);
-        if (done) {
+        if (done === true) {
           await this.db.query(`UPDATE inbound_webhooks SET status = 'processed', processed_at = now(), last_error = NULL WHERE id = $1`, [row.id]);
         } else {
-          await this.retryLater(row, 'payment not known yet');
+          await this.retryLater(row, done);
         }
       } catch (err) {
         this.log.warn({ inbound_webhook_id: row.id, err: (err as Error).message }, 'inbound webhook processing failed');
@@ -105,8 +108,8 @@ export class InboundWebhooksService {
     );
   }
 
-  /** Returns false when the event cannot be applied yet (its payment is not known). */
-  private async process(row: InboundRow): Promise<boolean> {
+  /** Returns true when applied, or why the event cannot be applied yet (it is retried later). */
+  private async process(row: InboundRow): Promise<true | string> {
     const event = row.payload;
     if (event.type === 'payment.notice') return this.recordNotice(row, event);
     const paymentRef = event.paymentRef;
@@ -114,19 +117,23 @@ export class InboundWebhooksService {
     let payment: PaymentRow | undefined;
     if (paymentRef) payment = await paymentsRepository.findByConnectorRef(this.db, row.connector_account_id, paymentRef);
 
-    if (!(await this.applyRefundReports(row.connector_account_id, payment, reports))) return false;
+    if (!(await this.applyRefundReports(row.connector_account_id, payment, reports))) return 'payment not known yet';
     if (event.type === 'payment.refunded' && payment) await this.reconcileCumulative(payment.id, event);
     return true;
   }
 
   /**
-   * What the PSP says about a payment itself moves no money: an AUTHORISATION, CAPTURE or
-   * CANCELLATION confirms what the gateway booked when the PSP answered; a failed one (above all
-   * CAPTURE_FAILED: money the gateway booked as captured never arrives) is logged as an error for
-   * an operator, with the stored webhook as its record.
+   * What the PSP says about a payment itself: an AUTHORISATION, CAPTURE or CANCELLATION confirms
+   * what the gateway booked when the PSP answered, and moves no money. A capture the PSP reports
+   * failed after accepting it (Adyen's CAPTURE_FAILED, or CAPTURE with success false) is money the
+   * gateway booked as captured that never arrives: the capture is undone through the capture
+   * correction path (`PaymentsService.correctCapture`), once, however often the notice comes. Other
+   * failed notices are logged for an operator, with the stored webhook as their record.
    */
-  private async recordNotice(row: InboundRow, event: ConnectorPaymentNotice): Promise<boolean> {
+  private async recordNotice(row: InboundRow, event: ConnectorPaymentNotice): Promise<true | string> {
     const payment = await paymentsRepository.findByConnectorRef(this.db, row.connector_account_id, event.paymentRef);
+    const captureFailed = event.notice === 'capture_failed' || (event.notice === 'capture' && !event.success);
+    if (captureFailed && payment) return this.captureFailed(row, payment, event);
     const failed = !event.success || event.notice.endsWith('_failed');
     if (failed && payment) {
       this.log.error({ payment_id: payment.id, inbound_webhook_id: row.id, notice: event.notice, amount: event.amount },
@@ -135,6 +142,48 @@ export class InboundWebhooksService {
       this.log.warn({ inbound_webhook_id: row.id, notice: event.notice, connector_ref: event.paymentRef }, 'the PSP reports a failed operation on a payment the gateway does not know');
     }
     return true;
+  }
+
+  /**
+   * Undoes a capture the PSP reports failed. When the payment's refunds (booked, or held by pending
+   * ones) stand on that capture, nothing is undone — the gateway never takes a payment below its
+   * refunds — and an open `capture_failed` reconciliation difference is stored and announced
+   * instead (once, however often the notice comes): those refunds cannot succeed at the PSP, and
+   * once it reports them failed, `settle reconcile --fix` undoes the capture. Waits (retried later)
+   * while the gateway has not booked that capture: the capture's answer may still be on its way.
+   */
+  private async captureFailed(row: InboundRow, payment: PaymentRow, event: ConnectorPaymentNotice): Promise<true | string> {
+    const captureRef = event.operationRef && event.operationRef !== event.paymentRef ? event.operationRef : null;
+    const result = await this.captures.payments.correctCapture(payment.id, { kind: 'capture_failed', captureRef });
+    const at = { payment_id: payment.id, inbound_webhook_id: row.id, capture_ref: captureRef, amount: event.amount };
+    switch (result.outcome) {
+      case 'corrected':
+        this.log.warn(at, 'the PSP reports a capture failed after accepting it: the capture is undone, the payment waits for a capture again');
+        return true;
+      case 'unchanged':
+        return true;
+      case 'not_booked':
+        return 'the capture reported failed is not booked yet';
+      case 'refused': {
+        const p = result.payment;
+        const held = p.amount_refunded + p.amount_refund_pending > 0;
+        this.log.error({ ...at, reason: result.reason }, 'the PSP reports a capture failed that the gateway cannot undo; check the payment at the PSP');
+        if (!held) return true; // nothing an operator can do but look: logged
+        await this.db.transaction(async (tx) => {
+          await this.captures.differences.store(tx, p, {
+            kind: 'capture_failed',
+            refundId: null,
+            connectorRef: captureRef ?? p.connector_ref,
+            gateway: { amount_captured: p.amount_captured, amount_refunded: p.amount_refunded, amount_refund_pending: p.amount_refund_pending },
+            psp: { amount_captured: Math.max(0, p.amount_captured - event.amount), capture_ref: captureRef, notice: event.notice, amount: event.amount },
+            message: `The PSP reports the capture ${captureRef ?? `of ${p.connector_ref}`} of ${event.amount} failed, but ${p.amount_refunded} is refunded ` +
+              `and ${p.amount_refund_pending} held by pending refunds against it: the gateway does not undo a capture below its refunds. ` +
+              'Those refunds cannot succeed at the PSP; once it reports them failed, settle reconcile --fix undoes the capture. Check the payment at the PSP.',
+          }, 'open');
+        });
+        return true;
+      }
+    }
   }
 
   /**

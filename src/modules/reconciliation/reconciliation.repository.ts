@@ -34,11 +34,15 @@ export interface PaymentLedger {
 const SELECT = `SELECT *, detected_at AS created_at FROM reconciliation_differences`;
 
 export const reconciliationRepository = {
-  /** Payments whose gateway record changed since `since`, and those holding pending refunds
-   *  whenever they changed (unfinished work, checked on every run), by id after `afterId`. */
+  /** Payments whose gateway record changed since `since`, and those holding pending refunds or
+   *  a capture failure the gateway could not undo yet whenever they changed (unfinished work,
+   *  checked on every run), by id after `afterId`. */
   async paymentsWithActivity(db: Queryable, since: Date, afterId: string, limit: number): Promise<PaymentRow[]> {
     const r = await db.query<PaymentRow>(
-      `SELECT * FROM payments p WHERE (p.updated_at >= $1 OR p.amount_refund_pending > 0) AND p.id > $2
+      `SELECT * FROM payments p WHERE (p.updated_at >= $1 OR p.amount_refund_pending > 0
+           OR EXISTS (SELECT 1 FROM reconciliation_differences d WHERE d.merchant_id = p.merchant_id AND d.payment_id = p.id
+                        AND d.kind = 'capture_failed' AND d.status = 'open'))
+         AND p.id > $2
          AND p.connector_ref IS NOT NULL AND p.status <> 'processing'
        ORDER BY p.id LIMIT $3`,
       [since, afterId, limit],
@@ -69,6 +73,16 @@ export const reconciliationRepository = {
       [paymentId],
     );
     return { captured: Number(r.rows[0].captured), refunded: Number(r.rows[0].refunded) };
+  },
+
+  /** A payment's open `capture_failed` differences: capture failures the PSP reported that the
+   *  gateway could not undo yet. */
+  async openReportedCaptureFailures(db: Queryable, merchantId: string, paymentId: string): Promise<DifferenceRow[]> {
+    const r = await db.query<DifferenceRow>(
+      `${SELECT} WHERE merchant_id = $1 AND payment_id = $2 AND kind = 'capture_failed' AND status = 'open' ORDER BY detected_at, id`,
+      [merchantId, paymentId],
+    );
+    return r.rows;
   },
 
   /** Stores an open difference unless the same one is already open; returns it when new. */

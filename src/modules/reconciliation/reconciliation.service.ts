@@ -11,7 +11,7 @@
  * finished: only the PSP's notification may say what happened to it.
  */
 import { ConnectorUnknownOutcomeError, type ConnectorPaymentState, type ConnectorRefundReport } from '../../connectors/connector.js';
-import type { Db } from '../../db/db.js';
+import type { Db, Tx } from '../../db/db.js';
 import { decodeCursor, toPage } from '../../http/pagination.js';
 import { newId } from '../../lib/ids.js';
 import type { Logger } from '../../lib/logger.js';
@@ -51,6 +51,10 @@ export const DIFFERENCE_KINDS = [
   /** A refund pending longer than the threshold on a PSP that cannot be asked where it stands
    *  (Adyen): its notification never came. Reported only: the PSP must resend it. */
   'refund_pending_too_long',
+  /** The PSP reported a capture failed (Adyen's CAPTURE_FAILED) that the gateway could not undo:
+   *  refunds of the payment are booked or held against it. Stored by the inbound path; checked on
+   *  every run until `fix` can undo the capture. */
+  'capture_failed',
 ] as const;
 export type DifferenceKind = (typeof DIFFERENCE_KINDS)[number];
 
@@ -67,8 +71,8 @@ export interface Difference {
   /** A capture the PSP made on a payment the gateway still has waiting for one: `fix` books it
    *  as an API capture is booked (`PaymentsService.recordPspCapture`). */
   fixCapture?: number;
-  /** A payment booked as captured for another amount than the PSP's: `fix` corrects it
-   *  (`PaymentsService.correctCapture`). */
+  /** A payment booked as captured for another amount than the PSP's (or whose capture the PSP
+   *  reported failed): `fix` corrects it (`PaymentsService.correctCapture`). */
   correct?: CaptureCorrection;
   /** The PSP's final outcome of a refund still pending in the gateway, learned from the PSP's
    *  refund status: `fix` finishes the refund through the refund path (`RefundsService.finish`). */
@@ -120,17 +124,56 @@ export type DifferenceView = ReturnType<typeof renderDifference>;
 
 const PAGE = 100;
 
-export class ReconciliationService {
+/** What is stored of one difference. */
+export type FoundDifference = Pick<Difference, 'kind' | 'refundId' | 'connectorRef' | 'gateway' | 'psp' | 'message'>;
+
+/**
+ * Stores differences with the PSP and announces each new one (`reconciliation.difference_found`),
+ * counting them for /metrics: for reconciliation runs, and for a PSP report the inbound path could
+ * not apply (a capture failure the payment's refunds block).
+ */
+export class DifferencesRecorder {
   /** Differences stored since this process started, per kind (the /metrics counter). */
   readonly found = new Map<string, number>();
 
+  /** Stores `d` unless the same difference is open already; returns the row when it is new. */
+  async store(tx: Tx, payment: PaymentRow, d: FoundDifference, status: 'open' | 'fixed'): Promise<DifferenceRow | undefined> {
+    const row = await repo.insertOpen(tx, {
+      id: newId('rcd'),
+      merchant_id: payment.merchant_id,
+      test_mode: payment.test_mode,
+      payment_id: payment.id,
+      connector_account_id: payment.connector_account_id,
+      kind: d.kind,
+      refund_id: d.refundId,
+      connector_ref: d.connectorRef,
+      gateway_value: d.gateway,
+      psp_value: d.psp,
+      message: d.message,
+      status,
+    });
+    if (row) {
+      this.found.set(d.kind, (this.found.get(d.kind) ?? 0) + 1);
+      await emitEvents(tx, payment.merchant_id, payment.test_mode, [{ type: 'reconciliation.difference_found', object: renderDifference(row) }]);
+    }
+    return row;
+  }
+}
+
+export class ReconciliationService {
   constructor(
     private readonly db: Db,
     private readonly accounts: ConnectorAccountsService,
     private readonly inbound: InboundWebhooksService,
     private readonly log: Logger,
     private readonly money: { payments: PaymentsService; refunds: RefundsService },
+    private readonly differences: DifferencesRecorder = new DifferencesRecorder(),
   ) {}
+
+  /** Differences stored since this process started, per kind (the /metrics counter). */
+  get found(): ReadonlyMap<string, number> {
+    return this.differences.found;
+  }
 
   async run(opts: ReconcileOptions): Promise<ReconcileReport> {
     const report: ReconcileReport = { checked: 0, unverifiable: [], differences: [] };
@@ -239,7 +282,8 @@ export class ReconciliationService {
       await repo.readInOneSnapshot(tx);
       const current = (await paymentsRepository.findById(tx, paymentId))!;
       const refunds = await repo.refundsOf(tx, paymentId);
-      return { current, refunds, found: compare(current, refunds, await repo.ledgerOf(tx, paymentId), state) };
+      const reported = await repo.openReportedCaptureFailures(tx, current.merchant_id, paymentId);
+      return { current, refunds, found: compare(current, refunds, await repo.ledgerOf(tx, paymentId), state, reported) };
     });
   }
 
@@ -257,24 +301,7 @@ export class ReconciliationService {
       }
       const all = [...open.map((d) => [d, 'open'] as const), ...fixedNow.map((d) => [d, 'fixed'] as const)];
       for (const [d, status] of all) {
-        const row = await repo.insertOpen(tx, {
-          id: newId('rcd'),
-          merchant_id: payment.merchant_id,
-          test_mode: payment.test_mode,
-          payment_id: payment.id,
-          connector_account_id: payment.connector_account_id,
-          kind: d.kind,
-          refund_id: d.refundId,
-          connector_ref: d.connectorRef,
-          gateway_value: d.gateway,
-          psp_value: d.psp,
-          message: d.message,
-          status,
-        });
-        if (row) {
-          this.found.set(d.kind, (this.found.get(d.kind) ?? 0) + 1);
-          await emitEvents(tx, payment.merchant_id, payment.test_mode, [{ type: 'reconciliation.difference_found', object: renderDifference(row) }]);
-        }
+        const row = await this.differences.store(tx, payment, d, status);
         views.push(row ? renderDifference(row) : renderTransient(payment, d, status));
       }
       await repo.resolveOthers(tx, payment.id, open.map((d) => ({ kind: d.kind, connector_ref: d.connectorRef })));
@@ -342,12 +369,25 @@ function renderTransient(payment: PaymentRow, d: Difference, status: 'open' | 'f
  * The differences between one payment as the gateway has it (row, refunds, ledger) and as the
  * PSP reports it. Pure: the same inputs give the same list.
  */
-export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: PaymentLedger, psp: ConnectorPaymentState): Difference[] {
+export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: PaymentLedger, psp: ConnectorPaymentState,
+  reportedCaptureFailures: readonly DifferenceRow[] = []): Difference[] {
   const out: Difference[] = [];
   const diff = (kind: DifferenceKind, gateway: unknown, pspValue: unknown, message: string, extra: Partial<Difference> = {}) =>
     out.push({ kind, payment, refundId: null, connectorRef: null, gateway, psp: pspValue, message, ...extra });
   const held = payment.amount_refunded + payment.amount_refund_pending;
   const captured = payment.status === 'succeeded' || payment.status === 'partially_refunded' || payment.status === 'refunded';
+
+  // What the PSP reported of a capture (its failure) that the gateway could not apply yet: the
+  // PSP's word stands until the capture is undone, whatever the PSP's status query can tell.
+  for (const r of reportedCaptureFailures) {
+    if (!captured) continue; // undone since (the re-check after a fix marks it fixed)
+    const after = Number((r.psp_value as { amount_captured?: unknown } | null)?.amount_captured ?? 0);
+    const message = after >= held
+      ? `The PSP reported the capture ${r.connector_ref} failed; nothing refunded or held blocks its reversal any more: --fix undoes it.`
+      : r.message;
+    diff('capture_failed', { amount_captured: payment.amount_captured, amount_refunded: payment.amount_refunded, amount_refund_pending: payment.amount_refund_pending },
+      r.psp_value, message, { connectorRef: r.connector_ref, correct: { kind: 'capture_failed', captureRef: r.connector_ref } });
+  }
 
   // The gateway against itself: its ledger must say what its payment says.
   if (ledger.captured !== payment.amount_captured) {
