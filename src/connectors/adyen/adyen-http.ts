@@ -6,12 +6,10 @@
  * a plain-http PSP simulator on loopback), and a request must never leave for a host other than
  * the one the connector chose for the account (`allowedBase`), whatever URL the library builds.
  */
-import adyen, { type Config } from '@adyen/api-library';
-
-// a CommonJS package: its named exports are read from the default export
-const { HttpClientException } = adyen;
+import type { Config } from '@adyen/api-library';
 import type { IRequest } from '@adyen/api-library/lib/src/typings/requestOptions.js';
 import { pspHttp, type PspHttp } from '../psp-http.js';
+import { HttpClientException } from './adyen-library.js';
 
 /** Thrown when no request was sent at all (nothing happened at Adyen). */
 export class AdyenRequestNotSentError extends Error {

@@ -17,7 +17,7 @@
  * speaks to Adyen's test endpoint, or to the operator's `SETTLE_ADYEN_CHECKOUT_BASE` (the psp-sim's
  * Adyen wire in tests) — never to a host a merchant's settings name.
  */
-import adyen, { type CheckoutAPI as CheckoutApi, type Types } from '@adyen/api-library';
+import type { CheckoutAPI as CheckoutApi, Types } from '@adyen/api-library';
 import {
   ConnectorUnknownOutcomeError,
   type ActionResult,
@@ -31,6 +31,7 @@ import {
   type RefundResult,
 } from '../connector.js';
 import { AdyenHttpTransport, AdyenNoAnswerError, AdyenRequestNotSentError } from './adyen-http.js';
+import { CheckoutAPI, Client, EnvironmentEnum, HttpClientException, hmacValidator } from './adyen-library.js';
 import {
   ADYEN_DECLINE_MESSAGES,
   ADYEN_ERRORS,
@@ -43,9 +44,6 @@ import {
   DEFAULT_REFUSAL,
   adyenRefundReason,
 } from './adyen.mapping.js';
-
-// a CommonJS package: its named exports are read from the default export
-const { CheckoutAPI, Client, EnvironmentEnum, HttpClientException, hmacValidator } = adyen;
 
 export interface AdyenConnectorOptions {
   /** Replaces Adyen's test endpoint (`https://checkout-test.adyen.com`) for test-mode accounts;
