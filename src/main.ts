@@ -1,20 +1,15 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
-import { createRuntime, seedDemoMerchant } from './bootstrap.js';
+import type { Runtime } from './bootstrap.js';
 import { ConfigError, isServeRole, loadConfig, SERVE_ROLES, type Config, type ServeRole } from './config.js';
-import { runPspSim } from './psp-sim/server.js';
-import { migrate } from './db/migrate.js';
-import { openDb } from './db/open.js';
-import { buildApp } from './http/app.js';
 import { createLogger } from './lib/logger.js';
-import { verifyLedger } from './modules/ledger/ledger.verify.js';
-import { createApiKey, createConnectorAccount } from './cli/operator.cli.js';
-import { listen } from './cli/listen.cli.js';
-import { trigger } from './cli/trigger.cli.js';
-import { encryptionKeysRepository } from './modules/encryption/encryption-keys.repository.js';
-import { shortFingerprint, type RotationReport, type SealedReport } from './modules/encryption/encryption-keys.service.js';
-import { WorkerRunner } from './workers/runner.js';
+import type { RotationReport, SealedReport } from './modules/encryption/encryption-keys.service.js';
+
+// Each command imports what it runs when it runs: the PSP simulator, `listen` and `trigger` need
+// none of the gateway, and the database commands none of its HTTP server (loading them all
+// costs a second or two of CPU at every start).
+const runtime = async (config: Config, logger: ReturnType<typeof createLogger>): Promise<Runtime> =>
+  (await import('./bootstrap.js')).createRuntime(config, logger);
 
 const USAGE = `Usage: settle <command>
 
@@ -44,12 +39,13 @@ Configuration is read from the environment; see README.md.`;
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'psp-sim') {
+    const { runPspSim } = await import('./psp-sim/server.js');
     await runPspSim(rest);
     return -1; // keeps running
   }
   // clients of a running gateway: no configuration or database of their own
-  if (command === 'listen') return listen(rest);
-  if (command === 'trigger') return trigger(rest);
+  if (command === 'listen') return (await import('./cli/listen.cli.js')).listen(rest);
+  if (command === 'trigger') return (await import('./cli/trigger.cli.js')).trigger(rest);
   if (!command || command === '--help' || command === 'help') {
     console.log(USAGE);
     return command ? 0 : 2;
@@ -87,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       return serve(config, role, logger);
     }
     case 'migrate': {
+      const [{ openDb }, { migrate }] = await Promise.all([import('./db/open.js'), import('./db/migrate.js')]);
       const db = await openDb(config);
       const applied = await migrate(db);
       await db.close();
@@ -95,6 +92,9 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'ledger': {
       if (rest[0] !== 'verify') break;
+      const [{ openDb }, { migrate }, { verifyLedger }] = await Promise.all([
+        import('./db/open.js'), import('./db/migrate.js'), import('./modules/ledger/ledger.verify.js'),
+      ]);
       const db = await openDb(config);
       await migrate(db);
       const { checked, violations } = await verifyLedger(db);
@@ -113,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
         console.error(`reconcile: ${(err as Error).message}`);
         return 2;
       }
-      const rt = await createRuntime(config, logger);
+      const rt = await runtime(config, logger);
       try {
         const report = await rt.services.reconciliation.run({ ...opts, stalePendingMs: config.reconcileStalePendingHours * 3_600_000 });
         for (const d of report.differences) {
@@ -136,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
         console.error('merchants create needs --name');
         return 2;
       }
-      const rt = await createRuntime(config, logger);
+      const rt = await runtime(config, logger);
       const { merchant, keys } = await rt.services.merchants.create(values.name);
       await rt.db.close();
       console.log(JSON.stringify({ id: merchant.id, name: merchant.name, api_keys: keys }, null, 2));
@@ -145,7 +145,8 @@ async function main(argv: string[]): Promise<number> {
     case 'api-keys':
     case 'connector-accounts': {
       if (rest[0] !== 'create') break;
-      const rt = await createRuntime(config, logger);
+      const { createApiKey, createConnectorAccount } = await import('./cli/operator.cli.js');
+      const rt = await runtime(config, logger);
       try {
         return await (command === 'api-keys' ? createApiKey(rt, rest.slice(1)) : createConnectorAccount(rt, rest.slice(1)));
       } finally {
@@ -172,7 +173,10 @@ function parseSince(raw: string): Date {
 
 /** `keys check` and `keys rotate` (docs/security.md). */
 async function keysCommand(command: 'check' | 'rotate', config: Config, logger: ReturnType<typeof createLogger>): Promise<number> {
-  const rt = await createRuntime(config, logger);
+  const [{ encryptionKeysRepository }, { shortFingerprint }] = await Promise.all([
+    import('./modules/encryption/encryption-keys.repository.js'), import('./modules/encryption/encryption-keys.service.js'),
+  ]);
+  const rt = await runtime(config, logger);
   try {
     const keys = rt.services.encryptionKeys;
     const report: SealedReport & Partial<RotationReport> = command === 'rotate' ? await keys.rotate() : await keys.report();
@@ -197,6 +201,9 @@ async function keysCommand(command: 'check' | 'rotate', config: Config, logger: 
 }
 
 async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof createLogger>): Promise<number> {
+  const [{ createRuntime, seedDemoMerchant }, { buildApp }, { WorkerRunner }, { Redis }] = await Promise.all([
+    import('./bootstrap.js'), import('./http/app.js'), import('./workers/runner.js'), import('ioredis'),
+  ]);
   const rt = await createRuntime(config, logger);
   const api = role !== 'worker';
   // a rate limit shared by every gateway process when Redis is configured; per process otherwise
