@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConnectorUnknownOutcomeError, type ConnectorContext } from '../../src/connectors/connector.js';
 import { ADYEN_ACK, adyenCheckoutEndpoint, createAdyenConnector, parseAdyenNotification } from '../../src/connectors/adyen/adyen.connector.js';
+import { adyenDeclineCode } from '../../src/connectors/adyen/adyen.mapping.js';
 import { newHmacKey, notification, pspReference } from '../helpers/adyen-notifications.js';
 import { newId } from '../../src/lib/ids.js';
 
@@ -121,5 +122,18 @@ describe('Adyen connector: notifications', () => {
     assert.throws(() => parseAdyenNotification(notification(HMAC, [refund({ originalReference: undefined })])), /originalReference/);
     assert.throws(() => parseAdyenNotification('{"live":"false","notificationItems":[]}'), /notificationItems/);
     assert.equal(connector.webhookAcknowledgement?.body, ADYEN_ACK);
+  });
+});
+
+describe('Adyen connector: refusal reasons', () => {
+  it('maps a refusalReason to its decline_code, also as Adyen\'s OpenAPI document spells it (case, spaces), else generic_decline', () => {
+    assert.equal(adyenDeclineCode('Not enough balance'), 'insufficient_funds');
+    assert.equal(adyenDeclineCode('Not supported'), 'card_not_supported');
+    // CheckoutService-v71.json, additionalData.inferredRefusalReason: "Not Supported", "DeclinedNon Generic"
+    assert.equal(adyenDeclineCode('Not Supported'), 'card_not_supported');
+    assert.equal(adyenDeclineCode('DeclinedNon Generic'), 'do_not_honor');
+    assert.equal(adyenDeclineCode('Declined Non Generic'), 'do_not_honor');
+    assert.equal(adyenDeclineCode('Something new'), 'generic_decline');
+    assert.equal(adyenDeclineCode(undefined), 'generic_decline');
   });
 });

@@ -37,11 +37,10 @@ import {
   ADYEN_ERRORS,
   ADYEN_REFUND_FAILURE_BY_EVENT,
   ADYEN_REFUND_FAILURE_REASONS,
-  ADYEN_REFUSAL_REASONS,
   AUTHENTICATION_REFUSAL,
-  DEFAULT_DECLINE_CODE,
   DEFAULT_DECLINE_MESSAGE,
   DEFAULT_REFUSAL,
+  adyenDeclineCode,
   adyenRefundReason,
 } from './adyen.mapping.js';
 
@@ -157,7 +156,7 @@ export function createAdyenConnector(opts: AdyenConnectorOptions = {}): Connecto
         return { outcome: req.capture ? 'captured' : 'authorized', connectorRef: pspReference, amount };
       }
       if (resultCode === 'Refused' || resultCode === 'Cancelled' || resultCode === 'Error') {
-        const code = ADYEN_REFUSAL_REASONS[res.refusalReason ?? ''] ?? DEFAULT_DECLINE_CODE;
+        const code = adyenDeclineCode(res.refusalReason);
         return { outcome: 'declined', code, message: ADYEN_DECLINE_MESSAGES[code] ?? DEFAULT_DECLINE_MESSAGE, ...(pspReference ? { connectorRef: pspReference } : {}) };
       }
       if (resultCode === 'Pending' || resultCode === 'Received') {

@@ -54,6 +54,19 @@ export const ADYEN_REFUSAL_REASONS: Record<string, string> = {
 };
 export const DEFAULT_DECLINE_CODE = 'generic_decline';
 
+const normalized = (reason: string) => reason.toLowerCase().replace(/\s+/g, '');
+const REFUSAL_REASONS_NORMALIZED = new Map(Object.entries(ADYEN_REFUSAL_REASONS).map(([reason, code]) => [normalized(reason), code]));
+
+/**
+ * The `decline_code` for a `refusalReason`. Matched without regard to case and spaces: Adyen's own
+ * OpenAPI document (CheckoutService-v71, `inferredRefusalReason`) spells `Not supported` also as
+ * `Not Supported`, and `Declined Non Generic` as `DeclinedNon Generic`.
+ */
+export function adyenDeclineCode(refusalReason: string | null | undefined): string {
+  if (!refusalReason) return DEFAULT_DECLINE_CODE;
+  return ADYEN_REFUSAL_REASONS[refusalReason] ?? REFUSAL_REASONS_NORMALIZED.get(normalized(refusalReason)) ?? DEFAULT_DECLINE_CODE;
+}
+
 /** `decline_code` → the message a Settle client sees. */
 export const ADYEN_DECLINE_MESSAGES: Record<string, string> = {
   generic_decline: 'The card was declined.',
