@@ -284,6 +284,85 @@ describe('money paths at their edges (PostgreSQL)', () => {
     });
   });
 
+  describe('refusals name their parameter', () => {
+    it('an unknown payment is payment_not_found on payment_id; an inactive originating account is connector_account_inactive on connector_account', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const missing = await h.call('POST', '/v1/payments/00000000-0000-4000-8000-000000000000/refunds', { key: key(), body: { amount: 100 } });
+      assert.equal(missing.status, 404, missing.raw);
+      assert.deepEqual([missing.body.error.code, missing.body.error.param], ['payment_not_found', 'payment_id']);
+
+      const acct = await h.call('POST', '/v1/connector_accounts', { key: key(), body: { connector: 'sandbox', name: 'to retire' } });
+      assert.equal(acct.status, 201, acct.raw);
+      const p = await pay(h, { amount: 2000, connector_account: acct.body.id });
+      assert.equal(p.connector_account_id ?? acct.body.id, acct.body.id);
+      const retired = await h.call('DELETE', `/v1/connector_accounts/${acct.body.id}`, { key: key() });
+      assert.equal(retired.status, 200, retired.raw);
+      const refused = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 100 } });
+      assert.deepEqual([refused.status, refused.body.error.code, refused.body.error.param], [400, 'connector_account_inactive', 'connector_account']);
+      assert.equal((await payment(p.id)).amount_refundable, 2000);
+    });
+  });
+
+  describe('the service itself', () => {
+    it('an empty line_items list is no line items: the refund takes the amount given, or the whole refundable balance', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const lines = [{ id: 'li_e', name: 'E', quantity: 2, unit_amount: 1500 }];
+      const p = await pay(h, { amount: 3000, line_items: lines });
+      const auth = { merchantId: h.merchant.id, testMode: true, keyPrefix: 'sk_test' };
+      const part = await h.rt.services.refunds.create(auth, { payment_id: p.id, amount: 700, line_items: [] });
+      assert.deepEqual([part.status, part.amount, part.line_items], ['succeeded', 700, []]);
+      const rest = await h.rt.services.refunds.create(auth, { payment_id: p.id, line_items: [] });
+      assert.deepEqual([rest.status, rest.amount], ['succeeded', 2300]);
+      assert.deepEqual((await payment(p.id)).line_items.map((li: any) => li.quantity_refunded), [0]);
+    });
+  });
+
+  describe('the payment in refund events', () => {
+    /** The payment object of the newest event of `type` about the payment. */
+    const paymentEvent = async (paymentId: string, type: string) => {
+      const r = await h.db.query<{ body: string }>('SELECT body FROM events WHERE object_id = $1 AND type = $2 ORDER BY created_at DESC, id DESC LIMIT 1', [paymentId, type]);
+      assert.equal(r.rows.length, 1, `no ${type} event for ${paymentId}`);
+      return JSON.parse(r.rows[0].body).data.object;
+    };
+
+    it('a connector-reported refund: the event lists the payment\'s transactions, the refund\'s own entry as booked and the others as they were', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 9000 });
+      const api = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1000 } });
+      assert.equal(api.body.status, 'succeeded');
+      const recorded = await report(p.id, { connectorRef: 'psp_re_dashboard_ev', amount: 2000, status: 'succeeded' });
+      assert.notEqual(recorded, 'no_room');
+      const object = await paymentEvent(p.id, 'payment.partially_refunded');
+      assert.equal(object.amount_refunded, 3000);
+      const byType = (type: string) => object.transactions.filter((x: any) => x.type === type);
+      const capture = [...byType('capture'), ...byType('authorization')];
+      assert.ok(capture.length >= 1, JSON.stringify(object.transactions));
+      for (const c of capture) {
+        assert.equal(c.connector_ref, p.connector_ref, 'a capture keeps its own reference');
+        assert.notEqual(c.refund_id ?? null, api.body.id);
+      }
+      const refunds = byType('refund');
+      assert.deepEqual(refunds.map((x: any) => [x.amount, x.status, x.connector_ref]).sort(), [
+        [1000, 'succeeded', api.body.connector_ref],
+        [2000, 'succeeded', 'psp_re_dashboard_ev'],
+      ].sort());
+    });
+
+    it('a pending refund that fails: the event shows it failed and every other transaction with its own status', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 4000, payment_method: 'pm_card_refund_pending' });
+      const r = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1500 } });
+      assert.equal(r.body.status, 'pending');
+      await h.rt.services.refunds.reverse(r.body.id, 'bank_rejected', 'rejected while pending');
+      const object = await paymentEvent(p.id, 'payment.refund_failed');
+      const mine = object.transactions.filter((x: any) => x.refund_id === r.body.id);
+      assert.deepEqual(mine.map((x: any) => x.status), ['failed']);
+      const others = object.transactions.filter((x: any) => x.refund_id !== r.body.id);
+      assert.ok(others.length >= 1, JSON.stringify(object.transactions));
+      for (const x of others) assert.equal(x.status, 'succeeded', `the ${x.type} keeps its own status`);
+    });
+  });
+
   describe('captures', () => {
     it('two concurrent captures of the same amount both answer it, and it is captured and booked once', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
