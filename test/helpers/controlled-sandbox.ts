@@ -17,11 +17,14 @@ export function controlledSandbox(psp: SandboxPsp) {
     holdOneCapture: undefined as Promise<void> | undefined,
     loseNextCaptureAnswer: false,
     fakeCancel: false,
+    /** Captures that reached the connector. */
+    captureCalls: 0,
   };
   let gate = Promise.resolve();
   const connector: Connector = {
     ...inner,
     async capture(ctx, req) {
+      control.captureCalls += 1;
       if (control.holdCapturesUntil > 0) {
         control.arrived += 1;
         if (control.arrived === 1) gate = new Promise((resolve) => (control.release = resolve));

@@ -364,6 +364,25 @@ describe('money paths at their edges (PostgreSQL)', () => {
   });
 
   describe('captures', () => {
+    it('a payment that is not waiting for a capture (captured already, or canceled) is refused with not_capturable before the PSP is asked', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const auto = await pay(h, { amount: 3000 });
+      assert.equal(auto.status, 'succeeded');
+      const manual = await pay(h, { amount: 3000, capture_method: 'manual' });
+      assert.equal((await h.call('POST', `/v1/payments/${manual.id}/cancel`, { key: key() })).status, 200);
+      const calls = control.captureCalls;
+      for (const [p, status] of [[auto, 'succeeded'], [manual, 'canceled']] as const) {
+        for (const body of [{}, { amount: 1000 }]) {
+          const r = await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body });
+          assert.deepEqual([r.status, r.body.error?.code], [409, 'not_capturable'], r.raw);
+          assert.match(r.body.error.message, new RegExp(`its status is ${status}`));
+        }
+      }
+      assert.equal(control.captureCalls, calls, 'the PSP was never asked');
+      assert.deepEqual((await ledger(auto.id)).map((e) => [e.type, e.amount]), [['capture', 3000], ['capture', 3000]]);
+      assert.equal((await ledger(manual.id)).length, 0);
+    });
+
     it('two concurrent captures of the same amount both answer it, and it is captured and booked once', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
       const p = await pay(h, { amount: 10_000, capture_method: 'manual' });
