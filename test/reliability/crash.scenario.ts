@@ -13,7 +13,7 @@ import { createTempDatabase, type TempDatabase } from '../helpers/databases.js';
 import { freePort, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
 import { SANDBOX_SETUP, type ConnectorSetup } from '../helpers/connectors.js';
 import { createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail, type Backend, type ScenarioReport } from './fixtures.js';
-import { checkRefundOutcome, ledgerVerify, notificationsDelivered, reconcileClean } from './invariants.js';
+import { checkRefundOutcome, ledgerAndReconcile, notificationsDelivered } from './invariants.js';
 import { RefundTraffic } from './refund-traffic.js';
 
 export interface CrashScenarioOptions {
@@ -123,8 +123,7 @@ export async function runCrashScenario(opts: CrashScenarioOptions): Promise<Scen
     outputs.push(gw!.output());
     await gw!.kill('SIGTERM');
     gw = undefined;
-    violations.push(...(await ledgerVerify(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! })));
-    violations.push(...(await reconcileClean({ ...pspEnv, ...(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! }) }, { statusQuery: setup.statusQuery })));
+    violations.push(...(await ledgerAndReconcile(temp ? { DATABASE_URL: temp.url } : { SETTLE_DATA_DIR: dataDir! }, pspEnv, { statusQuery: setup.statusQuery })));
     const stats = await simStats(sim.url);
     const phases = killPhases(traffic, killedAt);
 

@@ -15,7 +15,7 @@ import {
   clearSimFaults, createPayments, GATEWAY_ENV, pendingRefundRows, planRefunds, printFigures, Rng, seedFromEnv, setSimFaults, setupMerchant, simStats, sleep, tail,
   type Backend, type PaymentInfo, type ScenarioReport,
 } from './fixtures.js';
-import { checkRefundOutcome, ledgerVerify, notificationsDelivered, reconcileClean } from './invariants.js';
+import { checkRefundOutcome, ledgerAndReconcile, notificationsDelivered } from './invariants.js';
 import { RefundTraffic } from './refund-traffic.js';
 
 /** The faults of one phase: a `PUT /_sim/faults` body. */
@@ -95,8 +95,7 @@ async function finish(s: Stack, traffic: RefundTraffic, opts: { pendingWaitMs: n
   if (violations.length > 0 && s.temp) console.log(`pending refunds in the database:\n${await pendingRefundRows(s.temp.url)}`);
   const output = s.gw.output();
   await s.gw.kill('SIGTERM');
-  violations.push(...(await ledgerVerify(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir })));
-  violations.push(...(await reconcileClean({ ...s.pspEnv, ...(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir }) }, { statusQuery: s.setup.statusQuery })));
+  violations.push(...(await ledgerAndReconcile(s.temp ? { DATABASE_URL: s.temp.url } : { SETTLE_DATA_DIR: s.gw.dataDir }, s.pspEnv, { statusQuery: s.setup.statusQuery })));
   return { outcome, violations, output };
 }
 

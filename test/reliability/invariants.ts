@@ -196,6 +196,17 @@ export async function reconcileClean(env: Record<string, string>, opts: { status
 }
 
 /**
+ * `settle ledger verify` and `settle reconcile` against the run's database (`DATABASE_URL` or
+ * `SETTLE_DATA_DIR` in `dbEnv`), the gateway stopped: both at once on PostgreSQL; one after the
+ * other on PGlite, whose data directory admits one process at a time.
+ */
+export async function ledgerAndReconcile(dbEnv: Record<string, string>, pspEnv: Record<string, string>, opts: { statusQuery?: boolean } = {}): Promise<string[]> {
+  const reconcile = () => reconcileClean({ ...pspEnv, ...dbEnv }, opts);
+  if (dbEnv.DATABASE_URL) return (await Promise.all([ledgerVerify(dbEnv), reconcile()])).flat();
+  return [...(await ledgerVerify(dbEnv)), ...(await reconcile())];
+}
+
+/**
  * The gateway's totals equal the PSP's: over every payment the PSP processed, the sum of what the
  * gateway says was captured and refunded against the sum of what the psp-sim's operator API says
  * (`GET /_sim/payments/:ref`), with the first payments that disagree named. The figures are
