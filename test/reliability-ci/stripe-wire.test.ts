@@ -11,8 +11,10 @@ import { assertNoViolations } from '../reliability/fixtures.js';
  * as over the sandbox (crash.test.ts, faults.test.ts): nothing acknowledged is lost, nothing is
  * refunded twice, the gateway's and the PSP's refunds agree, the ledger verifies, and
  * `settle reconcile` finds no difference.
+ * The scenarios share nothing (each has its own PSP, gateway and database) and mostly wait on
+ * processes, so they run at once.
  */
-describe('refunds over the Stripe connector under crashes and PSP faults (reduced)', () => {
+describe('refunds over the Stripe connector under crashes and PSP faults (reduced)', { concurrency: true }, () => {
   test('SIGKILLed mid-load on PostgreSQL and restarted: nothing acknowledged is lost, nothing refunded twice, gateway and PSP agree', { timeout: 240_000 }, async (t) => {
     if (!(await postgresOrSkip(t))) return;
     assertNoViolations(await runCrashScenario({ backend: 'postgres', rounds: 2, requests: 160, payments: 16, concurrency: 6, setup: STRIPE_SETUP }));
