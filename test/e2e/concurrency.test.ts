@@ -1,21 +1,18 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { createPostgresDb } from '../../src/db/postgres.js';
 import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY } from '../helpers/harness.js';
 import { client, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
-import { CONNECTOR_SETUPS, type ConnectorSetup } from '../helpers/connectors.js';
+import { describeEachConnector } from '../helpers/connectors.js';
 
 /**
  * Races on a real PostgreSQL server through real HTTP: PGlite runs one query at a time, so only
  * a real server can show that the row lock and the CHECK constraint hold under contention. The
  * same races run over every connector, each against the sim speaking its PSP's wire.
  */
-for (const setup of CONNECTOR_SETUPS) concurrencySuite(setup);
-
-function concurrencySuite(setup: ConnectorSetup) {
-describe(`refund concurrency on PostgreSQL, through HTTP, across gateway processes (${setup.connector})`, () => {
+describeEachConnector('refund concurrency on PostgreSQL, through HTTP, across gateway processes', (setup) => {
   let temp: TempDatabase | undefined;
   let a: Proc | undefined;
   let b: Proc | undefined;
@@ -27,8 +24,7 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
     if (!(await postgresOrSkip(t as never))) return;
     temp = await createTempDatabase();
     sim = await spawnPspSim(setup.wire, setup.simArgs);
-    a = await spawnGateway({ databaseUrl: temp.url, env: setup.gatewayEnv(sim.url) });
-    b = await spawnGateway({ databaseUrl: temp.url, env: setup.gatewayEnv(sim.url) });
+    [a, b] = await Promise.all([1, 2].map(() => spawnGateway({ databaseUrl: temp!.url, env: setup.gatewayEnv(sim!.url) })));
     const admin = client(a.url, ADMIN_KEY);
     const m = await admin('POST', '/v1/admin/merchants', { name: 'Racer' });
     key = m.body.api_keys.test;
@@ -234,4 +230,3 @@ describe(`refund concurrency on PostgreSQL, through HTTP, across gateway process
     assert.ok(refusedAfter >= 0 && refusedAfter <= 1000, `refused after ${refusedAfter} ms`);
   });
 });
-}

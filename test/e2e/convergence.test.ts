@@ -1,22 +1,19 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { createPostgresDb } from '../../src/db/postgres.js';
 import type { Db } from '../../src/db/db.js';
 import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY } from '../helpers/harness.js';
 import { client, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
-import { CONNECTOR_SETUPS, type ConnectorSetup } from '../helpers/connectors.js';
+import { describeEachConnector } from '../helpers/connectors.js';
 
 /**
  * The gateway and the PSP agree, whatever order their messages arrive in: real gateway and
  * psp-sim processes, the sim's signed webhooks delivered to the gateway's inbound endpoint. The
  * same suite runs over every connector, each against the sim speaking its PSP's wire.
  */
-for (const setup of CONNECTOR_SETUPS) convergenceSuite(setup);
-
-function convergenceSuite(setup: ConnectorSetup) {
-describe(`convergence with the PSP over real HTTP (${setup.connector})`, () => {
+describeEachConnector('convergence with the PSP over real HTTP', (setup) => {
   let temp: TempDatabase | undefined;
   let gw: Proc | undefined;
   let sim: Proc | undefined;
@@ -100,8 +97,9 @@ describe(`convergence with the PSP over real HTTP (${setup.connector})`, () => {
   test('webhook before the API learns the outcome (response lost): the webhook finishes the refund, booked once', async (t) => {
     if (!temp) return t.skip('no postgres');
     // the webhook is late, so the API call has answered by then (Stripe's SDK retries a reset
-    // connection once, which would otherwise leave time for the webhook to win)
-    await faults({ drop_response_rate: 1, ops: ['refund'], webhook: { delay_ms: 500 } });
+    // connection once, which would otherwise leave time for the webhook to win; 2 s leaves room
+    // for a loaded machine, where the API call alone can take longer than half a second)
+    await faults({ drop_response_rate: 1, ops: ['refund'], webhook: { delay_ms: 2000 } });
     const p = await payment();
     const r = await api('POST', `/v1/payments/${p.id}/refunds`, { amount: 1200 }, { 'Idempotency-Key': `lost-${p.id}` });
     assert.equal(r.status, 201);
@@ -196,4 +194,3 @@ describe(`convergence with the PSP over real HTTP (${setup.connector})`, () => {
     assert.equal(after, before);
   });
 });
-}

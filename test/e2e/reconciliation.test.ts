@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { createPostgresDb } from '../../src/db/postgres.js';
 import type { Db } from '../../src/db/db.js';
 import { verifyLedger } from '../../src/modules/ledger/ledger.verify.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from '../helpers/databases.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from '../helpers/harness.js';
 import { client, runSettle, spawnGateway, spawnPspSim, type Proc } from '../helpers/processes.js';
-import { CONNECTOR_SETUPS, type ConnectorSetup } from '../helpers/connectors.js';
+import { describeEachConnector, type ConnectorSetup } from '../helpers/connectors.js';
 import { notification } from '../helpers/adyen-notifications.js';
 
 /**
@@ -15,10 +15,7 @@ import { notification } from '../helpers/adyen-notifications.js';
  * fails after it succeeded. `settle reconcile` finds each, `--fix` records what the PSP did, and
  * the background job stores, counts and announces what it finds.
  */
-for (const setup of CONNECTOR_SETUPS) reconciliationSuite(setup);
-
-function reconciliationSuite(setup: ConnectorSetup) {
-describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${setup.connector})`, () => {
+describeEachConnector('reconciliation with the PSP (real gateway, psp-sim and PostgreSQL)', (setup) => {
   let temp: TempDatabase | undefined;
   let gw: Proc | undefined;
   let sim: Proc | undefined;
@@ -207,4 +204,3 @@ describe(`reconciliation with the PSP (real gateway, psp-sim and PostgreSQL; ${s
     await simCall('PUT', '/_sim/faults', { webhook: { enabled: true } });
   });
 });
-}

@@ -4,6 +4,7 @@
  * sim names the account and its refunds. Everything else in a suite is the same test.
  */
 import { randomBytes } from 'node:crypto';
+import { describe } from 'node:test';
 
 export interface ConnectorAccountPlan {
   /** `POST /v1/connector_accounts` body for a test-mode account. */
@@ -113,3 +114,15 @@ export const ADYEN_SETUP: ConnectorSetup = {
 };
 
 export const CONNECTOR_SETUPS: readonly ConnectorSetup[] = [SANDBOX_SETUP, STRIPE_SETUP, ADYEN_SETUP];
+
+/**
+ * `suite` once per connector, in a describe named after the connector under one named `title`.
+ * The connectors' suites run at once: each starts its own PSP sim, gateways and database, and
+ * mostly waits on them. A suite's own tests run one after the other: they share its processes.
+ */
+export function describeEachConnector(title: string, suite: (setup: ConnectorSetup) => void): void {
+  describe(title, { concurrency: true }, () => {
+    // a describe hands its concurrency down to the ones inside unless they say otherwise
+    for (const setup of CONNECTOR_SETUPS) describe(setup.connector, { concurrency: 1 }, () => suite(setup));
+  });
+}
