@@ -449,6 +449,73 @@ describe('money paths at their edges (PostgreSQL)', () => {
     });
   });
 
+  describe('capture corrections (what the PSP captured)', () => {
+    const correct = (id: string, c: Parameters<Harness['rt']['services']['payments']['correctCapture']>[1]) => h.rt.services.payments.correctCapture(id, c);
+
+    it('two corrections of one payment at once: one corrects, the other finds it done; one adjustment is booked', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 10_000 });
+      const results = await Promise.all([
+        correct(p.id, { kind: 'psp_amount', captured: 6000, pspStatus: 'captured' }),
+        correct(p.id, { kind: 'psp_amount', captured: 6000, pspStatus: 'captured' }),
+      ]);
+      assert.deepEqual(results.map((r) => r.outcome).sort(), ['corrected', 'unchanged']);
+      const g = await payment(p.id);
+      assert.deepEqual([g.amount_captured, g.amount_refundable, g.status], [6000, 6000, 'succeeded']);
+      const adjustments = (await ledger(p.id)).filter((e) => e.type === 'capture_adjustment');
+      assert.deepEqual(adjustments.map((e) => [e.account, e.direction, e.amount]).sort(), [
+        ['merchant_balance', 'debit', 4000],
+        [`connector_clearing:${p.connector_account_short_id}`, 'credit', 4000],
+      ].sort());
+      const captures = g.transactions.filter((x: any) => x.type === 'capture');
+      assert.deepEqual(captures.map((x: any) => [x.amount, x.status]).sort(), [[10_000, 'failed'], [6000, 'succeeded']].sort());
+    });
+
+    it('refuses what would invent money or cannot be this payment\'s, writing nothing', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 5000 });
+      const before = await payment(p.id);
+      const ledgerBefore = await ledger(p.id);
+      // more than the payment's amount
+      const over = await correct(p.id, { kind: 'psp_amount', captured: 5001, pspStatus: 'captured' });
+      assert.equal(over.outcome, 'refused');
+      assert.match((over as { reason: string }).reason, /more than the payment's amount of 5000/);
+      // nothing captured at the PSP, and its payment is not open for a capture: not back to requires_capture
+      const canceled = await correct(p.id, { kind: 'psp_amount', captured: 0, pspStatus: 'canceled' });
+      assert.equal(canceled.outcome, 'refused');
+      assert.match((canceled as { reason: string }).reason, /nothing is captured .* canceled, not authorized/);
+      assert.deepEqual(await payment(p.id), before);
+      assert.deepEqual(await ledger(p.id), ledgerBefore);
+
+      // a payment with no capture booked
+      const manual = await pay(h, { amount: 5000, capture_method: 'manual' });
+      const none = await correct(manual.id, { kind: 'psp_amount', captured: 3000, pspStatus: 'captured' });
+      assert.equal(none.outcome, 'refused');
+      assert.match((none as { reason: string }).reason, /requires_capture, with no capture booked/);
+      assert.equal((await payment(manual.id)).amount_captured, 0);
+      assert.equal((await ledger(manual.id)).length, 0);
+
+      await assert.rejects(correct('00000000-0000-4000-8000-000000000001', { kind: 'psp_amount', captured: 1, pspStatus: 'captured' }), /no payment/);
+    });
+
+    it('nothing captured at the PSP while its authorization stands: back to requires_capture with the authorized amount capturable', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 7000 });
+      const r = await correct(p.id, { kind: 'psp_amount', captured: 0, pspStatus: 'authorized' });
+      assert.equal(r.outcome, 'corrected');
+      const g = await payment(p.id);
+      assert.deepEqual([g.status, g.amount_captured, g.amount_capturable, g.failure_code], ['requires_capture', 0, 7000, 'capture_failed']);
+      assert.deepEqual((await events(p.id)).slice(-1), ['payment.failed']);
+      const adjustments = (await ledger(p.id)).filter((e) => e.type === 'capture_adjustment');
+      assert.deepEqual(adjustments.map((e) => [e.account, e.direction, e.amount]).sort(), [
+        ['merchant_balance', 'debit', 7000],
+        [`connector_clearing:${p.connector_account_short_id}`, 'credit', 7000],
+      ].sort());
+      // the same report again changes nothing
+      assert.equal((await correct(p.id, { kind: 'psp_amount', captured: 0, pspStatus: 'authorized' })).outcome, 'unchanged');
+    });
+  });
+
   describe('ledger', () => {
     it('accounts show each balance in its normal direction after a capture, a refund and a reversal', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
