@@ -13,6 +13,7 @@ import { createPostgresDb } from '../../src/db/postgres.js';
 import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/lib/logger.js';
 import { Contract } from './contract.js';
+import { pgliteInitialDataDir } from './pglite-initdb.js';
 import { createTempDatabase, postgresOrSkip, type TempDatabase } from './databases.js';
 
 export type Backend = 'pglite' | 'postgres';
@@ -107,7 +108,7 @@ export async function createHarness(backend: Backend, opts: HarnessOptions = {})
     temp = await createTempDatabase();
     db = createPostgresDb({ connectionString: temp.url, max: Number(process.env.SETTLE_DB_POOL_SIZE ?? 8) });
   } else {
-    db = await createPgliteDb('memory://');
+    db = await createPgliteDb('memory://', undefined, { loadDataDir: await pgliteInitialDataDir() });
   }
   if (opts.wrapDb) db = opts.wrapDb(db);
   const config = loadConfig({
