@@ -20,9 +20,12 @@ describe('one process per embedded data directory', () => {
     const first = await spawnSettle(['serve'], env, READY, START_MS);
     try {
       const pid = first.proc.pid!;
-      for (const args of [['serve'], ['migrate'], ['ledger', 'verify'], ['merchants', 'create', '--name', 'Second']]) {
-        // a second serve that did not refuse would keep running: give it 60 s, then call it a failure
-        const r = await runSettle(args, env, { timeoutMs: 60_000 });
+      const commands = [['serve'], ['migrate'], ['ledger', 'verify'], ['merchants', 'create', '--name', 'Second']];
+      // all at once: each must refuse on its own, whatever the others do
+      // (a second serve that did not refuse would keep running: give it 60 s, then call it a failure)
+      const results = await Promise.all(commands.map((args) => runSettle(args, env, { timeoutMs: 60_000 })));
+      for (const [i, args] of commands.entries()) {
+        const r = results[i];
         assert.equal(r.timedOut, false, `settle ${args.join(' ')} kept running beside the first gateway:\n${r.output}`);
         assert.notEqual(r.code, 0, `settle ${args.join(' ')} must fail:\n${r.output}`);
         assert.match(r.stderr, new RegExp(`in use by process ${pid} \\(settle serve, since `), r.output);
