@@ -13,6 +13,9 @@
 //   MUTATION_SAMPLE=N      test every Nth mutant (by Stryker's mutant id) of each module; default per module below
 //   MUTATION_RETEST=1      test again only the mutants of the last sample that survived it (see `lastSample`)
 //   MUTATION_TESTS=a,b     these test files (under dist/test, without .test.js) instead of the module's
+//   MUTATION_TIMEOUT_MS    a mutant's time limit over the first run's time (default 30000; raise it on a busy machine,
+//                          where a slow test run would otherwise count as a timeout, that is as detected)
+//   MUTATION_RETEST_TIMEOUTS=1  with MUTATION_RETEST=1, the mutants that timed out are tested again too
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +39,7 @@ export const MODULES = {
   refunds: {
     sample: 16,
     file: 'dist/src/modules/refunds/refunds.service.js',
-    methods: ['refundedStatus', 'hold', 'refundLineItems', 'finish', 'applyFinal', 'reverse', 'recordConnectorRefund', 'settleHeldRefunds', 'drive', 'releaseLineItems'],
+    methods: ['hold', 'refundLineItems', 'finish', 'applyFinal', 'reverse', 'recordConnectorRefund', 'settleHeldRefunds', 'drive', 'releaseLineItems'],
     tests: ['medium/money-paths', 'http/psp-reports', 'http/refunds', ...E2E],
   },
   idempotency: {
@@ -48,14 +51,14 @@ export const MODULES = {
   payments: {
     sample: 4,
     file: 'dist/src/modules/payments/payments.service.js',
-    methods: ['amountRefundable', 'capture', 'bookCapture', 'capturedOtherAmount'],
-    tests: ['medium/money-paths', 'medium/captures-book-psp', ...E2E],
+    methods: ['amountRefundable', 'refundedStatus', 'capture', 'bookCapture', 'capturedOtherAmount', 'correctCapture'],
+    tests: ['medium/money-paths', 'medium/captures-book-psp', 'medium/reconciliation-fixes', 'http/adyen', ...E2E],
   },
   ledger: {
     sample: 4,
     file: 'dist/src/modules/ledger/ledger.repository.js',
-    methods: ['bookingSql', 'bookingParams', 'book', 'balances', 'transactions'],
-    tests: ['medium/money-paths', 'medium/captures-book-psp', 'http/psp-reports'],
+    methods: ['bookingSql', 'bookingParams', 'book', 'bookPaymentTransaction', 'balances', 'transactions'],
+    tests: ['medium/money-paths', 'medium/captures-book-psp', 'http/psp-reports', 'medium/reconciliation-fixes'],
   },
 };
 
@@ -114,9 +117,13 @@ function loadEquivalents() {
   return list;
 }
 
+/** An entry may also name the line above (`before`), to tell apart two lines of the same text. */
 function isEquivalent(equivalents, file, mutant, sourceLines) {
-  const original = sourceLines[mutant.location.start.line - 1]?.trim();
-  return equivalents.find((e) => e.file === file && e.mutator === mutant.mutatorName && e.replacement === mutant.replacement.trim() && e.original === original);
+  const line = mutant.location.start.line;
+  const original = sourceLines[line - 1]?.trim();
+  const above = sourceLines[line - 2]?.trim();
+  return equivalents.find((e) => e.file === file && e.mutator === mutant.mutatorName && e.replacement === mutant.replacement.trim() && e.original === original
+    && (e.before === undefined || e.before === above));
 }
 
 /** The test command of a module: with sampling, a mutant outside the sample fails at once (and is
@@ -184,7 +191,8 @@ async function runModule(name, mod, equivalents) {
     const now = new Map((await instrument(mod, ranges)).map((m) => [identity(m, sourceLines), m]));
     const matched = last.mutants.map((m) => ({ ...m, now: now.get(m.key) })).filter((m) => m.now);
     // survivors listed as equivalent are left as they are: no test can kill them
-    only = matched.filter((m) => (m.status === 'Survived' || m.status === 'NoCoverage') && !isEquivalent(equivalents, mod.file.replace(/^dist\//, ''), m.now, sourceLines))
+    const retested = process.env.MUTATION_RETEST_TIMEOUTS === '1' ? ['Survived', 'NoCoverage', 'Timeout'] : ['Survived', 'NoCoverage'];
+    only = matched.filter((m) => retested.includes(m.status) && !isEquivalent(equivalents, mod.file.replace(/^dist\//, ''), m.now, sourceLines))
       .map((m) => m.now.id);
     carried = matched.filter((m) => !only.includes(m.now.id));
     console.log(`${name}: retesting ${only.length} survivor(s) of the last sample of ${last.mutants.length} (${last.mutants.length - matched.length} gone with their code)`);
@@ -202,7 +210,7 @@ async function runModule(name, mod, equivalents) {
     concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
     // the machine may be busy: the first run (which sets each mutant's timeout) gets half an hour
     dryRunTimeoutMinutes: 30,
-    timeoutMS: 30_000,
+    timeoutMS: Number(process.env.MUTATION_TIMEOUT_MS ?? 30_000),
     timeoutFactor: 1.5,
     reporters: ['json', 'html', 'progress'],
     jsonReporter: { fileName: join(reportDir, `${name}.json`) },
