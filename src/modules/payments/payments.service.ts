@@ -41,7 +41,7 @@ export function refundedStatus(p: PaymentRow): PaymentRow['status'] {
 }
 
 /** The statuses of a payment the gateway holds captured money for. */
-const CAPTURED_STATUSES: readonly PaymentRow['status'][] = ['succeeded', 'partially_refunded', 'refunded'];
+export const CAPTURED_STATUSES: readonly PaymentRow['status'][] = ['succeeded', 'partially_refunded', 'refunded'];
 
 /**
  * What the PSP says about a payment's capture that contradicts what the gateway booked

@@ -21,7 +21,7 @@ import type { InboundWebhooksService } from '../inbound/inbound.service.js';
 import type { AuthContext } from '../merchants/merchants.service.js';
 import { paymentsRepository, type PaymentRow } from '../payments/payments.repository.js';
 import type { RefundRow } from '../refunds/refunds.repository.js';
-import type { CaptureCorrection, PaymentsService } from '../payments/payments.service.js';
+import { CAPTURED_STATUSES, type CaptureCorrection, type PaymentsService } from '../payments/payments.service.js';
 import type { RefundOutcome, RefundsService } from '../refunds/refunds.service.js';
 import type { ConnectorAccountRow } from '../connector-accounts/connector-accounts.repository.js';
 import { emitEvents } from '../webhooks/events.repository.js';
@@ -375,7 +375,7 @@ export function compare(payment: PaymentRow, refunds: RefundRow[], ledger: Payme
   const diff = (kind: DifferenceKind, gateway: unknown, pspValue: unknown, message: string, extra: Partial<Difference> = {}) =>
     out.push({ kind, payment, refundId: null, connectorRef: null, gateway, psp: pspValue, message, ...extra });
   const held = payment.amount_refunded + payment.amount_refund_pending;
-  const captured = payment.status === 'succeeded' || payment.status === 'partially_refunded' || payment.status === 'refunded';
+  const captured = CAPTURED_STATUSES.includes(payment.status);
 
   // What the PSP reported of a capture (its failure) that the gateway could not apply yet: the
   // PSP's word stands until the capture is undone, whatever the PSP's status query can tell.
