@@ -9,21 +9,27 @@ import { after, before, describe, it } from 'node:test';
 import type { Db } from '../../src/db/db.js';
 import { AppError } from '../../src/http/errors.js';
 import { SecretBox } from '../../src/lib/crypto.js';
+import { createLogger } from '../../src/lib/logger.js';
 import { IdempotencyService } from '../../src/modules/idempotency/idempotency.service.js';
 import { ledgerRepository } from '../../src/modules/ledger/ledger.repository.js';
 import { paymentsRepository } from '../../src/modules/payments/payments.repository.js';
+import { PaymentsService } from '../../src/modules/payments/payments.service.js';
 import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { controlledSandbox } from '../helpers/controlled-sandbox.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
 
-/** `db` with every statement matching `pattern` held until `count` of them have arrived. */
+/** `db` with every statement matching `pattern` held until `count` of them have arrived, inside
+ *  its transactions too. */
 function barrierOn(db: Db, pattern: RegExp, count: number): Db {
   let arrived = 0;
   let open = () => {};
   const opened = new Promise<void>((resolve) => (open = resolve));
-  return new Proxy(db, {
+  const wrap = <T extends object>(handle: T): T => new Proxy(handle, {
     get(target, prop) {
+      if (prop === 'transaction') {
+        return (fn: (tx: unknown) => Promise<unknown>) => (target as unknown as Db).transaction((tx) => fn(wrap(tx)));
+      }
       if (prop === 'query') {
         return async (sql: string, params?: unknown[]) => {
           if (pattern.test(sql)) {
@@ -31,13 +37,14 @@ function barrierOn(db: Db, pattern: RegExp, count: number): Db {
             if (arrived >= count) open();
             await opened;
           }
-          return target.query(sql, params as never);
+          return (target as unknown as Db).query(sql, params as never);
         };
       }
       const v = Reflect.get(target, prop);
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
+  return wrap(db);
 }
 
 describe('money paths at their edges (PostgreSQL)', () => {
@@ -452,12 +459,15 @@ describe('money paths at their edges (PostgreSQL)', () => {
   describe('capture corrections (what the PSP captured)', () => {
     const correct = (id: string, c: Parameters<Harness['rt']['services']['payments']['correctCapture']>[1]) => h.rt.services.payments.correctCapture(id, c);
 
-    it('two corrections of one payment at once: one corrects, the other finds it done; one adjustment is booked', async (t) => {
+    it('two corrections of one payment at once: one corrects, the other waits for its row lock and finds it done; one adjustment is booked', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
       const p = await pay(h, { amount: 10_000 });
+      // both read the payment at the same moment: only its row lock keeps the second from
+      // superseding the capture the first is superseding
+      const racing = new PaymentsService(barrierOn(h.db, /^SELECT \* FROM payments WHERE id = \$1/, 2), h.rt.services.connectorAccounts, createLogger('silent'));
       const results = await Promise.all([
-        correct(p.id, { kind: 'psp_amount', captured: 6000, pspStatus: 'captured' }),
-        correct(p.id, { kind: 'psp_amount', captured: 6000, pspStatus: 'captured' }),
+        racing.correctCapture(p.id, { kind: 'psp_amount', captured: 6000, pspStatus: 'captured' }),
+        racing.correctCapture(p.id, { kind: 'psp_amount', captured: 6000, pspStatus: 'captured' }),
       ]);
       assert.deepEqual(results.map((r) => r.outcome).sort(), ['corrected', 'unchanged']);
       const g = await payment(p.id);
@@ -513,6 +523,118 @@ describe('money paths at their edges (PostgreSQL)', () => {
       ].sort());
       // the same report again changes nothing
       assert.equal((await correct(p.id, { kind: 'psp_amount', captured: 0, pspStatus: 'authorized' })).outcome, 'unchanged');
+    });
+  });
+
+  describe('a capture the PSP reports failed (Adyen\'s CAPTURE_FAILED)', () => {
+    const correct = (id: string, c: Parameters<Harness['rt']['services']['payments']['correctCapture']>[1]) => h.rt.services.payments.correctCapture(id, c);
+    const captures = (p: any) => p.transactions.filter((x: any) => x.type === 'capture').map((x: any) => [x.amount, x.status, x.connector_ref]);
+    const failed = (ref?: string) => ({ kind: 'capture_failed' as const, captureRef: ref ?? null });
+
+    it('a capture kept under the payment\'s reference is the one a report names by a reference of its own; the report\'s reference is kept, so the same report again changes nothing', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 4000 }); // captured with the authorization: its capture carries the payment's reference
+      assert.deepEqual(captures(await payment(p.id)), [[4000, 'succeeded', p.connector_ref]]);
+      const r = await correct(p.id, failed('cap_own_1'));
+      assert.equal(r.outcome, 'corrected');
+      const g = await payment(p.id);
+      assert.deepEqual([g.status, g.amount_captured, g.amount_capturable, g.failure_code], ['requires_capture', 0, 4000, 'capture_failed']);
+      assert.deepEqual(captures(g), [[4000, 'failed', 'cap_own_1']], 'the failed capture keeps the reference the PSP gave it');
+      const ledgerAfter = await ledger(p.id);
+      assert.equal((await correct(p.id, failed('cap_own_1'))).outcome, 'unchanged');
+      assert.deepEqual(await payment(p.id), g);
+      assert.deepEqual(await ledger(p.id), ledgerAfter);
+    });
+
+    it('a report that names no capture the gateway booked: not_booked while the payment waits for its capture, refused once it is captured or over', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      // waiting for a capture: the PSP reports one the gateway never booked
+      const waiting = await pay(h, { amount: 5000, capture_method: 'manual' });
+      for (const c of [failed('cap_unknown'), failed()]) {
+        const r = await correct(waiting.id, c);
+        assert.equal(r.outcome, 'not_booked', JSON.stringify(c));
+      }
+      // still processing (the authorization's answer was lost): nothing booked either
+      control.loseNextAuthorizeAnswer = true;
+      const lost = await h.call('POST', '/v1/payments', { key: key(), body: { amount: 5000, currency: 'USD', payment_method: 'pm_card_visa', capture_method: 'manual' } });
+      assert.equal(lost.status, 502, lost.raw);
+      const processingId = lost.body.error.payment_id;
+      assert.equal((await payment(processingId)).status, 'processing');
+      assert.equal((await correct(processingId, failed('cap_unknown'))).outcome, 'not_booked');
+      assert.equal((await payment(processingId)).status, 'processing');
+
+      // captured, with the capture's own reference: a report naming another capture matches none
+      control.captureRef = 'cap_booked_1';
+      let captured: any;
+      try {
+        const m = await pay(h, { amount: 5000, capture_method: 'manual' });
+        const c = await h.call('POST', `/v1/payments/${m.id}/capture`, { key: key(), body: {} });
+        assert.equal(c.status, 200, c.raw);
+        captured = await payment(m.id);
+      } finally {
+        control.captureRef = undefined;
+      }
+      assert.deepEqual(captures(captured), [[5000, 'succeeded', 'cap_booked_1']]);
+      const other = await correct(captured.id, failed('cap_other'));
+      assert.equal(other.outcome, 'refused');
+      assert.match((other as { reason: string }).reason, /no capture the gateway booked matches cap_other/);
+      assert.deepEqual(await payment(captured.id), captured);
+      // a report without a reference names the payment's one capture
+      assert.equal((await correct(captured.id, failed())).outcome, 'corrected');
+      assert.deepEqual(captures(await payment(captured.id)), [[5000, 'failed', 'cap_booked_1']]);
+
+      // canceled: no capture at all, and a report without a reference says so
+      const canceled = await pay(h, { amount: 5000, capture_method: 'manual' });
+      assert.equal((await h.call('POST', `/v1/payments/${canceled.id}/cancel`, { key: key() })).status, 200);
+      const none = await correct(canceled.id, failed());
+      assert.equal(none.outcome, 'refused');
+      assert.match((none as { reason: string }).reason, /no capture the gateway booked matches the report/);
+      assert.equal((await payment(canceled.id)).status, 'canceled');
+    });
+
+    it('after a partial authorization, the failed capture gives back what the PSP authorized, not the amount asked for', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      control.authorizeAmount = 3500;
+      let p: any;
+      try {
+        p = await pay(h, { amount: 5000, capture_method: 'manual' });
+      } finally {
+        control.authorizeAmount = undefined;
+      }
+      assert.deepEqual([p.amount, p.amount_capturable], [5000, 3500]);
+      const c = await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: {} });
+      assert.deepEqual([c.status, c.body.amount_captured], [200, 3500], c.raw);
+      assert.equal((await correct(p.id, failed())).outcome, 'corrected');
+      const g = await payment(p.id);
+      assert.deepEqual([g.status, g.amount_captured, g.amount_capturable], ['requires_capture', 0, 3500]);
+    });
+
+    it('each capture after a failed one goes to the PSP under a key of its own, and books what it captures', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 6000, capture_method: 'manual' });
+      const keysBefore = control.captureKeys.length;
+      const capture = async (amount: number) => {
+        const r = await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount } });
+        assert.deepEqual([r.status, r.body.amount_captured], [200, amount], r.raw);
+      };
+      await capture(6000);
+      assert.equal((await correct(p.id, failed())).outcome, 'corrected');
+      // the PSP takes a new capture of the same authorization (the sandbox's own state is past it)
+      control.fakeCapture = true;
+      try {
+        await capture(5000);
+        assert.equal((await correct(p.id, failed())).outcome, 'corrected');
+        await capture(4000);
+      } finally {
+        control.fakeCapture = false;
+      }
+      assert.deepEqual(control.captureKeys.slice(keysBefore), [`settle_capture_${p.id}`, `settle_capture_${p.id}_2`, `settle_capture_${p.id}_3`]);
+      const g = await payment(p.id);
+      assert.deepEqual([g.status, g.amount_captured, g.amount_refundable, g.failure_code], ['succeeded', 4000, 4000, null]);
+      assert.deepEqual(captures(g).map(([a, s]: [number, string]) => [a, s]), [[6000, 'failed'], [5000, 'failed'], [4000, 'succeeded']]);
+      const net = (await ledger(p.id)).filter((e) => e.account === 'merchant_balance')
+        .reduce((sum, e) => sum + (e.direction === 'credit' ? e.amount : -e.amount), 0);
+      assert.equal(net, 4000, 'the merchant is credited with the one capture that stands');
     });
   });
 
