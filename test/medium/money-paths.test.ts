@@ -414,6 +414,37 @@ describe('money paths at their edges (PostgreSQL)', () => {
       assert.deepEqual((await events(p.id)).filter((e) => e === 'payment.captured'), ['payment.captured']);
     });
 
+    it('a capture that finds the payment captured meanwhile asks under the same PSP key (a succeeded capture is no failed attempt), and answers what was captured', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 8000, capture_method: 'manual' });
+      // the second capture has read its payment (requires_capture) but reads its captures only after the first one is booked
+      let release = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const held = new Proxy(h.db, {
+        get(target, prop) {
+          if (prop === 'query') {
+            return async (sql: string, params?: unknown[]) => {
+              if (/FROM payment_transactions WHERE payment_id = \$1 AND type = 'capture'/.test(sql)) await released;
+              return target.query(sql, params as never);
+            };
+          }
+          const v = Reflect.get(target, prop);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      const late = new PaymentsService(held, h.rt.services.connectorAccounts, createLogger('silent'));
+      const keysBefore = control.captureKeys.length;
+      const second = late.capture({ merchantId: h.merchant.id, testMode: true, keyPrefix: 'sk_test' }, p.id, 8000);
+      await new Promise((r) => setTimeout(r, 50));
+      const first = await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 8000 } });
+      assert.equal(first.status, 200, first.raw);
+      release();
+      const answer = await second;
+      assert.deepEqual([answer.status, answer.amount_captured], ['succeeded', 8000]);
+      assert.deepEqual(control.captureKeys.slice(keysBefore), [`settle_capture_${p.id}`, `settle_capture_${p.id}`]);
+      assert.deepEqual((await ledger(p.id)).map((e) => [e.type, e.amount]), [['capture', 8000], ['capture', 8000]], 'booked once');
+    });
+
     it('a capture whose payment was canceled while the PSP answered is refused under the row lock and books nothing', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
       const p = await pay(h, { amount: 10_000, capture_method: 'manual' });
@@ -506,6 +537,25 @@ describe('money paths at their edges (PostgreSQL)', () => {
       assert.equal((await ledger(manual.id)).length, 0);
 
       await assert.rejects(correct('00000000-0000-4000-8000-000000000001', { kind: 'psp_amount', captured: 1, pspStatus: 'captured' }), /no payment/);
+    });
+
+    it('a capture the PSP made for the payment\'s whole amount is booked; the status follows the refunds against the corrected capture', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      // captured 3000 of 5000, all of it refunded: the PSP captured the whole 5000
+      const p = await pay(h, { amount: 5000, capture_method: 'manual' });
+      assert.equal((await h.call('POST', `/v1/payments/${p.id}/capture`, { key: key(), body: { amount: 3000 } })).status, 200);
+      assert.equal((await h.call('POST', '/v1/refunds', { key: key(), body: { payment_id: p.id } })).status, 201);
+      assert.equal((await payment(p.id)).status, 'refunded');
+      assert.equal((await correct(p.id, { kind: 'psp_amount', captured: 5000, pspStatus: 'captured' })).outcome, 'corrected');
+      let g = await payment(p.id);
+      assert.deepEqual([g.status, g.amount_captured, g.amount_refunded, g.amount_refundable, g.amount_capturable], ['partially_refunded', 5000, 3000, 2000, 0]);
+      // and back down to what is refunded: fully refunded
+      assert.equal((await correct(p.id, { kind: 'psp_amount', captured: 3000, pspStatus: 'captured' })).outcome, 'corrected');
+      g = await payment(p.id);
+      assert.deepEqual([g.status, g.amount_captured, g.amount_refundable], ['refunded', 3000, 0]);
+      const net = (await ledger(p.id)).filter((e) => e.account === 'merchant_balance')
+        .reduce((sum, e) => sum + (e.direction === 'credit' ? e.amount : -e.amount), 0);
+      assert.equal(net, 0, 'captured 3000, refunded 3000');
     });
 
     it('nothing captured at the PSP while its authorization stands: back to requires_capture with the authorized amount capturable', async (t) => {
