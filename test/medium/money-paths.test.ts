@@ -745,11 +745,60 @@ describe('money paths at their edges (PostgreSQL)', () => {
       assert.equal(await ledgerRepository.book(h.db, booking), false);
       assert.equal((await ledger(p.id)).filter((e) => e.type === 'refund_reversal').length, 2);
     });
+
+    it('a capture adjustment is booked once per capture transaction: booked again, it inserts nothing and says so', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 3000 });
+      const [capture] = await paymentsRepository.captureTransactions(h.db, p.id);
+      const adjustment = {
+        merchantId: h.merchant.id, testMode: true, type: 'capture_adjustment' as const, paymentId: p.id, refundId: null,
+        currency: 'USD', amount: 500, debit: 'merchant_balance', credit: `connector_clearing:${p.connector_account_short_id}`, paymentTransactionId: capture.id,
+      };
+      assert.equal(await ledgerRepository.bookPaymentTransaction(h.db, adjustment), true);
+      assert.equal(await ledgerRepository.bookPaymentTransaction(h.db, { ...adjustment, amount: 700 }), false);
+      assert.deepEqual((await ledger(p.id)).filter((e) => e.type === 'capture_adjustment').map((e) => e.amount), [500, 500]);
+    });
   });
 
   describe('idempotency keys', () => {
     const box = new SecretBox(Buffer.alloc(32, 9));
     const scope = (k: string) => ({ merchantId: h.merchant.id, testMode: true, key: k });
+
+    it('a retry of a key whose owner died takes it over and proceeds, with a fresh lease', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const svc = new IdempotencyService(h.db, box, { lockMs: 60_000, retentionHours: 24 });
+      assert.deepEqual(await svc.begin(scope('died-once'), 'POST', '/v1/refunds', 'hash'), { kind: 'proceed', scope: scope('died-once'), recovered: false });
+      await h.db.query(`UPDATE idempotency_keys SET locked_until = now() - interval '1 second' WHERE merchant_id = $1 AND key = 'died-once'`, [h.merchant.id]);
+      assert.deepEqual(await svc.begin(scope('died-once'), 'POST', '/v1/refunds', 'hash'), { kind: 'proceed', scope: scope('died-once'), recovered: true });
+      await assert.rejects(svc.begin(scope('died-once'), 'POST', '/v1/refunds', 'hash'), (e: unknown) => e instanceof AppError && e.code === 'idempotency_key_in_use');
+    });
+
+    it('a key claimed by a request that commits while this one waits for it: read again, and in use', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const svc = new IdempotencyService(h.db, box, { lockMs: 60_000, retentionHours: 24 });
+      // another request's claim, not yet committed: this one's INSERT waits for it, and its
+      // statement's snapshot cannot see the row once it commits (the claim finds neither)
+      let commit = () => {};
+      const committing = new Promise<void>((resolve) => (commit = resolve));
+      let inserted = () => {};
+      const claimed = new Promise<void>((resolve) => (inserted = resolve));
+      const holder = h.db.transaction(async (tx) => {
+        await tx.query(`INSERT INTO idempotency_keys (merchant_id, test_mode, key, method, path, request_hash, state, locked_until)
+          VALUES ($1, true, 'late-holder', 'POST', '/v1/refunds', 'hash', 'in_flight', now() + interval '1 minute')`, [h.merchant.id]);
+        inserted();
+        await committing;
+      });
+      await claimed;
+      const waiting = svc.begin(scope('late-holder'), 'POST', '/v1/refunds', 'hash');
+      for (let i = 0; i < 200; i++) {
+        const w = await h.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO idempotency_keys%' AND datname = current_database()`);
+        if (w.rows[0].n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      commit();
+      await holder;
+      await assert.rejects(waiting, (e: unknown) => e instanceof AppError && e.code === 'idempotency_key_in_use');
+    });
 
     it('of two retries racing to take over a key whose owner died, exactly one proceeds; the other is told the key is in use', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
