@@ -165,6 +165,10 @@ export class LoadGenerator {
     this.child = fork(resolve(HERE, 'load.js'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   }
 
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   run(job: LoadJob): Promise<LoadResult> {
     return new Promise((ok, fail) => {
       const onExit = (code: number | null) => fail(new Error(`load generator exited with ${code}`));

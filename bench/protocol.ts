@@ -150,6 +150,8 @@ export interface LoadResult {
   /** Open loop only. `latencies` are then measured from the intended send time. */
   open?: {
     targetRate: number;
+    /** When the measured window opened (ms since the epoch), to place the slots on other clocks. */
+    windowStartEpochMs: number;
     /** Requests due in the measured window, all sent. */
     sent: number;
     /** Latencies from the actual send, ms. */

@@ -22,6 +22,7 @@ import { startPgBouncer, pgbouncerBinary, type PgBouncer } from '../test/helpers
 import { LoadGenerator, RssWatch, RssWatches, spawnBareHttp, spawnGateway, spawnPspSim, type Server } from './processes.js';
 import type { HttpJob, HttpPlan, LoadResult, Recording, Window } from './protocol.js';
 import { profileOf, recordRefund, type StatementProfile } from './record.js';
+import { StallSampler, type StallWindow } from './stall-sampler.js';
 import { latencyOf, median, seriesOf, table, type Goal, type Latency, type Series } from './report.js';
 import { BENCH_DATABASE_URL, checkCorrectness, createMerchant, createTempDatabase, paymentId, paymentRef, seedPayments, type BenchMerchant } from './seed.js';
 
@@ -383,8 +384,11 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
     const watch = new RssWatch(gw.pid);
     watch.start();
     const dbBefore = await databaseActivity(db);
+    const sampler = new StallSampler(currentDbUrl!, { gateway: gw.pid, generator: load.pid });
+    await sampler.start();
     const r = await load.run({ kind: 'open', url: gw.url, authorization: `Bearer ${m.key}`, rate, connections: OPEN_MAX_CONNECTIONS,
       paymentIds: pool.peek(needed), keyPrefix: `open${pct(share)}`, ...w });
+    await sampler.stop();
     const rss = watch.stop();
     const dbDuring = activityDelta(dbBefore, await databaseActivity(db));
     pool.consume(r.consumed);
@@ -394,11 +398,18 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
     s.extra = {
       share, targetRate: rate, peakRps: Number(peak.toFixed(1)), peakSeries: peakOf.id, sent: o.sent, sentRate: Number(((o.sent * 1000) / w.durationMs).toFixed(1)),
       correctedMs: round(latencyOf(r.latencies)), uncorrectedMs: round(latencyOf(o.uncorrected)), generatorLagMs: round(latencyOf(o.lag)),
-      connections: o.connections, inFlightAtWindowEnd: o.inFlightAtEnd,
+      connections: o.connections, inFlightAtWindowEnd: o.inFlightAtEnd, windowStartEpochMs: o.windowStartEpochMs,
       // what could stall answers: where the slow ones fall, the gateway's GC, the database's
       // checkpoints and autovacuum during the series (warm-up included)
       slow: o.slow, gatewayGc: r.gateway?.gc ?? null, gatewayEventLoopMaxMs: r.gateway?.eventLoopMaxMs ?? null, database: dbDuring,
     };
+    // who used the cores and what the database waited on: over the window, and in the slots of the slow answers
+    const start = o.windowStartEpochMs;
+    const stalls = {
+      window: sampler.summarize(start, start + w.durationMs),
+      worstSlots: o.slow.worstSlots.map((x) => ({ atMs: x.atMs, slow: x.slow, maxMs: x.maxMs, ...sampler.summarize(start + x.atMs, start + x.atMs + 100 + x.maxMs) })),
+    };
+    (s.extra as Record<string, unknown>).stalls = stalls;
     series.push(await verified(db, s));
     logSeries(s);
     log(`  open loop ${rate}/s: corrected p50/p99/p99.9 ${ms(latencyOf(r.latencies))} ms, uncorrected ${ms(latencyOf(o.uncorrected))} ms, ` +
@@ -408,6 +419,10 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
       `worst slots ${o.slow.worstSlots.map((x) => `${(x.atMs / 1000).toFixed(1)}s:${x.slow}/${x.maxMs}ms`).join(' ')}; ` +
       `gateway GC ${major || 'unknown'}; event-loop max ${r.gateway?.eventLoopMaxMs?.toFixed(1) ?? '?'} ms; ` +
       `database: ${dbDuring.checkpoints} checkpoint(s) (sync ${dbDuring.checkpointSyncMs} ms, ${dbDuring.buffersCheckpoint} buffers), ${dbDuring.autovacuums} autovacuum(s), ${dbDuring.autoanalyzes} autoanalyze(s)`);
+    const cores = (x: StallWindow) => `cores ${x.busyPct}% busy (gateway ${x.gatewayPct}%, postgres ${x.postgresPct}%, generator ${x.generatorPct}%, other ${x.otherPct}% of a core); ` +
+      `waiting: ${Object.entries(x.waits).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; ${x.opened} connection(s) opened`;
+    log(`  window: ${cores(stalls.window)}`);
+    for (const x of stalls.worstSlots) log(`  slot ${(x.atMs / 1000).toFixed(1)}s (${x.slow} slow, up to ${x.maxMs} ms): ${cores(x)}`);
   }
 }
 
