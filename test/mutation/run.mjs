@@ -188,8 +188,14 @@ async function runModule(name, mod, equivalents) {
   let only;
   let carried = [];
   if (last) {
-    const now = new Map((await instrument(mod, ranges)).map((m) => [identity(m, sourceLines), m]));
-    const matched = last.mutants.map((m) => ({ ...m, now: now.get(m.key) })).filter((m) => m.now);
+    // two mutants can read the same (the same change to two lines of the same text): each key
+    // lists its mutants in source order, and the sample's entries take them in that order
+    const now = new Map();
+    for (const m of await instrument(mod, ranges)) {
+      const key = identity(m, sourceLines);
+      now.set(key, [...(now.get(key) ?? []), m]);
+    }
+    const matched = last.mutants.map((m) => ({ ...m, now: now.get(m.key)?.shift() })).filter((m) => m.now);
     // survivors listed as equivalent are left as they are: no test can kill them
     const retested = process.env.MUTATION_RETEST_TIMEOUTS === '1' ? ['Survived', 'NoCoverage', 'Timeout'] : ['Survived', 'NoCoverage'];
     only = matched.filter((m) => retested.includes(m.status) && !isEquivalent(equivalents, mod.file.replace(/^dist\//, ''), m.now, sourceLines))
