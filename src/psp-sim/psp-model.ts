@@ -65,6 +65,13 @@ export interface SandboxPspOptions {
   now?: () => number;
   /** Pending delay when a call does not give one. Default `DEFAULT_PENDING_DELAY_MS` (2000). */
   defaultPendingDelayMs?: number;
+  /**
+   * How many payments it remembers (default: all). Past that, the payment used least recently
+   * is forgotten with its refunds and idempotency keys, as after a restart (see `ensurePayment`),
+   * unless a refund of it is still pending or due to be reversed. Bounds the memory of a PSP that
+   * lives in a long-running process.
+   */
+  maxPayments?: number;
 }
 
 export interface SandboxAuthorizeInput extends Omit<AuthorizeRequest, 'reference'> {
@@ -200,6 +207,9 @@ interface PaymentRecord {
   reconstructed: boolean;
   createdMs: number;
   refunds: RefundRecord[];
+  /** Its entries in the idempotency maps (authorizations, captures, actions, refundKeys,
+   *  applications), forgotten with it. */
+  keys: string[];
 }
 
 interface RefundRecord {
@@ -244,9 +254,21 @@ export class SandboxPsp {
   private refundCalls = 0;
   private refundsCreated = 0;
 
+  private readonly maxPayments: number;
+  private forgotten = 0;
+  /** Idempotency entries of calls for payments it did not know, oldest first. */
+  private readonly orphanKeys: string[] = [];
+
   constructor(opts: SandboxPspOptions = {}) {
     this.now = opts.now ?? Date.now;
     this.defaultPendingDelayMs = opts.defaultPendingDelayMs ?? DEFAULT_PENDING_DELAY_MS;
+    this.maxPayments = opts.maxPayments ?? Infinity;
+    if (!(this.maxPayments >= 1)) throw new Error('SandboxPsp maxPayments must be at least 1');
+  }
+
+  /** Payments remembered now, and forgotten to stay within `maxPayments`. */
+  memory(): { payments: number; refunds: number; forgotten: number } {
+    return { payments: this.payments.size, refunds: this.refunds.size, forgotten: this.forgotten };
   }
 
   // ---------------------------------------------------------------- PSP API (what the gateway calls)
@@ -258,6 +280,7 @@ export class SandboxPsp {
     if (!result) {
       result = this.doAuthorize(input, accountId);
       this.authorizations.set(key, result);
+      this.keyOf(result.connectorRef ?? '', key);
     }
     return { ...result };
   }
@@ -270,13 +293,14 @@ export class SandboxPsp {
     if (!result) {
       result = this.doCapture(input, accountId);
       this.captures.set(key, result);
+      this.keyOf(input.connectorRef, key);
     }
     return { ...result };
   }
 
   cancel(input: SandboxCancelInput): ActionResult {
     const accountId = input.accountId ?? '';
-    return this.once(scopedKey('cancel', accountId, input.idempotencyKey), () => this.doCancel(input, accountId));
+    return this.once(scopedKey('cancel', accountId, input.idempotencyKey), input.connectorRef, () => this.doCancel(input, accountId));
   }
 
   refund(input: SandboxRefundInput): RefundResult {
@@ -307,6 +331,7 @@ export class SandboxPsp {
         keyed = { paymentRef: input.paymentRef, rejection: created.rejection };
       }
       this.refundKeys.set(key, keyed);
+      this.keyOf(input.paymentRef, key);
     }
     return this.keyedResult(keyed);
   }
@@ -545,8 +570,9 @@ export class SandboxPsp {
       reconstructed: false,
       createdMs: this.now(),
       refunds: [],
+      keys: [],
     };
-    this.payments.set(ref, payment);
+    this.remember(payment);
     if (decline) return { outcome: 'declined', connectorRef: ref, code: decline.code, message: decline.message };
     return { outcome: input.capture ? 'captured' : 'authorized', connectorRef: ref, amount: payment.amount };
   }
@@ -720,6 +746,10 @@ export class SandboxPsp {
     if (!payment) {
       payment = rebuildPayment(ref, accountId, this.now());
       if (!payment) return undefined;
+      this.remember(payment);
+    } else if (this.maxPayments !== Infinity) {
+      // used now: last to be forgotten (a Map iterates in insertion order)
+      this.payments.delete(ref);
       this.payments.set(ref, payment);
     }
     if (!payment.accountId) payment.accountId = accountId;
@@ -734,13 +764,54 @@ export class SandboxPsp {
     return refund;
   }
 
-  private once(key: string, act: () => ActionResult): ActionResult {
+  private once(key: string, paymentRef: string, act: () => ActionResult): ActionResult {
     let result = this.actions.get(key);
     if (!result) {
       result = act();
       this.actions.set(key, result);
+      this.keyOf(paymentRef, key);
     }
     return { ...result };
+  }
+
+  /** Files an idempotency entry under its payment, to be forgotten with it. */
+  private keyOf(paymentRef: string, key: string): void {
+    if (this.maxPayments === Infinity) return;
+    const payment = this.payments.get(paymentRef);
+    if (payment) payment.keys.push(key);
+    // an entry of a payment this PSP never knew (a rejected call): it goes with the oldest ones
+    else this.orphanKeys.push(key);
+  }
+
+  /** Adds a payment, then forgets the least recently used ones past `maxPayments`. */
+  private remember(payment: PaymentRecord): void {
+    this.payments.set(payment.ref, payment);
+    if (this.payments.size <= this.maxPayments) return;
+    // A payment with a refund still to settle or to be reversed has a timer and a gateway waiting
+    // for its outcome: it is kept, and the next one forgotten instead. The look-ahead is bounded;
+    // a PSP full of such payments stays over its bound until they settle.
+    let looked = 0;
+    for (const [ref, old] of this.payments) {
+      if (this.payments.size <= this.maxPayments || looked++ >= 64) break;
+      if (old === payment || old.refunds.some((r) => r.settleAtMs !== null || r.reverseAtMs !== null || this.timers.has(r.ref))) continue;
+      this.forget(ref, old);
+    }
+    while (this.orphanKeys.length > this.maxPayments) this.forgetKey(this.orphanKeys.shift()!);
+  }
+
+  private forget(ref: string, payment: PaymentRecord): void {
+    this.payments.delete(ref);
+    for (const r of payment.refunds) this.refunds.delete(r.ref);
+    for (const key of payment.keys) this.forgetKey(key);
+    this.forgotten += 1;
+  }
+
+  private forgetKey(key: string): void {
+    this.authorizations.delete(key);
+    this.captures.delete(key);
+    this.actions.delete(key);
+    this.refundKeys.delete(key);
+    this.applications.delete(key);
   }
 
   private keyedResult(keyed: KeyedRefund): RefundResult {
@@ -809,6 +880,7 @@ function rebuildPayment(ref: string, accountId: string, nowMs: number): PaymentR
     reconstructed: true,
     createdMs: nowMs,
     refunds: [],
+    keys: [],
   };
 }
 

@@ -496,3 +496,46 @@ describe('parseSandboxWebhook', () => {
     });
   }
 });
+
+describe('SandboxPsp memory bound (maxPayments)', () => {
+  it('forgets the payment used least recently, with its refunds and keys, as after a restart', () => {
+    const psp = new SandboxPsp({ maxPayments: 3 });
+    const authKey = key('auth');
+    const first = psp.authorize({ amount: 5000, currency: 'usd', paymentMethod: 'pm_card_visa', capture: true, idempotencyKey: authKey, accountId: 'acct_1' }).connectorRef!;
+    const refundKey = key('re');
+    assert.equal(psp.refund({ paymentRef: first, amount: 1000, currency: 'USD', idempotencyKey: refundKey, accountId: 'acct_1' }).status, 'succeeded');
+    const second = pay(psp);
+    const third = pay(psp);
+    psp.ensurePayment(second, 'acct_1'); // used: the first is now the oldest in use
+    const fourth = pay(psp);
+    assert.deepEqual(psp.memory(), { payments: 3, refunds: 0, forgotten: 1 });
+    assert.equal(psp.paymentView(first), undefined, 'the least recently used payment is forgotten');
+    for (const ref of [second, third, fourth]) assert.ok(psp.paymentView(ref), ref);
+    assert.equal(psp.paymentState(first, 'acct_1').status, 'unknown', 'reconciliation is told the PSP cannot say');
+    // its keys went with it: the same authorization key makes a new payment, and a status read of its refund finds none
+    assert.notEqual(psp.authorize({ amount: 5000, currency: 'usd', paymentMethod: 'pm_card_visa', capture: true, idempotencyKey: authKey, accountId: 'acct_1' }).connectorRef, first);
+    assert.equal(psp.refundStatus({ paymentRef: first, idempotencyKey: refundKey, accountId: 'acct_1' }).status, 'failed');
+    // asked about again, it is rebuilt from its reference: captured in full, no refunds
+    const rebuilt = psp.ensurePayment(first, 'acct_1');
+    assert.deepEqual([rebuilt?.reconstructed, rebuilt?.status, rebuilt?.amount_captured], [true, 'captured', 5000]);
+    assert.equal(psp.memory().payments, 3);
+  });
+
+  it('keeps a payment whose refund is still pending, and forgets the next one instead', () => {
+    const psp = new SandboxPsp({ maxPayments: 2, defaultPendingDelayMs: 60_000 });
+    const pending = pay(psp, 'pm_card_refund_pending');
+    assert.equal(refund(psp, pending, 1000).status, 'pending');
+    const other = pay(psp);
+    pay(psp);
+    assert.ok(psp.paymentView(pending), 'its refund still waits for its outcome');
+    assert.equal(psp.paymentView(other), undefined);
+    assert.deepEqual(psp.memory(), { payments: 2, refunds: 1, forgotten: 1 });
+    psp.dispose();
+  });
+
+  it('remembers everything by default', () => {
+    const psp = new SandboxPsp();
+    for (let i = 0; i < 50; i++) pay(psp);
+    assert.deepEqual(psp.memory(), { payments: 50, refunds: 0, forgotten: 0 });
+  });
+});

@@ -87,9 +87,17 @@ export const DEFAULT_SANDBOX_API_KEY = 'sk_sandbox';
 
 let shared: SandboxPsp | undefined;
 
+/**
+ * Payments the in-process PSP remembers: about 1 KB of heap each, so about 20 MB at most. It lives
+ * as long as the gateway, which would otherwise keep every sandbox payment it ever made. A payment
+ * it has forgotten (the one used least recently, never one with a refund still pending) comes
+ * back as after a gateway restart: rebuilt from its reference, captured in full, its history gone.
+ */
+export const IN_PROCESS_SANDBOX_PAYMENTS = 20_000;
+
 /** The process-wide in-process PSP, created on first use. */
 export function sharedSandboxPsp(): SandboxPsp {
-  shared ??= new SandboxPsp();
+  shared ??= new SandboxPsp({ maxPayments: IN_PROCESS_SANDBOX_PAYMENTS });
   return shared;
 }
 
