@@ -115,7 +115,7 @@ export interface LoadResult {
   /** Requests completed inside the measured window. */
   count: number;
   elapsedMs: number;
-  /** Milliseconds, for the requests counted. */
+  /** Milliseconds, for the requests counted (closed loop: those sent inside the window). */
   latencies: Float64Array;
   statuses: Record<string, number>;
   errors: number;
@@ -127,6 +127,9 @@ export interface LoadResult {
   /** Payment ids consumed (warm-up included). */
   consumed: number;
   warmupCount: number;
+  /** Closed loop: requests sent during the warm-up and answered inside the window. They count
+   *  in `count` (the throughput) but not in `latencies` (the steady state's). */
+  carriedOver?: { count: number; maxMs: number };
   gateway?: {
     cpuMs: number;
     /** Of which in the kernel (system calls: sockets, mostly). */

@@ -600,7 +600,7 @@ async function slowPsp(load: LoadGenerator) {
       pspLatencyMs: SLOW_PSP_MS, meanPspLatencyMs: meanPspS * 1000, fastPeakRps: Number(fastPeak.rps.toFixed(1)), fastPeakSeries: fastPeak.id,
       boundRps: Number(bound.toFixed(1)), ratioToBound: Number((s.rps / bound).toFixed(3)),
       reads: { count: reads.latencies.length, errors: reads.errors, errorSamples: reads.errorSamples, latencyMs: round(latencyOf(reads.latencies)) },
-      warmupMs: w.warmupMs, durationMs: w.durationMs,
+      warmupMs: w.warmupMs, durationMs: w.durationMs, carriedOver: r.carriedOver ?? null,
       transactions, ...(fastTransactions ? { transactionsWithInProcessPsp: fastTransactions } : {}), pspConnections, expectedConcurrentPspCalls: Number((s.rps * meanPspS).toFixed(0)),
       pspSimCpuMsPerRefund: r.processCpuMs && r.count ? Number((r.processCpuMs['psp-sim'] / r.count).toFixed(3)) : null,
       pspSimPeakRssMb: rssByPid?.[sim.pid] ?? null,
@@ -745,6 +745,7 @@ function merged(parts: LoadResult[]): LoadResult {
     replaysSent: 0,
     consumed: sum((p) => p.consumed),
     warmupCount: sum((p) => p.warmupCount),
+    carriedOver: { count: sum((p) => p.carriedOver?.count ?? 0), maxMs: Math.max(0, ...parts.map((p) => p.carriedOver?.maxMs ?? 0)) },
     gateway: gateways.length
       ? {
           cpuMs: gateways.reduce((n, g) => n + g.cpuMs, 0),
@@ -976,8 +977,9 @@ function printNewSeries() {
   const slow = series.find((s) => s.id.startsWith('pg-slowpsp-c'));
   if (slow) {
     const x = slow.extra as { boundRps: number; ratioToBound: number; fastPeakRps: number; reads: { latencyMs: Latency; count: number; errors: number };
-      pspConnections: { max: number; median: number }; expectedConcurrentPspCalls: number; pspSimCpuMsPerRefund: number | null };
-    console.log(`\nSlow PSP (psp-sim over HTTP, ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms, ${SLOW_PSP_CONCURRENCY} clients): ${slow.rps.toFixed(0)} refunds/s, p50 ${slow.latencyMs.p50.toFixed(0)} p99 ${slow.latencyMs.p99.toFixed(0)} ms; ` +
+      pspConnections: { max: number; median: number }; expectedConcurrentPspCalls: number; pspSimCpuMsPerRefund: number | null; carriedOver: { count: number; maxMs: number } | null };
+    const carried = x.carriedOver ? ` (sent in the window; ${x.carriedOver.count} sent during the warm-up and answered in it took up to ${x.carriedOver.maxMs.toFixed(0)} ms)` : '';
+    console.log(`\nSlow PSP (psp-sim over HTTP, ${SLOW_PSP_MS[0]}–${SLOW_PSP_MS[1]} ms, ${SLOW_PSP_CONCURRENCY} clients): ${slow.rps.toFixed(0)} refunds/s, p50 ${slow.latencyMs.p50.toFixed(0)} p99 ${slow.latencyMs.p99.toFixed(0)} ms${carried}; ` +
       `bound ${x.boundRps.toFixed(0)}/s (fast peak ${x.fastPeakRps.toFixed(0)}) → ${x.ratioToBound.toFixed(2)}; reads of other payments p50 ${x.reads.latencyMs.p50.toFixed(1)} p99 ${x.reads.latencyMs.p99.toFixed(1)} ms ` +
       `(${x.reads.count}, ${x.reads.errors} failed); oldest open transaction ${(slow.extra as { transactions: { oldestTransactionMs: number } }).transactions.oldestTransactionMs.toFixed(0)} ms; connections to the PSP max ${x.pspConnections.max} median ${x.pspConnections.median} for ≈${x.expectedConcurrentPspCalls} calls in flight`);
   }
