@@ -111,6 +111,21 @@ describe('money paths at their edges (PostgreSQL)', () => {
       assert.deepEqual(await events(view.id), ['refund.created', 'refund.succeeded']);
     });
 
+    it('a succeeded report leaves its transaction open: when that transaction rolls back, nothing of it stands', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 4000 });
+      const before = await payment(p.id);
+      const ledgerBefore = await ledger(p.id);
+      await assert.rejects(h.db.transaction(async (tx) => {
+        const locked = (await paymentsRepository.findById(tx, p.id, true))!;
+        await h.rt.services.refunds.recordConnectorRefund(tx, locked, { connectorRef: 'sbx_re_dashboard_rolled_back', amount: 1500, status: 'succeeded' });
+        throw new Error('the rest of the notification failed');
+      }), /the rest of the notification failed/);
+      assert.deepEqual(await refundsOf(p.id), []);
+      assert.deepEqual(await payment(p.id), before);
+      assert.deepEqual(await ledger(p.id), ledgerBefore);
+    });
+
     it('a failed report is recorded failed with the default code and message, holding and booking nothing, even when larger than the balance', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
       const p = await pay(h, { amount: 10_000 });
@@ -224,9 +239,15 @@ describe('money paths at their edges (PostgreSQL)', () => {
       const a = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1000 } });
       const b = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 2000 } });
       assert.deepEqual([a.body.status, b.body.status], ['pending', 'pending']);
+      // another payment's pending refund is neither counted nor driven
+      const other = await pay(h, { amount: 6000, payment_method: 'pm_card_refund_pending', connector_account: acct.body.id });
+      assert.equal((await h.call('POST', `/v1/payments/${other.id}/refunds`, { key: key(), body: { amount: 500 } })).body.status, 'pending');
+      const refundCalls = psp.stats().refund_calls;
       assert.equal(await h.rt.services.refunds.settleHeldRefunds(p.id), 2);
       psp.settlePending(p.connector_ref);
       assert.equal(await h.rt.services.refunds.settleHeldRefunds(p.id), 0);
+      assert.equal(psp.stats().refund_calls, refundCalls + 4, 'asked about each of this payment\'s two refunds, twice');
+      assert.deepEqual((await refundsOf(other.id)).map((r: any) => r.status), ['pending']);
       const g = await payment(p.id);
       assert.deepEqual([g.amount_refunded, g.amount_refundable, g.status], [3000, 3000, 'partially_refunded']);
       assert.deepEqual((await refundsOf(p.id)).map((r: any) => r.status), ['succeeded', 'succeeded']);
@@ -289,9 +310,40 @@ describe('money paths at their edges (PostgreSQL)', () => {
       assert.deepEqual([rest.body.amount, rest.body.line_items.map((li: any) => li.quantity)], [1400 + 1100, [2, 1]]);
       assert.deepEqual((await payment(p.id)).line_items.map((li: any) => li.quantity_refunded), [0, 2, 3]);
     });
+
+    it('an amount equal to the named lines\' total is taken; a line with nothing left is refused on its quantity, even unnamed', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const lines = [
+        { id: 'li_a', name: 'A', quantity: 2, unit_amount: 400 },
+        { id: 'li_b', name: 'B', quantity: 1, unit_amount: 900 },
+      ];
+      const p = await pay(h, { amount: 1700, line_items: lines });
+      const exact = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 800, line_items: [{ id: 'li_a' }] } });
+      assert.equal(exact.status, 201, exact.raw);
+      assert.deepEqual([exact.body.amount, exact.body.line_items], [800, [{ id: 'li_a', quantity: 2, amount: 800 }]]);
+      const above = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 901, line_items: [{ id: 'li_b' }] } });
+      assert.deepEqual([above.status, above.body.error?.param], [400, 'amount'], above.raw);
+      // li_a is all refunded: naming it again, with no quantity, asks for the 0 that is left
+      const none = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { line_items: [{ id: 'li_a' }] } });
+      assert.deepEqual([none.status, none.body.error?.code, none.body.error?.param], [422, 'line_item_quantity_exceeded', 'line_items[0].quantity'], none.raw);
+      assert.match(none.body.error.message, /has 0 of 2 left/);
+      const g = await payment(p.id);
+      assert.deepEqual([g.amount_refunded, g.line_items.map((li: any) => li.quantity_refunded)], [800, [2, 0]]);
+    });
   });
 
   describe('refusals name their parameter', () => {
+    it('a refund may name the payment\'s currency in any case; another currency is currency_mismatch on currency', async (t) => {
+      if (skip) return t.skip('PostgreSQL unavailable');
+      const p = await pay(h, { amount: 3000 });
+      const same = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1000, currency: 'usd' } });
+      assert.deepEqual([same.status, same.body.amount, same.body.currency], [201, 1000, 'USD'], same.raw);
+      const other = await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: key(), body: { amount: 1000, currency: 'EUR' } });
+      assert.deepEqual([other.body.error?.code, other.body.error?.param], ['currency_mismatch', 'currency'], other.raw);
+      assert.equal((await payment(p.id)).amount_refunded, 1000);
+    });
+
+
     it('an unknown payment is payment_not_found on payment_id; an inactive originating account is connector_account_inactive on connector_account', async (t) => {
       if (skip) return t.skip('PostgreSQL unavailable');
       const missing = await h.call('POST', '/v1/payments/00000000-0000-4000-8000-000000000000/refunds', { key: key(), body: { amount: 100 } });
