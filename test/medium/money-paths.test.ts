@@ -842,6 +842,9 @@ describe('money paths at their edges (PostgreSQL)', () => {
       });
       await claimed;
       const waiting = svc.begin(scope('late-holder'), 'POST', '/v1/refunds', 'hash');
+      // it may be refused before the assertion below is attached to it (as soon as the holder
+      // commits): handled from the start, so that is not an unhandled rejection
+      waiting.catch(() => {});
       for (let i = 0; i < 200; i++) {
         const w = await h.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO idempotency_keys%' AND datname = current_database()`);
         if (w.rows[0].n > 0) break;
