@@ -11,6 +11,7 @@ import { Pool } from 'undici';
 import type { Tx } from '../src/db/db.js';
 import { TransactionGroups } from '../src/db/group.js';
 import * as postgresDb from '../src/db/postgres.js';
+import { busyPct, cpuMsOf, machineCpu, processCpuMs } from './proc-stat.js';
 import type { HttpJob, LoadJob, LoadResult, OpenJob, Recording, SqlJob, Window } from './protocol.js';
 
 interface Sample {
@@ -174,13 +175,7 @@ async function readEdge(w: Window): Promise<EdgeReading> {
   const processes: Record<string, number> = {};
   for (const { label, pids } of w.processes ?? []) {
     processes[label] = 0;
-    for (const pid of pids) {
-      try {
-        processes[label] += cpuMsOf(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      } catch {
-        // exited
-      }
-    }
+    for (const pid of pids) processes[label] += processCpuMs(pid); // an exited one adds 0
   }
   return { cpuMs, sysMs, postgres: await postgresCpu(w.postgresUrl), lagP99Ms, lagMaxMs, gc, machine: machineCpu(), processes };
 }
@@ -211,12 +206,6 @@ function gcDelta(a: EdgeReading['gc'], b: EdgeReading['gc']): NonNullable<NonNul
     out[kind] = { count: end.count - start.count, totalMs: Number(((end.sum - start.sum) * 1000).toFixed(1)), over100ms: end.over100ms - start.over100ms };
   }
   return out;
-}
-
-/** utime + stime (or stime alone) of a /proc/<pid>/stat line, in ms (USER_HZ is 100). */
-function cpuMsOf(stat: string, sysOnly = false): number {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (((sysOnly ? 0 : Number(fields[11])) + Number(fields[12])) * 1000) / 100;
 }
 
 /**
@@ -251,19 +240,6 @@ function cpuDelta(a: Map<number, number>, b: Map<number, number>): number {
   let sum = 0;
   for (const [pid, ms] of b) sum += ms - (a.get(pid) ?? 0);
   return sum;
-}
-
-function machineCpu(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const idle = v[3] + (v[4] ?? 0);
-  const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
-function busyPct(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
-  const total = b.total - a.total;
-  return total > 0 ? (100 * (b.busy - a.busy)) / total : 0;
 }
 
 // ------------------------------------------------------------------ HTTP

@@ -6,11 +6,11 @@
  * answers fall, it tells a stall on a lock or a flush (sessions waiting, cores idle) from one on
  * the processor (cores busy, and by whom).
  */
-import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import pg from 'pg';
+import { busyPct, machineCpu, processCpuMs } from './proc-stat.js';
 
 const EVERY_MS = 25;
-const TICK_MS = 10; // USER_HZ: /proc's CPU times are in hundredths of a second
 
 interface Sample {
   /** Epoch ms at the end of the interval. */
@@ -48,22 +48,6 @@ export interface StallWindow {
   opened: number;
 }
 
-function machine(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - f[3] - f[4], total };
-}
-
-function cpuTicks(pid: number): number {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return 0;
-  }
-}
-
 export class StallSampler {
   private readonly samples: Sample[] = [];
   private client: pg.Client | undefined;
@@ -76,7 +60,7 @@ export class StallSampler {
   async start(): Promise<void> {
     this.client = new pg.Client({ connectionString: this.url, application_name: 'settle-bench-sampler' });
     await this.client.connect();
-    this.cores = readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).length || 1;
+    this.cores = cpus().length || 1;
     this.running = true;
     this.loop = this.run();
   }
@@ -90,7 +74,7 @@ export class StallSampler {
 
   private async run(): Promise<void> {
     let first = true;
-    let prev = { t: Date.now(), m: machine(), gateway: cpuTicks(this.pids.gateway), generator: this.pids.generator ? cpuTicks(this.pids.generator) : 0, backends: new Map<number, number>() };
+    let prev = { t: Date.now(), m: machineCpu(), gateway: processCpuMs(this.pids.gateway), generator: this.pids.generator ? processCpuMs(this.pids.generator) : 0, backends: new Map<number, number>() };
     while (this.running) {
       await new Promise((r) => setTimeout(r, EVERY_MS));
       const r = await this.client!.query<{ pid: number; w: string; active: boolean }>(
@@ -98,30 +82,29 @@ export class StallSampler {
          FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
       ).catch(() => ({ rows: [] as { pid: number; w: string; active: boolean }[] }));
       const t = Date.now();
-      const m = machine();
-      const gateway = cpuTicks(this.pids.gateway);
-      const generator = this.pids.generator ? cpuTicks(this.pids.generator) : 0;
+      const m = machineCpu();
+      const gateway = processCpuMs(this.pids.gateway);
+      const generator = this.pids.generator ? processCpuMs(this.pids.generator) : 0;
       const backends = new Map<number, number>();
       let postgres = 0;
       let opened = 0;
       for (const row of r.rows) {
-        const ticks = cpuTicks(row.pid);
-        backends.set(row.pid, ticks);
+        const cpuMs = processCpuMs(row.pid);
+        backends.set(row.pid, cpuMs);
         const before = prev.backends.get(row.pid);
         // a backend's first sample: all of its CPU so far (its start-up included) falls in this interval
-        if (before !== undefined) postgres += ticks - before;
+        if (before !== undefined) postgres += cpuMs - before;
         else if (!first) {
-          postgres += ticks;
+          postgres += cpuMs;
           opened++;
         }
       }
       first = false;
       const waits: Record<string, number> = {};
       for (const row of r.rows) if (row.active) waits[row.w] = (waits[row.w] ?? 0) + 1;
-      const dTotal = m.total - prev.m.total;
       this.samples.push({
-        t, dt: t - prev.t, busy: dTotal > 0 ? (m.busy - prev.m.busy) / dTotal : 0,
-        gateway: (gateway - prev.gateway) * TICK_MS, postgres: postgres * TICK_MS, generator: (generator - prev.generator) * TICK_MS, waits, opened,
+        t, dt: t - prev.t, busy: busyPct(prev.m, m) / 100,
+        gateway: gateway - prev.gateway, postgres, generator: generator - prev.generator, waits, opened,
       });
       prev = { t, m, gateway, generator, backends };
     }
