@@ -19,12 +19,8 @@ import { controlledSandbox } from '../helpers/controlled-sandbox.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
 
-/** `db` with every statement matching `pattern` held until `count` of them have arrived, inside
- *  its transactions too. */
-function barrierOn(db: Db, pattern: RegExp, count: number): Db {
-  let arrived = 0;
-  let open = () => {};
-  const opened = new Promise<void>((resolve) => (open = resolve));
+/** `db` whose statements matching `pattern` first wait for `gate()`, inside its transactions too. */
+function gatedOn(db: Db, pattern: RegExp, gate: () => Promise<void>): Db {
   const wrap = <T extends object>(handle: T): T => new Proxy(handle, {
     get(target, prop) {
       if (prop === 'transaction') {
@@ -32,11 +28,7 @@ function barrierOn(db: Db, pattern: RegExp, count: number): Db {
       }
       if (prop === 'query') {
         return async (sql: string, params?: unknown[]) => {
-          if (pattern.test(sql)) {
-            arrived += 1;
-            if (arrived >= count) open();
-            await opened;
-          }
+          if (pattern.test(sql)) await gate();
           return (target as unknown as Db).query(sql, params as never);
         };
       }
@@ -45,6 +37,18 @@ function barrierOn(db: Db, pattern: RegExp, count: number): Db {
     },
   });
   return wrap(db);
+}
+
+/** `db` with every statement matching `pattern` held until `count` of them have arrived. */
+function barrierOn(db: Db, pattern: RegExp, count: number): Db {
+  let arrived = 0;
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return gatedOn(db, pattern, () => {
+    arrived += 1;
+    if (arrived >= count) open();
+    return opened;
+  });
 }
 
 describe('money paths at their edges (PostgreSQL)', () => {
@@ -472,18 +476,7 @@ describe('money paths at their edges (PostgreSQL)', () => {
       // the second capture has read its payment (requires_capture) but reads its captures only after the first one is booked
       let release = () => {};
       const released = new Promise<void>((resolve) => (release = resolve));
-      const held = new Proxy(h.db, {
-        get(target, prop) {
-          if (prop === 'query') {
-            return async (sql: string, params?: unknown[]) => {
-              if (/FROM payment_transactions WHERE payment_id = \$1 AND type = 'capture'/.test(sql)) await released;
-              return target.query(sql, params as never);
-            };
-          }
-          const v = Reflect.get(target, prop);
-          return typeof v === 'function' ? v.bind(target) : v;
-        },
-      });
+      const held = gatedOn(h.db, /FROM payment_transactions WHERE payment_id = \$1 AND type = 'capture'/, () => released);
       const late = new PaymentsService(held, h.rt.services.connectorAccounts, createLogger('silent'));
       const keysBefore = control.captureKeys.length;
       const second = late.capture({ merchantId: h.merchant.id, testMode: true, keyPrefix: 'sk_test' }, p.id, 8000);
