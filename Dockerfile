@@ -22,7 +22,9 @@ RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime
+# NODE_OPTIONS: the V8 heap cap (docs/operations.md, "Memory"); give the container at least 512 MB
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-old-space-size=384 \
     HOST=0.0.0.0 \
     PORT=8080 \
     SETTLE_DATA_DIR=/var/lib/settle

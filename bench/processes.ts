@@ -6,6 +6,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_HEAP_MB } from '../src/config.js';
 import type { LoadJob, LoadResult } from './protocol.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -75,6 +76,9 @@ export interface GatewayOptions {
   args?: string[];
 }
 
+/** The heap cap every deployment file gives the gateway (a later --max-old-space-size in nodeArgs wins). */
+const GATEWAY_HEAP = `--max-old-space-size=${NODE_HEAP_MB}`;
+
 export function spawnGateway(o: GatewayOptions): Promise<Server> {
   return spawnServer([MAIN, 'serve', ...(o.args ?? [])], {
     PORT: '0',
@@ -86,7 +90,7 @@ export function spawnGateway(o: GatewayOptions): Promise<Server> {
     ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
     ...(o.poolSize ? { SETTLE_DB_POOL_SIZE: String(o.poolSize) } : {}),
     ...o.env,
-  }, /Settle is running at (http:\/\/\S+)/, o.nodeArgs);
+  }, /Settle is running at (http:\/\/\S+)/, [GATEWAY_HEAP, ...(o.nodeArgs ?? [])]);
 }
 
 /** `settle psp-sim` (sandbox wire) as its own process, on a free port. */

@@ -3,6 +3,7 @@
  *
  *   node dist/bench/run.js [--quick] [--only=http,pg,open,slowpsp,scaleout,growth,pglite] [--pool=N] [--cpu-prof]
  *                          [--label=TEXT] [--concurrency=1,16,64] [--skip=floor-db,replay,hot,nth,open] [--bare-schema]
+ *                          [--gateway-node-args='--max-old-space-size=N …']
  *
  * Prints a table and writes bench/results/<timestamp>.json. See docs/benchmarks.md.
  */
@@ -13,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { defaultDbPoolSize } from '../src/config.js';
+import { defaultDbPoolSize, NODE_HEAP_MB } from '../src/config.js';
 import type { Db } from '../src/db/db.js';
 import { groupLimits } from '../src/db/group.js';
 import { createPgliteDb } from '../src/db/pglite.js';
@@ -35,6 +36,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     pool: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    'gateway-node-args': { type: 'string' },
     label: { type: 'string' },
     concurrency: { type: 'string' },
     skip: { type: 'string' },
@@ -92,7 +94,10 @@ const BARE_DROPPED_INDEXES = [
 const started = Date.now();
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const profDir = join(RESULTS, `cpuprof-${stamp}`);
-const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+const nodeArgs = [
+  ...(args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
+  ...(args['gateway-node-args'] ?? '').split(' ').filter(Boolean),
+];
 const series: Series[] = [];
 const notes: string[] = [];
 let statementProfile: StatementProfile | undefined;
@@ -1068,7 +1073,7 @@ async function main() {
     date: new Date().toISOString(),
     durationSeconds: seconds,
     environment: env,
-    settings: { quick, bareSchema: BARE_SCHEMA, warmupMs: WARMUP_MS, durationMs: DURATION_MS, gatewayPoolSize: poolSize ?? `default (${defaultDbPoolSize()})`, floorPoolSize: FLOOR_POOL, cpuProfile: args['cpu-prof'] ? profDir : null },
+    settings: { quick, bareSchema: BARE_SCHEMA, warmupMs: WARMUP_MS, durationMs: DURATION_MS, gatewayPoolSize: poolSize ?? `default (${defaultDbPoolSize()})`, floorPoolSize: FLOOR_POOL, cpuProfile: args['cpu-prof'] ? profDir : null, gatewayNodeArgs: [`--max-old-space-size=${NODE_HEAP_MB}`, ...nodeArgs] },
     statementsPerRefund: statementProfile,
     goals: g,
     growth,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import type { Runtime } from './bootstrap.js';
 import { ConfigError, isServeRole, loadConfig, SERVE_ROLES, type Config, type ServeRole } from './config.js';
 import { createLogger } from './lib/logger.js';
@@ -256,6 +257,7 @@ async function serve(config: Config, role: ServeRole, logger: ReturnType<typeof 
   const lines = [
     '',
     `Settle is running at ${base} (role: ${role}${runsWorkers ? '' : ', no background workers'}; database: ${rt.db.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL'})`,
+    `  Heap limit:    ${Math.round(getHeapStatistics().heap_size_limit / 2 ** 20)} MB (node --max-old-space-size; docs/operations.md, "Memory")`,
     ...(api
       ? [`  Console:       ${base}/dashboard (sign in with a key below)`, `  API reference: ${base}/docs`]
       : [`  Background workers only; ${base}/healthz, /readyz and /metrics answer here`]),

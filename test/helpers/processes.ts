@@ -4,11 +4,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_HEAP_MB } from '../../src/config.js';
 import { contractAt } from './contract.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from './harness.js';
 
 /** dist/src/main.js, resolved from this compiled file (dist/test/helpers). */
 export const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
+
+/** Node's flags as the deployment files give them (the V8 heap cap: `NODE_HEAP_MB`). */
+const NODE_ARGS = [`--max-old-space-size=${NODE_HEAP_MB}`];
 
 export interface Proc {
   proc: ChildProcess;
@@ -33,7 +37,7 @@ export function inheritedEnv(): Record<string, string> {
 
 /** Spawns `node dist/src/main.js <args>` and waits for a line matching `ready`. */
 export async function spawnSettle(args: string[], env: Record<string, string>, ready: RegExp, timeoutMs = 90_000): Promise<Proc & { match: RegExpMatchArray }> {
-  const proc = spawn(process.execPath, [MAIN, ...args], {
+  const proc = spawn(process.execPath, [...NODE_ARGS, MAIN, ...args], {
     env: { ...inheritedEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -175,7 +179,7 @@ export async function runSettle(
   env: Record<string, string>,
   opts: { timeoutMs?: number } = {},
 ): Promise<{ code: number | null; output: string; stdout: string; stderr: string; timedOut: boolean }> {
-  const proc = spawn(process.execPath, [MAIN, ...args], { env: { ...inheritedEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...NODE_ARGS, MAIN, ...args], { env: { ...inheritedEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let stdout = '';
   let stderr = '';

@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, NODE_HEAP_MB } from '../../src/config.js';
 
 const run = promisify(execFile);
 /** The repository, from dist/test/unit. */
@@ -25,9 +25,21 @@ function settingsRead(): string[] {
   return [...seen].sort();
 }
 
+/** Variables .env.example names that node reads, not the configuration. */
+const NODE_VARIABLES = ['NODE_OPTIONS'];
+
 test('.env.example names every setting the configuration reads, and nothing else', () => {
   const example = [...read('.env.example').matchAll(/^#?\s*([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]);
-  assert.deepEqual([...new Set(example)].sort(), settingsRead());
+  assert.deepEqual([...new Set(example)].filter((key) => !NODE_VARIABLES.includes(key)).sort(), settingsRead());
+});
+
+test('every way to run the gateway caps the V8 heap at the same size', () => {
+  const cap = `--max-old-space-size=${NODE_HEAP_MB}`;
+  const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+  assert.equal(pkg.scripts.start, `node ${cap} dist/src/main.js serve`);
+  assert.match(read('Dockerfile'), new RegExp(`^\\s*NODE_OPTIONS=${cap} \\\\$`, 'm'));
+  assert.match(read('deploy/systemd/settle@.service'), new RegExp(`^Environment=NODE_OPTIONS=${cap}$`, 'm'));
+  assert.match(read('.env.example'), new RegExp(`^#NODE_OPTIONS=${cap}$`, 'm'));
 });
 
 test('the README documents every setting the configuration reads', () => {
