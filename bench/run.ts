@@ -389,6 +389,7 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
     const watch = new RssWatch(gw.pid);
     watch.start();
     const dbBefore = await databaseActivity(db);
+    const stepsBefore = await refundTransactions(gw);
     const sampler = new StallSampler(currentDbUrl!, { gateway: gw.pid, generator: load.pid });
     await sampler.start();
     const r = await load.run({ kind: 'open', url: gw.url, authorization: `Bearer ${m.key}`, rate, connections: OPEN_MAX_CONNECTIONS,
@@ -396,6 +397,12 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
     await sampler.stop();
     const rss = watch.stop();
     const dbDuring = activityDelta(dbBefore, await databaseActivity(db));
+    const stepsAfter = await refundTransactions(gw);
+    if (stepsBefore && stepsAfter) {
+      const steps = stepsAfter.steps - stepsBefore.steps;
+      const transactions = stepsAfter.transactions - stepsBefore.transactions;
+      grouping[`pg-open-${pct(share)}`] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
+    }
     pool.consume(r.consumed);
     const o = r.open!;
     const s = seriesOf({ id: `pg-open-${pct(share)}`, label: `open loop ${pct(share)}% of peak`, kind: 'system', backend: 'postgres',
@@ -950,12 +957,26 @@ function goals(): Goal[] {
   }
   if (hot) note('hot', 'every refund of one payment holds its row lock through two commits (hold, then finish): the refunds of one payment run one at a time');
   if (lite) note('pglite', 'PGlite runs one statement at a time in the gateway\'s own thread, through its WASM backend: the gateway and its database share one core');
-  if (open50) note('open_p99', 'latency from the intended send time counts the wait of a request the gateway could not take yet; compare the uncorrected figure and the generator lag');
+  if (open50) {
+    // half the peak's rate is not half its work: the figures of this run that say how busy the machine was
+    const peakSeries = get((open50.extra as { peakSeries: string }).peakSeries);
+    const cpu = (s: Series) => (s.gatewayCpuMsPerRequest ?? NaN) + (s.postgresCpuMsPerRequest ?? NaN);
+    const steps = (id: string) => grouping[id]?.perTransaction ?? '?';
+    const lone = get('pg-uniform-c1');
+    note('open_p99', 'latency from the intended send time counts the wait of a request the gateway could not take yet (compare the uncorrected figure and the generator lag). ' +
+      (peakSeries ? `At 50% of the peak's rate a refund took ${cpu(open50).toFixed(2)} ms of gateway + postgres CPU against ${cpu(peakSeries).toFixed(2)} ms at the peak ` +
+        `(refund steps per transaction ${steps(open50.id)} against ${steps(peakSeries.id)}), and the machine was ${open50.machineBusyPct.toFixed(0)}% busy against ${peakSeries.machineBusyPct.toFixed(0)}%` : '') +
+      (lone ? `; one client alone (c=1, nothing queued) had p99 ${lone.latencyMs.p99.toFixed(1)} ms in this run` : ''));
+  }
   if (slow) {
-    const x = slow.extra as { pspConnections: { max: number }; expectedConcurrentPspCalls: number };
+    const x = slow.extra as { pspConnections: { max: number }; expectedConcurrentPspCalls: number; fastPeakSeries: string; pspSimCpuMsPerRefund: number | null };
+    const fast = get(x.fastPeakSeries);
+    const cpuOf = (s: Series, extra = 0) => (s.gatewayCpuMsPerRequest ?? NaN) + (s.postgresCpuMsPerRequest ?? NaN) + extra;
     note('slowpsp_tx', 'an open transaction also ages while a starved gateway (see its event-loop delay) has not yet sent its next statement; with --only=slowpsp the same sampler runs during the in-process-PSP series as the control');
     note('slowpsp_reads', 'a read also waits for CPU and for a pooled connection behind the refund steps queued before it when the gateway is saturated: the oldest transaction (slowpsp_tx) is the direct check');
-    note('slowpsp', `the gateway held at most ${x.pspConnections.max} connections to the PSP for ≈${x.expectedConcurrentPspCalls} calls in flight (refunds/s × mean PSP latency)`);
+    note('slowpsp', `the gateway held at most ${x.pspConnections.max} connections to the PSP for ≈${x.expectedConcurrentPspCalls} calls in flight (refunds/s × mean PSP latency)` +
+      (fast ? `; a refund through the simulator over HTTP took ${cpuOf(slow, x.pspSimCpuMsPerRefund ?? 0).toFixed(2)} ms of gateway + postgres + simulator CPU against ` +
+        `${cpuOf(fast).toFixed(2)} ms at the fast peak, on the same ${cpus().length} cores (machine ${slow.machineBusyPct.toFixed(0)}% busy against ${fast.machineBusyPct.toFixed(0)}%)` : ''));
   }
   note('scaleout', `${cpus().length} cores run the database, every gateway process, the pooler and the load generator: more processes add no CPU, only more processes to schedule, smaller transaction groups per process and a pooler hop`);
   note('rss_pglite', 'PGlite\'s WASM heap (its shared buffers and catalog caches) lives in the gateway process');
@@ -1094,7 +1115,7 @@ async function main() {
     console.log(`\nOne refund: ${statementProfile.statements} statements, ${statementProfile.roundTrips} round trips, ${statementProfile.transactions} transactions, ${statementProfile.commits} commits`);
   }
   const grouped = Object.entries(grouping).map(([id, g]) => `${id.replace('-uniform-', ' ')} ${g.perTransaction}`);
-  if (grouped.length) console.log(`Refund steps per database transaction (uniform and scale-out series): ${grouped.join(', ')}`);
+  if (grouped.length) console.log(`Refund steps per database transaction (uniform, open-loop and scale-out series): ${grouped.join(', ')}`);
   for (const n of notes) console.log(`note: ${n}`);
   if (args.compare) console.log(`\n${compareWith(args.compare)}`);
   console.log(`\n${g.filter((x) => x.pass).length}/${g.length} goals met; report: ${file} (${seconds.toFixed(0)} s)`);
