@@ -8,6 +8,7 @@ import * as m004 from './migrations/004-encryption-key-fingerprint.js';
 import * as m005 from './migrations/005-webhook-delivery-hardening.js';
 import * as m010 from './migrations/010-events-stream-position.js';
 import * as m011 from './migrations/011-capture-corrections.js';
+import * as m012 from './migrations/012-payments-processing.js';
 
 export interface Migration {
   id: string;
@@ -25,6 +26,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { id: '005-webhook-delivery-hardening', sql: m005.sql },
   { id: '010-events-stream-position', sql: m010.sql },
   { id: '011-capture-corrections', sql: m011.sql },
+  { id: '012-payments-processing', sql: m012.sql },
 ];
 
 /** Arbitrary constant: the advisory lock that serializes migrations across processes. */

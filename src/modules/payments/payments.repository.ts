@@ -83,12 +83,15 @@ export const PAYMENT_COLUMNS = [
 
 /**
  * The write-back of a payment's mutable columns (the caller holds the row lock), with its ten
- * parameters from `$first` (see `paymentUpdateParams`).
+ * parameters from `$first` (see `paymentUpdateParams`). A payment that leaves `processing` leaves
+ * the `payments_processing` index (migration 012); one that was not in it stays out, so the
+ * update of a refund changes no indexed column and stays heap-only (HOT).
  */
 export function paymentUpdateSql(first: number, gate?: string): string {
   const $ = (i: number) => `$${first + i}`;
   return `UPDATE payments SET status = ${$(1)}, amount_capturable = ${$(2)}, amount_captured = ${$(3)}, amount_refunded = ${$(4)},
          amount_refund_pending = ${$(5)}, connector_ref = ${$(6)}, line_items = ${$(7)}, failure_code = ${$(8)}, failure_message = ${$(9)},
+         processing_since = CASE WHEN ${$(1)} = 'processing' THEN payments.processing_since END,
          updated_at = now()${gate ? `
        FROM ${gate}` : ''}
        WHERE id = ${$(0)}`;
@@ -272,13 +275,31 @@ export const paymentsRepository = {
     return r.rows;
   },
 
-  /** Payments left in `processing` by a crash or an unknown PSP outcome, for recovery. */
+  /**
+   * Payments left in `processing` by a crash or an unknown PSP outcome, for recovery: read through
+   * the `payments_processing` index (migration 012), never by a scan of every payment.
+   */
   async staleProcessing(db: Queryable, olderThanMs: number, limit: number): Promise<PaymentRow[]> {
     const r = await db.query<PaymentRow>(
-      `SELECT * FROM payments WHERE status = 'processing' AND updated_at < now() - ($1::int * interval '1 millisecond')
-       ORDER BY updated_at LIMIT $2`,
+      `SELECT * FROM payments
+        WHERE processing_since IS NOT NULL AND status = 'processing' AND updated_at < now() - ($1::int * interval '1 millisecond')
+        ORDER BY updated_at LIMIT $2`,
       [olderThanMs, limit],
     );
     return r.rows;
+  },
+
+  /**
+   * Clears `processing_since` of payments no longer processing: those a process of the previous
+   * release moved on without clearing it. Skips locked rows (a refund may hold one) rather than wait.
+   */
+  async clearFinishedProcessing(db: Queryable, limit: number): Promise<number> {
+    const r = await db.query(
+      `UPDATE payments SET processing_since = NULL
+        WHERE id IN (SELECT id FROM payments WHERE processing_since IS NOT NULL AND status <> 'processing'
+                      LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+      [limit],
+    );
+    return r.rowCount ?? 0;
   },
 };

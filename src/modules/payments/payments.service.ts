@@ -285,6 +285,7 @@ export class PaymentsService {
    * returns the PSP's original outcome rather than charging twice.
    */
   async recoverProcessing(olderThanMs: number): Promise<number> {
+    await repo.clearFinishedProcessing(this.db, 100);
     const stale = await repo.staleProcessing(this.db, olderThanMs, 20);
     for (const p of stale) {
       try {
