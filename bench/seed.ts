@@ -92,9 +92,9 @@ async function insertChunks(q: { query: (sql: string, params?: unknown[]) => Pro
          SELECT $1 || lpad(i::text, 9, '0') AS id FROM generate_series($2::int, $3::int) AS i
        ), p AS (
          INSERT INTO payments (id, merchant_id, test_mode, amount, currency, status, capture_method, amount_capturable,
-           amount_captured, connector, connector_account_id, connector_account_short_id, connector_ref, payment_method)
+           amount_captured, connector, connector_account_id, connector_account_short_id, connector_ref, payment_method, processing_since)
          SELECT id, $4, true, $5::bigint, 'USD', 'succeeded', 'automatic', 0, $5::bigint, 'sandbox', $6::uuid, $7,
-           'sbx_pay_' || $5::bigint || '_USD_visa_' || substr(md5(id), 1, 12), 'pm_card_visa'
+           'sbx_pay_' || $5::bigint || '_USD_visa_' || substr(md5(id), 1, 12), 'pm_card_visa', NULL
          FROM g
          RETURNING id, connector_ref
        ), pt AS (
