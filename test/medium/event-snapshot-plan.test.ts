@@ -11,14 +11,7 @@ import { paymentsRepository } from '../../src/modules/payments/payments.reposito
 import { EVENT_TRANSACTIONS_LIMIT } from '../../src/modules/payments/payments.service.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
-
-interface PlanNode { 'Node Type': string; 'Relation Name'?: string; 'Actual Rows': number; Plans?: PlanNode[] }
-
-function scans(node: PlanNode, out: PlanNode[] = []): PlanNode[] {
-  if (node['Relation Name']) out.push(node);
-  for (const child of node.Plans ?? []) scans(child, out);
-  return out;
-}
+import { scans, type PlanNode } from '../helpers/plans.js';
 
 describe('event snapshot on PostgreSQL', () => {
   let h: Harness | undefined;
@@ -62,8 +55,9 @@ describe('event snapshot on PostgreSQL', () => {
       const explained = await c.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE snapshot(${args})`);
       const refundScans = scans(explained.rows[0]['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'refunds');
       assert.equal(refundScans.length, 1);
-      assert.ok(refundScans[0]['Actual Rows'] <= EVENT_TRANSACTIONS_LIMIT,
-        `the refunds scan read ${refundScans[0]['Actual Rows']} of the payment's ${refunds} refunds`);
+      const read = refundScans[0]['Actual Rows'];
+      assert.ok(read !== undefined && read <= EVENT_TRANSACTIONS_LIMIT,
+        `the refunds scan read ${read} of the payment's ${refunds} refunds`);
       const rows = await c.query<{ refund_id: string | null }>(`EXECUTE snapshot(${args})`);
       assert.equal(rows.rowCount, EVENT_TRANSACTIONS_LIMIT);
       const newest = await c.query<{ id: string }>('SELECT id FROM refunds WHERE payment_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1', [p.id]);

@@ -15,6 +15,7 @@ import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { controlledSandbox } from '../helpers/controlled-sandbox.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
+import { scans, type PlanNode } from '../helpers/plans.js';
 
 const processingSince = async (h: Harness, id: string) =>
   (await h.db.query<{ processing_since: Date | null; status: string }>('SELECT processing_since, status FROM payments WHERE id = $1', [id])).rows[0];
@@ -74,14 +75,6 @@ for (const backend of ['pglite', 'postgres'] as const) {
       assert.deepEqual((await h.call('GET', `/v1/payments/${p.id}`, { key: h.merchant.testKey })).body, before.body, 'nothing else changed');
     });
   });
-}
-
-interface PlanNode { 'Node Type': string; 'Relation Name'?: string; 'Index Name'?: string; Plans?: PlanNode[] }
-
-function scans(node: PlanNode, out: PlanNode[] = []): PlanNode[] {
-  if (node['Relation Name']) out.push(node);
-  for (const child of node.Plans ?? []) scans(child, out);
-  return out;
 }
 
 describe('payments_processing on PostgreSQL', () => {
