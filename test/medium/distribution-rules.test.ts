@@ -289,6 +289,8 @@ const ALLOWED_QUERIES: { match: RegExp; reason: string }[] = [
   // joined on merchant_id, which ties their tables together but names no merchant
   { match: /^WITH leased AS \( SELECT w\.merchant_id, count\(\*\)::int AS n FROM webhook_deliveries d JOIN webhook_endpoints w/, reason: 'webhook delivery claims due deliveries of every merchant, capped per merchant' },
   { match: /^WITH gone AS \( DELETE FROM idempotency_keys WHERE ctid IN/, reason: 'the idempotency purge removes expired keys of every merchant' },
+  { match: /^SELECT \* FROM payments WHERE processing_since IS NOT NULL AND status = 'processing'/, reason: 'payment recovery finds the payments left processing, of every merchant (through their partial index)' },
+  { match: /^UPDATE payments SET processing_since = NULL WHERE id IN \(SELECT id FROM payments WHERE processing_since IS NOT NULL/, reason: 'payment recovery clears processing_since left set by a previous release, of every merchant' },
   // platform-wide reads (fan out, take no row locks)
   { match: /^SELECT \* FROM merchants ORDER BY created_at DESC, id DESC LIMIT \$1$/, reason: "the admin's list of merchants" },
   { match: /^SELECT \* FROM payments (p )?WHERE \(?(p\.)?updated_at >= \$1 /, reason: 'reconciliation scans the payments of every merchant changed since a time (or with unfinished work: refunds pending, a capture failure not undone yet)' },
@@ -347,6 +349,7 @@ async function representativeTraffic(h: Harness, receiverUrl: string) {
   await services.webhooks.deliverDue();
   await syncPendingRefunds(h.db, services.refunds, createLogger('silent'), { syncBaseMs: 10, syncMaxMs: 100 });
   await services.idempotency.purgeExpired();
+  await services.payments.recoverProcessing(0);
   await services.reconciliation.run({ since: new Date(Date.now() - 3_600_000) });
 }
 
