@@ -16,7 +16,9 @@
  * Expand only: the column is added without a default first (no table rewrite), then given its
  * default for new rows; the payments already processing take their `updated_at`. A process of the
  * previous release does not clear the column when a payment leaves `processing`; the recovery
- * pass clears such leftovers.
+ * pass clears such leftovers. The backfill and the index each read the table once, in the
+ * migration's transaction: writes to payments wait for them (on a large table, run
+ * `settle migrate` ahead of the deploy at a quiet hour; docs/operations.md, "Upgrading").
  */
 export const sql = /* sql */ `
 ALTER TABLE payments ADD COLUMN IF NOT EXISTS processing_since timestamptz;
