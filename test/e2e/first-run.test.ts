@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,27 @@ describe('first run and operator commands on the embedded database', () => {
     assert.ok(logLines.length > 0, 'the log stream has lines at LOG_LEVEL=info');
     for (const line of logLines) assert.doesNotThrow(() => JSON.parse(line), `not a JSON log line on stdout: ${line}`);
     for (const key of keys) assert.ok(!stdout.includes(key), 'a key reached the log stream');
+  });
+
+  test('a first start on a new data directory holds no more memory than a restart on it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'settle-first-rss-'));
+    const rssMb = (pid: number) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    try {
+      const startAndMeasure = async () => {
+        const gw = await spawnSettle(['serve'], { SETTLE_DATA_DIR: dir, PORT: '0' }, READY, START_MS);
+        try {
+          return rssMb(gw.proc.pid!);
+        } finally {
+          assert.equal(await gw.kill('SIGTERM'), 0);
+        }
+      };
+      const first = await startAndMeasure();
+      const restart = await startAndMeasure();
+      // initdb's WebAssembly memory (~700 MB) would stay with a first start that kept its instance
+      assert.ok(first < restart + 150, `RSS after the first start ${first.toFixed(0)} MB, after a restart ${restart.toFixed(0)} MB`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('a merchant made by the CLI gets a new key and a connector account from the CLI; the 409 says how', async () => {
