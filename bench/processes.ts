@@ -6,7 +6,7 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_HEAP_MB } from '../src/config.js';
+import { NODE_HEAP_ARG } from '../src/config.js';
 import type { LoadJob, LoadResult } from './protocol.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -69,15 +69,13 @@ export interface GatewayOptions {
   databaseUrl?: string;
   dataDir: string;
   poolSize?: number;
-  /** Extra node flags, e.g. --cpu-prof. */
+  /** Extra node flags, e.g. --cpu-prof, after the heap cap every deployment file gives the gateway
+   *  (`NODE_HEAP_ARG`; a later --max-old-space-size wins). */
   nodeArgs?: string[];
   env?: Record<string, string>;
   /** Arguments after `serve`, e.g. `['--role', 'api']`. */
   args?: string[];
 }
-
-/** The heap cap every deployment file gives the gateway (a later --max-old-space-size in nodeArgs wins). */
-const GATEWAY_HEAP = `--max-old-space-size=${NODE_HEAP_MB}`;
 
 export function spawnGateway(o: GatewayOptions): Promise<Server> {
   return spawnServer([MAIN, 'serve', ...(o.args ?? [])], {
@@ -90,7 +88,7 @@ export function spawnGateway(o: GatewayOptions): Promise<Server> {
     ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
     ...(o.poolSize ? { SETTLE_DB_POOL_SIZE: String(o.poolSize) } : {}),
     ...o.env,
-  }, /Settle is running at (http:\/\/\S+)/, [GATEWAY_HEAP, ...(o.nodeArgs ?? [])]);
+  }, /Settle is running at (http:\/\/\S+)/, [NODE_HEAP_ARG, ...(o.nodeArgs ?? [])]);
 }
 
 /** `settle psp-sim` (sandbox wire) as its own process, on a free port. */

@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { defaultDbPoolSize, NODE_HEAP_MB } from '../src/config.js';
+import { defaultDbPoolSize, NODE_HEAP_ARG } from '../src/config.js';
 import type { Db } from '../src/db/db.js';
 import { groupLimits } from '../src/db/group.js';
 import { createPgliteDb } from '../src/db/pglite.js';
@@ -187,7 +187,9 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 }
 
 /** The gateway's counts of refund steps and the transactions they ran in (see TransactionGroups). */
-async function refundTransactions(gw: Server): Promise<{ steps: number; transactions: number } | undefined> {
+interface RefundSteps { steps: number; transactions: number }
+
+async function refundTransactions(gw: Server): Promise<RefundSteps | undefined> {
   const text = await (await fetch(`${gw.url}/metrics`)).text();
   const read = (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   const steps = read('settle_refund_db_transaction_members_total');
@@ -197,6 +199,17 @@ async function refundTransactions(gw: Server): Promise<{ steps: number; transact
 
 /** Refund steps per database transaction in each series of the system (warm-up included). */
 const grouping: Record<string, { steps: number; transactions: number; perTransaction: number }> = {};
+
+/** Records a series' refund steps and transactions between two readings of the same processes. */
+function recordGrouping(seriesId: string, before: (RefundSteps | undefined)[], after: (RefundSteps | undefined)[]): void {
+  let steps = 0;
+  let transactions = 0;
+  after.forEach((a, i) => {
+    steps += (a?.steps ?? 0) - (before[i]?.steps ?? 0);
+    transactions += (a?.transactions ?? 0) - (before[i]?.transactions ?? 0);
+  });
+  grouping[seriesId] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
+}
 
 async function httpRun(load: LoadGenerator, gw: Server, key: string | undefined, plan: HttpPlan, w: Window, watchRss: boolean,
   seriesId?: string, more: Pick<HttpJob, 'urls' | 'reader'> & { rssPids?: number[] } = {}): Promise<{ r: LoadResult; rss: number | null; rssByPid?: Record<number, number> }> {
@@ -208,11 +221,7 @@ async function httpRun(load: LoadGenerator, gw: Server, key: string | undefined,
   const rssByPid = watch?.stop();
   const rss = rssByPid ? Math.max(...Object.values(rssByPid)) : null;
   const after = before ? await refundTransactions(gw) : undefined;
-  if (seriesId && before && after) {
-    const steps = after.steps - before.steps;
-    const transactions = after.transactions - before.transactions;
-    grouping[seriesId] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
-  }
+  if (seriesId && before && after) recordGrouping(seriesId, [before], [after]);
   return { r, rss, rssByPid };
 }
 
@@ -403,11 +412,7 @@ async function openLoop(load: LoadGenerator, gw: Server, m: BenchMerchant, pool:
     const rss = watch.stop();
     const dbDuring = activityDelta(dbBefore, await databaseActivity(db));
     const stepsAfter = await refundTransactions(gw);
-    if (stepsBefore && stepsAfter) {
-      const steps = stepsAfter.steps - stepsBefore.steps;
-      const transactions = stepsAfter.transactions - stepsBefore.transactions;
-      grouping[`pg-open-${pct(share)}`] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
-    }
+    if (stepsBefore && stepsAfter) recordGrouping(`pg-open-${pct(share)}`, [stepsBefore], [stepsAfter]);
     pool.consume(r.consumed);
     const o = r.open!;
     const s = seriesOf({ id: `pg-open-${pct(share)}`, label: `open loop ${pct(share)}% of peak`, kind: 'system', backend: 'postgres',
@@ -690,14 +695,7 @@ async function scaleOut(load: LoadGenerator) {
         { urls: active.map((a) => a.url), rssPids: allPids });
       pool.consume(r.consumed);
       // refund steps per database transaction over the active processes (warm-up included)
-      const groupedAfter = await Promise.all(active.map(refundTransactions));
-      let steps = 0;
-      let transactions = 0;
-      groupedAfter.forEach((a, i) => {
-        steps += (a?.steps ?? 0) - (groupedBefore[i]?.steps ?? 0);
-        transactions += (a?.transactions ?? 0) - (groupedBefore[i]?.transactions ?? 0);
-      });
-      grouping[`pg-scale-${k}`] = { steps, transactions, perTransaction: Number((steps / Math.max(1, transactions)).toFixed(2)) };
+      recordGrouping(`pg-scale-${k}`, groupedBefore, await Promise.all(active.map(refundTransactions)));
       const s = seriesOf({ id: `pg-scale-${k}`, label: `refunds, ${k} API process${k > 1 ? 'es' : ''} + worker, PgBouncer`, kind: 'system', backend: 'postgres',
         workload: `full refunds round-robin over ${k} API process(es), one worker, PgBouncer transaction pooling (${FLOOR_POOL} server connections)`, concurrency: SCALE_CONCURRENCY }, r, rss);
       // every gateway process's CPU (idle ones cost next to nothing), not only the first one's
@@ -946,6 +944,7 @@ function goals(): Goal[] {
   add('correctness', 'ledger verify, refunds ≤ captured, one booking per refund (after every run)', 'all pass', `${checked.length - bad.length}/${checked.length} pass`, bad.length === 0 && checked.length > 0);
 
   // why a goal was missed, from the figures themselves
+  const cpuPerRefund = (s: Series) => (s.gatewayCpuMsPerRequest ?? NaN) + (s.postgresCpuMsPerRequest ?? NaN);
   const note = (id: string, text: string) => {
     const g = out.find((x) => x.id === id);
     if (g && !g.pass) g.note = text;
@@ -965,23 +964,21 @@ function goals(): Goal[] {
   if (open50) {
     // half the peak's rate is not half its work: the figures of this run that say how busy the machine was
     const peakSeries = get((open50.extra as { peakSeries: string }).peakSeries);
-    const cpu = (s: Series) => (s.gatewayCpuMsPerRequest ?? NaN) + (s.postgresCpuMsPerRequest ?? NaN);
     const steps = (id: string) => grouping[id]?.perTransaction ?? '?';
     const lone = get('pg-uniform-c1');
     note('open_p99', 'latency from the intended send time counts the wait of a request the gateway could not take yet (compare the uncorrected figure and the generator lag). ' +
-      (peakSeries ? `At 50% of the peak's rate a refund took ${cpu(open50).toFixed(2)} ms of gateway + postgres CPU against ${cpu(peakSeries).toFixed(2)} ms at the peak ` +
+      (peakSeries ? `At 50% of the peak's rate a refund took ${cpuPerRefund(open50).toFixed(2)} ms of gateway + postgres CPU against ${cpuPerRefund(peakSeries).toFixed(2)} ms at the peak ` +
         `(refund steps per transaction ${steps(open50.id)} against ${steps(peakSeries.id)}), and the machine was ${open50.machineBusyPct.toFixed(0)}% busy against ${peakSeries.machineBusyPct.toFixed(0)}%` : '') +
       (lone ? `; one client alone (c=1, nothing queued) had p99 ${lone.latencyMs.p99.toFixed(1)} ms in this run` : ''));
   }
   if (slow) {
     const x = slow.extra as { pspConnections: { max: number }; expectedConcurrentPspCalls: number; fastPeakSeries: string; pspSimCpuMsPerRefund: number | null };
     const fast = get(x.fastPeakSeries);
-    const cpuOf = (s: Series, extra = 0) => (s.gatewayCpuMsPerRequest ?? NaN) + (s.postgresCpuMsPerRequest ?? NaN) + extra;
     note('slowpsp_tx', 'an open transaction also ages while a starved gateway (see its event-loop delay) has not yet sent its next statement; with --only=slowpsp the same sampler runs during the in-process-PSP series as the control');
     note('slowpsp_reads', 'a read also waits for CPU and for a pooled connection behind the refund steps queued before it when the gateway is saturated: the oldest transaction (slowpsp_tx) is the direct check');
     note('slowpsp', `the gateway held at most ${x.pspConnections.max} connections to the PSP for ≈${x.expectedConcurrentPspCalls} calls in flight (refunds/s × mean PSP latency)` +
-      (fast ? `; a refund through the simulator over HTTP took ${cpuOf(slow, x.pspSimCpuMsPerRefund ?? 0).toFixed(2)} ms of gateway + postgres + simulator CPU against ` +
-        `${cpuOf(fast).toFixed(2)} ms at the fast peak, on the same ${cpus().length} cores (machine ${slow.machineBusyPct.toFixed(0)}% busy against ${fast.machineBusyPct.toFixed(0)}%)` : ''));
+      (fast ? `; a refund through the simulator over HTTP took ${(cpuPerRefund(slow) + (x.pspSimCpuMsPerRefund ?? 0)).toFixed(2)} ms of gateway + postgres + simulator CPU against ` +
+        `${cpuPerRefund(fast).toFixed(2)} ms at the fast peak, on the same ${cpus().length} cores (machine ${slow.machineBusyPct.toFixed(0)}% busy against ${fast.machineBusyPct.toFixed(0)}%)` : ''));
   }
   note('scaleout', `${cpus().length} cores run the database, every gateway process, the pooler and the load generator: more processes add no CPU, only more processes to schedule, smaller transaction groups per process and a pooler hop`);
   note('rss_pglite', 'PGlite\'s WASM heap (its shared buffers and catalog caches) lives in the gateway process');
@@ -1099,7 +1096,7 @@ async function main() {
     date: new Date().toISOString(),
     durationSeconds: seconds,
     environment: env,
-    settings: { quick, bareSchema: BARE_SCHEMA, warmupMs: WARMUP_MS, durationMs: DURATION_MS, gatewayPoolSize: poolSize ?? `default (${defaultDbPoolSize()})`, floorPoolSize: FLOOR_POOL, cpuProfile: args['cpu-prof'] ? profDir : null, gatewayNodeArgs: [`--max-old-space-size=${NODE_HEAP_MB}`, ...nodeArgs] },
+    settings: { quick, bareSchema: BARE_SCHEMA, warmupMs: WARMUP_MS, durationMs: DURATION_MS, gatewayPoolSize: poolSize ?? `default (${defaultDbPoolSize()})`, floorPoolSize: FLOOR_POOL, cpuProfile: args['cpu-prof'] ? profDir : null, gatewayNodeArgs: [NODE_HEAP_ARG, ...nodeArgs] },
     statementsPerRefund: statementProfile,
     goals: g,
     growth,

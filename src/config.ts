@@ -285,7 +285,6 @@ function trustProxy(raw: string | undefined): boolean | number | string[] | unde
   return v.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-/** 4 connections per CPU core, between 4 and 20. */
 /**
  * The V8 old-space cap, in MB, that the deployment files give node (`--max-old-space-size`: the
  * `npm start` script, the Dockerfile's and the systemd unit's `NODE_OPTIONS`), and that the bench
@@ -294,6 +293,9 @@ function trustProxy(raw: string | undefined): boolean | number | string[] | unde
  * ~300 MB in the bench against 130–170 MB with this cap, at no measurable CPU cost); the live
  * data stays under ~200 MB at the bench's heaviest loads. docs/operations.md, "Memory".
  */
-export const NODE_HEAP_MB = 384;
+const NODE_HEAP_MB = 384;
+/** The node flag that sets it. */
+export const NODE_HEAP_ARG = `--max-old-space-size=${NODE_HEAP_MB}`;
 
+/** 4 connections per CPU core, between 4 and 20. */
 export const defaultDbPoolSize = (): number => Math.min(20, Math.max(4, 4 * availableParallelism()));

@@ -4,15 +4,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_HEAP_MB } from '../../src/config.js';
+import { NODE_HEAP_ARG } from '../../src/config.js';
 import { contractAt } from './contract.js';
 import { ADMIN_KEY, ENCRYPTION_KEY } from './harness.js';
 
 /** dist/src/main.js, resolved from this compiled file (dist/test/helpers). */
 export const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/main.js');
 
-/** Node's flags as the deployment files give them (the V8 heap cap: `NODE_HEAP_MB`). */
-const NODE_ARGS = [`--max-old-space-size=${NODE_HEAP_MB}`];
+/** Node's flags as the deployment files give them (the V8 heap cap). */
+const NODE_ARGS = [NODE_HEAP_ARG];
 
 export interface Proc {
   proc: ChildProcess;

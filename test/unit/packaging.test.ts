@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { loadConfig, NODE_HEAP_MB } from '../../src/config.js';
+import { loadConfig, NODE_HEAP_ARG } from '../../src/config.js';
 
 const run = promisify(execFile);
 /** The repository, from dist/test/unit. */
@@ -34,7 +34,7 @@ test('.env.example names every setting the configuration reads, and nothing else
 });
 
 test('every way to run the gateway caps the V8 heap at the same size', () => {
-  const cap = `--max-old-space-size=${NODE_HEAP_MB}`;
+  const cap = NODE_HEAP_ARG;
   const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
   assert.equal(pkg.scripts.start, `node ${cap} dist/src/main.js serve`);
   assert.match(read('Dockerfile'), new RegExp(`^\\s*NODE_OPTIONS=${cap} \\\\$`, 'm'));
