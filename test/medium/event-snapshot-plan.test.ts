@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import type { Queryable, QueryResult } from '../../src/db/db.js';
 import { paymentsRepository } from '../../src/modules/payments/payments.repository.js';
 import { EVENT_TRANSACTIONS_LIMIT } from '../../src/modules/payments/payments.service.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
-import { scans, type PlanNode } from '../helpers/plans.js';
+import { planOf, prepare, scans, statementOf } from '../helpers/plans.js';
 
 describe('event snapshot on PostgreSQL', () => {
   let h: Harness | undefined;
@@ -35,30 +34,18 @@ describe('event snapshot on PostgreSQL', () => {
       assert.equal((await h.call('POST', `/v1/payments/${p.id}/refunds`, { key: h.merchant.testKey, body: { amount: 10 } })).status, 201);
     }
 
-    // the statement exactly as the gateway sends it
-    let sent: { sql: string; params: readonly unknown[] } | undefined;
-    const capture: Queryable = {
-      async query<T>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
-        sent = { sql, params };
-        return { rows: [], rowCount: 0 };
-      },
-    };
-    await paymentsRepository.transactions(capture, [p.id], EVENT_TRANSACTIONS_LIMIT);
-    assert.ok(sent);
-
+    const stmt = await statementOf((db) => paymentsRepository.transactions(db, [p.id], EVENT_TRANSACTIONS_LIMIT));
     const c = new pg.Client({ connectionString: h.dbUrl });
     await c.connect();
     try {
-      await c.query('SET plan_cache_mode = force_generic_plan');
-      await c.query(`PREPARE snapshot AS ${sent.sql}`);
-      const args = sent.params.map((v) => (typeof v === 'number' ? String(v) : `'${String(v).replace(/'/g, "''")}'`)).join(', ');
-      const explained = await c.query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE snapshot(${args})`);
-      const refundScans = scans(explained.rows[0]['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'refunds');
+      const execute = await prepare(c, 'snapshot', stmt, 'force_generic_plan');
+      const plan = await planOf(c, execute, { analyze: true });
+      const refundScans = scans(plan).filter((n) => n['Relation Name'] === 'refunds');
       assert.equal(refundScans.length, 1);
       const read = refundScans[0]['Actual Rows'];
       assert.ok(read !== undefined && read <= EVENT_TRANSACTIONS_LIMIT,
         `the refunds scan read ${read} of the payment's ${refunds} refunds`);
-      const rows = await c.query<{ refund_id: string | null }>(`EXECUTE snapshot(${args})`);
+      const rows = await c.query<{ refund_id: string | null }>(execute);
       assert.equal(rows.rowCount, EVENT_TRANSACTIONS_LIMIT);
       const newest = await c.query<{ id: string }>('SELECT id FROM refunds WHERE payment_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1', [p.id]);
       assert.equal(rows.rows.at(-1)!.refund_id, newest.rows[0].id, 'the newest refund is the last entry');

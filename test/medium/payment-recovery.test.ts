@@ -9,13 +9,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import type { Queryable, QueryResult } from '../../src/db/db.js';
 import { paymentsRepository } from '../../src/modules/payments/payments.repository.js';
 import { SandboxPsp } from '../../src/psp-sim/psp-model.js';
 import { controlledSandbox } from '../helpers/controlled-sandbox.js';
 import { postgresOrSkip } from '../helpers/databases.js';
 import { createHarness, pay, type Harness } from '../helpers/harness.js';
-import { scans, type PlanNode } from '../helpers/plans.js';
+import { planOf, prepare, scans, statementOf } from '../helpers/plans.js';
 
 const processingSince = async (h: Harness, id: string) =>
   (await h.db.query<{ processing_since: Date | null; status: string }>('SELECT processing_since, status FROM payments WHERE id = $1', [id])).rows[0];
@@ -97,29 +96,17 @@ describe('payments_processing on PostgreSQL', () => {
          FROM payments, generate_series(1, 20000) AS i WHERE id = $1`, [p.id]);
     await h.db.query('ANALYZE payments');
 
-    let sent: { sql: string; params: readonly unknown[] } | undefined;
-    const capture: Queryable = {
-      async query<T>(sql: string, params: readonly unknown[] = []): Promise<QueryResult<T>> {
-        sent = { sql, params };
-        return { rows: [], rowCount: 0 };
-      },
-    };
-    await paymentsRepository.staleProcessing(capture, 0, 20);
-    const stmt: { sql: string; params: readonly unknown[] } = sent!;
-    assert.ok(stmt);
+    const stmt = await statementOf((db) => paymentsRepository.staleProcessing(db, 0, 20));
     const c = new pg.Client({ connectionString: h.dbUrl });
     await c.connect();
     try {
-      for (const mode of ['force_custom_plan', 'force_generic_plan']) {
-        await c.query(`SET plan_cache_mode = ${mode}`);
-        await c.query('DEALLOCATE ALL');
-        await c.query(`PREPARE stale AS ${stmt.sql}`);
-        const explained: { rows: { 'QUERY PLAN': [{ Plan: PlanNode }] }[] } = await c.query(`EXPLAIN (FORMAT JSON) EXECUTE stale(${stmt.params.join(', ')})`);
-        const onPayments: PlanNode[] = scans(explained.rows[0]['QUERY PLAN'][0].Plan).filter((n) => n['Relation Name'] === 'payments');
+      for (const mode of ['force_custom_plan', 'force_generic_plan'] as const) {
+        const plan = await planOf(c, await prepare(c, 'stale', stmt, mode));
+        const onPayments = scans(plan).filter((n) => n['Relation Name'] === 'payments');
         assert.ok(onPayments.length > 0);
         for (const n of onPayments) {
-          assert.notEqual(n['Node Type'], 'Seq Scan', `${mode}: ${JSON.stringify(explained.rows[0])}`);
-          assert.equal(n['Index Name'], 'payments_processing', `${mode}: ${JSON.stringify(explained.rows[0])}`);
+          assert.notEqual(n['Node Type'], 'Seq Scan', `${mode}: ${JSON.stringify(plan)}`);
+          assert.equal(n['Index Name'], 'payments_processing', `${mode}: ${JSON.stringify(plan)}`);
         }
       }
     } finally {
